@@ -1,0 +1,1 @@
+"""The BPF side of lockdownctl: the enforcer and the probes it needs."""

@@ -1,0 +1,239 @@
+"""Read ``enum lockdown_reason`` from a kernel BTF blob.
+
+The kernel inserts new reasons in the middle of the enum (for example
+LOCKDOWN_XEN_USER_ACTIONS before LOCKDOWN_INTEGRITY_MAX), so numeric values
+and levels are only trustworthy when read from the kernel that runs. BTF is
+the kernel's own type description: ``/sys/kernel/btf/vmlinux`` (needs
+CONFIG_DEBUG_INFO_BTF, Linux kernel commit 341dfcf8d78e ("btf: expose BTF
+info through sysfs") (in v5.5)).
+
+Format: include/uapi/linux/btf.h. Only the pieces needed to walk the type
+section and decode enums are implemented here.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import InputError
+
+BTF_MAGIC = 0xEB9F
+VMLINUX_BTF = "sys/kernel/btf/vmlinux"
+ENUM_NAME = "lockdown_reason"
+
+# BTF_KIND_* values and the size of the data that follows each btf_type
+# (a function of vlen for kinds that carry members).
+_KIND_ENUM = 6
+_KIND_FUNC = 12
+_KIND_ENUM64 = 19
+
+
+def _extra(kind: int, vlen: int) -> int:
+    if kind in (1,):  # INT: one u32 of encoding
+        return 4
+    if kind == 3:  # ARRAY: struct btf_array
+        return 12
+    if kind in (4, 5):  # STRUCT, UNION: btf_member
+        return 12 * vlen
+    if kind == _KIND_ENUM:  # btf_enum
+        return 8 * vlen
+    if kind == 13:  # FUNC_PROTO: btf_param
+        return 8 * vlen
+    if kind == 14:  # VAR: btf_var
+        return 4
+    if kind == 15:  # DATASEC: btf_var_secinfo
+        return 12 * vlen
+    if kind == 17:  # DECL_TAG: btf_decl_tag
+        return 4
+    if kind == _KIND_ENUM64:  # btf_enum64
+        return 12 * vlen
+    if kind in (2, 7, 8, 9, 10, 11, 12, 16, 18):  # PTR FWD TYPEDEF VOLATILE CONST RESTRICT FUNC FLOAT TYPE_TAG
+        return 0
+    raise ValueError(f"unknown BTF kind {kind}")
+
+
+@dataclass(frozen=True)
+class LockdownEnum:
+    """``enum lockdown_reason`` as one kernel defines it."""
+
+    source: str
+    members: list[tuple[str, int]] = field(default_factory=list)
+
+    def value(self, name: str) -> int | None:
+        for member, value in self.members:
+            if member == name:
+                return value
+        return None
+
+    @property
+    def integrity_max(self) -> int:
+        value = self.value("LOCKDOWN_INTEGRITY_MAX")
+        if value is None:
+            raise InputError(f"{self.source}: enum lockdown_reason has no LOCKDOWN_INTEGRITY_MAX")
+        return value
+
+    @property
+    def confidentiality_max(self) -> int:
+        value = self.value("LOCKDOWN_CONFIDENTIALITY_MAX")
+        if value is None:
+            raise InputError(f"{self.source}: enum lockdown_reason has no LOCKDOWN_CONFIDENTIALITY_MAX")
+        return value
+
+    def level_of(self, value: int) -> str | None:
+        """The level at which a reason value is denied on this kernel.
+
+        security/lockdown/lockdown.c lockdown_is_locked_down() denies when
+        ``kernel_locked_down >= what``, so a reason below INTEGRITY_MAX is
+        denied from integrity on, one below CONFIDENTIALITY_MAX only at
+        confidentiality.
+        """
+        if 0 < value < self.integrity_max:
+            return "integrity"
+        if self.integrity_max < value < self.confidentiality_max:
+            return "confidentiality"
+        return None
+
+    def reasons(self) -> list[tuple[str, int]]:
+        """Real reasons: members other than NONE and the *_MAX markers."""
+        return [(n, v) for n, v in self.members if self.level_of(v) is not None]
+
+
+class _Blob:
+    """A parsed BTF header with helpers over the type and string sections."""
+
+    def __init__(self, data: bytes, source: str) -> None:
+        self.source = source
+        if len(data) < 24:
+            raise InputError(f"{source}: not BTF: {len(data)} bytes, shorter than a BTF header")
+        magic, version, _flags, hdr_len = struct.unpack_from("<HBBI", data, 0)
+        if magic != BTF_MAGIC:
+            raise InputError(f"{source}: not BTF: bad magic 0x{magic:04x} (expected 0x{BTF_MAGIC:04x})")
+        if version != 1:
+            raise InputError(f"{source}: unsupported BTF version {version}")
+        type_off, type_len, str_off, str_len = struct.unpack_from("<IIII", data, 8)
+        self.types = hdr_len + type_off
+        self.types_end = self.types + type_len
+        self.strs = hdr_len + str_off
+        self.strs_end = self.strs + str_len
+        if self.types_end > len(data) or self.strs_end > len(data) or hdr_len < 24:
+            raise InputError(f"{source}: truncated BTF: sections end past the file ({len(data)} bytes)")
+        self.data = data
+
+    def name(self, off: int) -> str:
+        start = self.strs + off
+        end = self.data.find(b"\0", start, self.strs_end)
+        if start >= self.strs_end or end < 0:
+            raise InputError(f"{self.source}: corrupt BTF: string offset {off} out of range")
+        return self.data[start:end].decode("utf-8", "replace")
+
+    def name_offset(self, name: str) -> int | None:
+        """Offset of ``name`` in the string section, without walking it."""
+        needle = b"\0" + name.encode() + b"\0"
+        pos = self.data.find(needle, self.strs, self.strs_end)
+        return None if pos < 0 else pos + 1 - self.strs
+
+    def walk(self) -> list[tuple[int, int, int, int]]:
+        """Every type as (type id, offset, kind, vlen); ids start at 1."""
+        out = []
+        data, off, end, type_id = self.data, self.types, self.types_end, 1
+        unpack = struct.unpack_from
+        try:
+            while off < end:
+                info = unpack("<I", data, off + 4)[0]
+                kind = (info >> 24) & 0x1F
+                vlen = info & 0xFFFF
+                out.append((type_id, off, kind, vlen))
+                off += 12 + _extra(kind, vlen)
+                type_id += 1
+        except (struct.error, ValueError) as exc:
+            raise InputError(f"{self.source}: corrupt BTF type section at type {type_id}: {exc}") from None
+        if off != end:
+            raise InputError(f"{self.source}: corrupt BTF: type section overruns its length")
+        return out
+
+    def enum_members(self, off: int, kind: int, vlen: int) -> list[tuple[str, int]]:
+        info = struct.unpack_from("<I", self.data, off + 4)[0]
+        signed = bool(info >> 31)
+        members = []
+        pos = off + 12
+        for _ in range(vlen):
+            if kind == _KIND_ENUM:
+                name_off, raw = struct.unpack_from("<II", self.data, pos)
+                value = raw - (1 << 32) if signed and raw >> 31 else raw
+                pos += 8
+            else:
+                name_off, lo, hi = struct.unpack_from("<III", self.data, pos)
+                value = (hi << 32) | lo
+                pos += 12
+            members.append((self.name(name_off), value))
+        return members
+
+
+def _find_enum_fast(blob: _Blob, name: str) -> list[tuple[str, int]] | None:
+    """Find a named enum by its name offset instead of walking 100k+ types.
+
+    A 4-byte-aligned hit of the name offset followed by an ENUM/ENUM64 info
+    word whose members are all named LOCKDOWN_* is accepted; anything else
+    falls back to the full walk. This keeps ``status`` fast on a 5 MB vmlinux.
+    """
+    name_off = blob.name_offset(name)
+    if name_off is None:
+        return None
+    needle = struct.pack("<I", name_off)
+    pos = blob.types
+    while True:
+        pos = blob.data.find(needle, pos, blob.types_end)
+        if pos < 0:
+            return None
+        if (pos - blob.types) % 4 == 0 and pos + 12 <= blob.types_end:
+            info = struct.unpack_from("<I", blob.data, pos + 4)[0]
+            kind, vlen = (info >> 24) & 0x1F, info & 0xFFFF
+            if kind in (_KIND_ENUM, _KIND_ENUM64) and 0 < vlen < 1024:
+                try:
+                    members = blob.enum_members(pos, kind, vlen)
+                except (struct.error, InputError):
+                    members = []
+                if members and all(m.startswith("LOCKDOWN_") for m, _ in members):
+                    return members
+        pos += 1
+
+
+def parse_lockdown_enum(data: bytes, source: str) -> LockdownEnum | None:
+    """``enum lockdown_reason`` from BTF bytes, or None when the kernel lacks it."""
+    blob = _Blob(data, source)
+    members = _find_enum_fast(blob, ENUM_NAME)
+    if members is None:
+        name_off = blob.name_offset(ENUM_NAME)
+        if name_off is None:
+            return None
+        for _tid, off, kind, vlen in blob.walk():
+            if kind in (_KIND_ENUM, _KIND_ENUM64) and struct.unpack_from("<I", data, off)[0] == name_off:
+                members = blob.enum_members(off, kind, vlen)
+                break
+        else:
+            return None
+    return LockdownEnum(source=source, members=members)
+
+
+def find_func_id(data: bytes, source: str, name: str) -> int | None:
+    """BTF type id of a FUNC, e.g. ``bpf_lsm_locked_down`` for an LSM attach."""
+    blob = _Blob(data, source)
+    name_off = blob.name_offset(name)
+    if name_off is None:
+        return None
+    for type_id, off, kind, _vlen in blob.walk():
+        if kind == _KIND_FUNC and struct.unpack_from("<I", data, off)[0] == name_off:
+            return type_id
+    return None
+
+
+def read_lockdown_enum(path: str | Path = "/" + VMLINUX_BTF) -> LockdownEnum | None:
+    """Read the enum from a BTF file; None when the file does not define it."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read BTF: {exc.strerror}") from None
+    return parse_lockdown_enum(data, str(path))

@@ -1,0 +1,94 @@
+"""``lockdownctl status``: level, why, whether it is enforced, Secure Boot, BPF LSM."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ..errors import EXIT_FINDINGS, EXIT_OK
+from ..output import Result, Style
+from ..reasons import LEVELS, level_rank
+from ..root import Root
+
+HELP = "show the lockdown level, why it is set, and what can enforce more"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--expect", metavar="LEVEL", choices=LEVELS,
+                        help="exit 1 unless the level is at least LEVEL (none, integrity, confidentiality)")
+
+
+def run(args: argparse.Namespace) -> Result:
+    from ..status import read_status
+
+    status = read_status(Root(args.root))
+    data = status.to_dict()
+    code = EXIT_OK
+    if args.expect:
+        met = status.level is not None and level_rank(status.level) >= level_rank(args.expect)
+        data["expect"] = {"level": args.expect, "met": met}
+        code = EXIT_OK if met else EXIT_FINDINGS
+    return Result("status", data, render, code)
+
+
+def _secure_boot_text(sb: dict[str, Any]) -> str:
+    state = sb["state"]
+    return {
+        "not-efi": "not an EFI boot",
+        "enabled": "enabled",
+        "disabled": "disabled",
+        "setup-mode": "off (firmware in Setup Mode)",
+        "validation-disabled": "off (shim validation disabled: MokSBStateRT=1)",
+    }.get(state, "unknown")
+
+
+def _bpf_text(bpf: dict[str, Any], s: Style) -> str:
+    if bpf["usable"]:
+        return s.good("usable") + " (a minimal lsm/locked_down program loaded)"
+    if bpf["listed"] and bpf["trial_load"] == "refused":
+        return s.warn(f"listed, but the kernel refuses LSM programs: {bpf['errno']} at load")
+    if bpf["trial_load"] == "not-tried" and bpf["listed"]:
+        return f"listed; trial load not tried ({bpf['detail']})"
+    return s.warn("not usable")
+
+
+def render(data: dict[str, Any], s: Style) -> str:
+    level = data["level"] or "unknown"
+    source = data["source"]
+    from ..status import SOURCE_TEXT
+
+    why = SOURCE_TEXT.get(source["kind"], source["kind"])
+    if source["kind"] not in ("none", "unknown"):
+        why += f" ({source['detail']})"
+    colour = s.good if level in LEVELS[1:] else s.warn
+    lines = [f"Lockdown:      {colour(s.bold(level))}, {why}"]
+    if data["level_read_from"] == "inferred":
+        lines.append("               (inferred: securityfs could not be read)")
+    for i, ev in enumerate(source["evidence"]):
+        lines.append(f"{'  evidence:' if i == 0 else '':15}{ev['where']}: {ev['text']}")
+    lsm = data["lsm"]
+    if lsm["lockdown_active"] is None:
+        lsm_text = "unknown (LSM list not readable)"
+    elif lsm["lockdown_active"]:
+        lsm_text = s.good("active") + f" (LSMs: {','.join(lsm['active'])})"
+    else:
+        lsm_text = s.bad("NOT active") + f": the level is not enforced (LSMs: {','.join(lsm['active'])})"
+    lines.append(f"Lockdown LSM:  {lsm_text}")
+    if data["can_raise"]:
+        lines.append(f"Can raise:     yes, to {' or '.join(data['raise_to'])} (one way until reboot)")
+    elif data["can_raise"] is False:
+        lines.append("Can raise:     no" + (" (already at the highest level)" if level == "confidentiality" else ""))
+    if data["forced_by_kconfig"]:
+        lines.append(f"Forced:        kernel configuration forces at least {data['forced_by_kconfig']}")
+    lines.append(f"Secure Boot:   {_secure_boot_text(data['secure_boot'])}")
+    bpf = data["bpf_lsm"]
+    lines.append(f"BPF LSM:       {_bpf_text(bpf, s)}")
+    if bpf["fix"]:
+        lines.append(f"               {bpf['fix']}")
+    if "expect" in data:
+        ok = data["expect"]["met"]
+        verdict = s.good("met") if ok else s.bad("NOT met")
+        lines.append(f"Expected:      at least {data['expect']['level']}: {verdict}")
+    for note in data["notes"]:
+        lines.append(s.dim(f"note: {note}"))
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""One reader per kernel interface; each takes a :class:`~lockdownctl.root.Root`."""

@@ -1,0 +1,86 @@
+"""Result envelope, exit codes and text helpers shared by every verb (design.md section 4)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import EXIT_FINDINGS, EXIT_OK, LockdownctlError
+
+ENVELOPE_VERSION = 1
+
+
+@dataclass
+class Result:
+    """What a verb returns: data for JSON, a text renderer, and the exit code."""
+
+    command: str
+    data: Any
+    text: Callable[[Any, Style], str]
+    exit_code: int = EXIT_OK
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        return "ok" if self.exit_code == EXIT_OK else "findings" if self.exit_code == EXIT_FINDINGS else "error"
+
+
+def envelope(command: str, data: Any, exit_code: int, errors: list[dict[str, str]] | None = None,
+             warnings: list[str] | None = None) -> dict[str, Any]:
+    status = "ok" if exit_code == EXIT_OK else "findings" if exit_code == EXIT_FINDINGS else "error"
+    out = {"lockdownctl": ENVELOPE_VERSION, "command": command, "status": status, "exit_code": exit_code,
+           "data": data, "errors": errors or []}
+    if warnings:
+        out["warnings"] = warnings
+    return out
+
+
+def error_envelope(command: str, exc: LockdownctlError) -> dict[str, Any]:
+    return envelope(command, None, exc.exit_code, [{"code": exc.code, "message": exc.message}])
+
+
+def dump_json(obj: Any) -> str:
+    return json.dumps(obj, indent=2, sort_keys=False)
+
+
+class Style:
+    """ANSI colour only on a terminal, and never with NO_COLOR set (no-color.org)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+
+    @classmethod
+    def for_stream(cls, stream: Any = None) -> Style:
+        stream = stream or sys.stdout
+        tty = hasattr(stream, "isatty") and stream.isatty()
+        return cls(tty and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb")
+
+    def _wrap(self, code: str, text: str) -> str:
+        return f"\033[{code}m{text}\033[0m" if self.enabled else text
+
+    def bold(self, text: str) -> str:
+        return self._wrap("1", text)
+
+    def good(self, text: str) -> str:
+        return self._wrap("32", text)
+
+    def warn(self, text: str) -> str:
+        return self._wrap("33", text)
+
+    def bad(self, text: str) -> str:
+        return self._wrap("31", text)
+
+    def dim(self, text: str) -> str:
+        return self._wrap("2", text)
+
+
+def table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(header, widths, strict=True)).rstrip()]
+    for row in rows:
+        lines.append("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    return "\n".join(lines)

@@ -1,0 +1,443 @@
+"""The reason catalogue: the only place in lockdownctl that knows reason strings.
+
+One record per member of the kernel's ``enum lockdown_reason``
+(include/linux/security.h) from v5.4 to mainline, with the string the kernel
+prints for it (``lockdown_reasons[]`` in security/security.c), the level at
+which mainline denies it, what it guards, what typically breaks and what to
+do. ``explain``, ``check``, ``audit``, ``watch`` and the enforcer all read
+reasons from here.
+
+Values and levels differ between kernels: new reasons were inserted in the
+middle of the enum. :func:`catalogue` merges this table with the running
+kernel's BTF (``btf.py``): values and levels come from BTF when present, the
+table is the fallback, and a BTF member the table does not know is reported
+in ``Catalogue.unknown`` instead of being dropped.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from functools import cache
+from pathlib import Path
+
+from .btf import VMLINUX_BTF, LockdownEnum, parse_lockdown_enum
+from .errors import InputError
+
+LEVELS = ("none", "integrity", "confidentiality")
+ENUM_PREFIX = "LOCKDOWN_"
+
+
+def level_rank(level: str) -> int:
+    return LEVELS.index(level)
+
+
+@dataclass(frozen=True)
+class Reason:
+    id: str  # lowercase enum suffix: "dev_mem"
+    log: str  # exact lockdown_reasons[] string: "/dev/mem,kmem,port"
+    level: str  # "integrity" or "confidentiality" (mainline)
+    since: str  # first kernel release with this enum member
+    guards: str  # operations the kernel refuses for this reason
+    breaks: str  # what users typically lose
+    remedy: str  # what to do instead
+    call_sites: str = ""  # kernel functions that ask security_locked_down() for it
+    added_by: str = ""  # kernel commit citation
+    arch: str = ""  # non-empty when the reason only occurs on one platform
+    aliases: tuple[str, ...] = ()  # older enum names of the same reason
+    value: int | None = None  # enum value on the kernel read (None: not on it)
+    on_kernel: bool = False  # the kernel read defines this reason
+
+    @property
+    def enum(self) -> str:
+        return ENUM_PREFIX + self.id.upper()
+
+
+_C = "confidentiality"
+_I = "integrity"
+
+# Order = mainline enum order, so that the fallback values (no BTF) are
+# those of current mainline.
+TABLE: tuple[Reason, ...] = (
+    Reason(
+        "module_signature", "unsigned module loading", _I, "5.4",
+        guards="loading a kernel module without a signature the kernel trusts "
+        "(init_module/finit_module; only with CONFIG_MODULE_SIG), and forced loads "
+        "(modprobe --force) whose version info the signature covered",
+        breaks="DKMS/akmods and other out-of-tree modules: NVIDIA, VirtualBox, ZFS, "
+        "v4l2loopback, acpi_call, LiME, SystemTap; a boot-critical unsigned module makes "
+        "the machine unbootable",
+        remedy="sign the modules with a key the kernel trusts (MOK with shim and Secure "
+        "Boot, or a key built into the kernel); loaded modules tainted E will be refused",
+        call_sites="kernel/module/signing.c module_sig_check()",
+    ),
+    Reason(
+        "dev_mem", "/dev/mem,kmem,port", _I, "5.4",
+        guards="open of /dev/mem, /dev/kmem and /dev/port",
+        breaks="flashrom (internal programmer), coreboot cbmem, dmidecode --no-sysfs, "
+        "libsmbios, sensors-detect Super-I/O probing, devmem2, memory dumpers",
+        remedy="use the sysfs interfaces (/sys/firmware/dmi/tables, /sys/firmware/memmap) "
+        "or a kernel driver; flash firmware with fwupd or an external programmer",
+        call_sites="drivers/char/mem.c open_port()",
+        added_by='Linux kernel commit 9b9d8dda1ed7 ("lockdown: Restrict /dev/{mem,kmem,port} when the kernel is locked down") (in v5.4)',
+    ),
+    Reason(
+        "efi_test", "/dev/efi_test access", _I, "5.4",
+        guards="the efi_test driver (/dev/efi_test) that calls UEFI runtime services",
+        breaks="FWTS UEFI runtime-service tests",
+        remedy="run firmware tests on a machine booted without lockdown",
+        call_sites="drivers/firmware/efi/test/efi_test.c efi_test_open()",
+        added_by='Linux kernel commit 359efcc2c910 ("efi/efi_test: Lock down /dev/efi_test and require CAP_SYS_ADMIN") (in v5.4)',
+    ),
+    Reason(
+        "kexec", "kexec of unsigned images", _I, "5.4",
+        guards="kexec_load() always; kexec_file_load() when the image signature does not "
+        "verify and IMA does not vouch for it",
+        breaks="kexec reboots and kdump with unsigned kernels or the old kexec_load syscall",
+        remedy="use kexec_file_load (kexec -s) with a kernel signed by a trusted key",
+        call_sites="kernel/kexec.c kexec_load_check(); kernel/kexec_file.c kimage_validate_signature()",
+    ),
+    Reason(
+        "hibernation", "hibernation", _I, "5.4",
+        guards="hibernation (suspend to disk) and resume from a hibernation image "
+        "(hibernation_available())",
+        breaks="systemctl hibernate, hybrid-sleep, suspend-then-hibernate; a pending "
+        "hibernation image is discarded at the next boot",
+        remedy="use suspend to RAM; resume any pending image before enabling lockdown",
+        call_sites="kernel/power/hibernate.c hibernation_available()",
+    ),
+    Reason(
+        "pci_access", "direct PCI access", _I, "5.4",
+        guards="writes to PCI config space through sysfs and /proc/bus/pci, mmap of sysfs "
+        "resourceN files, pciconfig_write, CXL raw mailbox commands",
+        breaks="setpci writes, RyzenAdj, DPDK/SPDK on uio_pci_generic or igb_uio, tools "
+        "that mmap BARs (intel_reg, radeontool)",
+        remedy="use VFIO (vfio-pci) for user-space drivers; drop setpci tweaks",
+        call_sites="drivers/pci/pci-sysfs.c pci_write_config(), pci_mmap_resource(); drivers/pci/proc.c; drivers/pci/syscall.c",
+        added_by='Linux kernel commit eb627e17727e ("PCI: Lock down BAR access when the kernel is locked down") (in v5.4)',
+    ),
+    Reason(
+        "ioport", "raw io port access", _I, "5.4",
+        guards="ioperm() and iopl()",
+        breaks="root Xorg with legacy drivers, LinuxCNC parallel port, ectool, "
+        "hwclock --directisa, pciutils' direct I/O backend",
+        remedy="use the kernel driver for the device (parport, rtc, ec interfaces)",
+        call_sites="arch/x86/kernel/ioport.c ksys_ioperm(), sys_iopl()",
+    ),
+    Reason(
+        "msr", "raw MSR access", _I, "5.4",
+        guards="writes and the WRMSR ioctl on /dev/cpu/*/msr (reads stay allowed)",
+        breaks="undervolting and power-limit tools: intel-undervolt, undervolt, throttled, "
+        "amdctl, zenstates, wrmsr, Intel PCM",
+        remedy="use the kernel's interfaces (intel_rapl powercap, cpufreq) or an "
+        "enforcer exception for that one executable",
+        call_sites="arch/x86/kernel/msr.c msr_write(), msr_ioctl()",
+    ),
+    Reason(
+        "acpi_tables", "modifying ACPI tables", _I, "5.4",
+        guards="ACPI table upgrade from the initrd, configfs table loading, custom_method, "
+        "acpi_rsdp= and efivar_ssdt=",
+        breaks="DSDT/SSDT overrides used to fix sleep, sensors or fans",
+        remedy="ask the vendor for a firmware fix, or carry the fix as a kernel patch or quirk",
+        call_sites="drivers/acpi/tables.c acpi_table_upgrade(); drivers/acpi/osl.c acpi_os_get_root_pointer(); drivers/acpi/custom_method.c cm_write(); drivers/acpi/acpi_configfs.c",
+    ),
+    Reason(
+        "device_tree", "modifying device tree contents", _I, "6.1",
+        guards="changes to the live device tree (overlays through configfs/OF)",
+        breaks="runtime device tree overlays on embedded boards",
+        remedy="apply overlays in the boot loader",
+        arch="device tree platforms",
+        call_sites="arch/powerpc/platforms/pseries/reconfig.c ofdt_write()",
+        added_by='Linux kernel commit 99df7a2810b6 ("powerpc/pseries: block untrusted device tree changes when locked down") (in v6.1)',
+    ),
+    Reason(
+        "pcmcia_cis", "direct PCMCIA CIS storage", _I, "5.4",
+        guards="overriding a PCMCIA card's CIS through sysfs",
+        breaks="CIS override files for broken PCMCIA cards",
+        remedy="load the CIS fix as firmware through the driver",
+        call_sites="drivers/pcmcia/cistpl.c pccard_store_cis()",
+    ),
+    Reason(
+        "tiocsserial", "reconfiguration of serial port IO", _I, "5.4",
+        guards="TIOCSSERIAL (uart_set_info()) when it changes the I/O port or IRQ",
+        breaks="setserial for ISA and multi-port serial cards",
+        remedy="set port and IRQ with kernel parameters or the driver's configuration",
+        call_sites="drivers/tty/serial/serial_core.c uart_set_info()",
+    ),
+    Reason(
+        "module_parameters", "unsafe module parameters", _I, "5.4",
+        guards="module parameters declared with module_param_hw* (io, irq, dma, iomem)",
+        breaks="drivers configured with hardware addresses: ipmi_si ports=, parport_pc io=, "
+        "ISA sound and network cards",
+        remedy="let the driver probe the hardware (ACPI, PnP) instead of passing addresses",
+        call_sites="kernel/params.c param_check_unsafe()",
+    ),
+    Reason(
+        "mmiotrace", "unsafe mmio", _I, "5.4",
+        guards="the testmmiotrace module",
+        breaks="MMIO tracing tests",
+        remedy="trace MMIO on a machine booted without lockdown",
+        call_sites="arch/x86/mm/testmmiotrace.c init()",
+    ),
+    Reason(
+        "debugfs", "debugfs access", _I, "5.4",
+        guards="open of any debugfs file that is writable, has a write bit in its mode or "
+        "offers ioctl/mmap; chmod and chown of debugfs files",
+        breaks="scheduler tunables under /sys/kernel/debug/sched, ec_sys EC access (isw, "
+        "nbfc), dynamic debug through debugfs, blktrace, GPU register dumps",
+        remedy="use /proc/dynamic_debug/control and dyndbg= for dynamic debug; an enforcer "
+        "exception for the one tool that needs debugfs",
+        call_sites="fs/debugfs/file.c debugfs_locked_down(); fs/debugfs/inode.c debugfs_setattr()",
+        added_by='Linux kernel commit 5496197f9b08 ("debugfs: Restrict debugfs when the kernel is locked down") (in v5.4)',
+    ),
+    Reason(
+        "xmon_wr", "xmon write access", _I, "5.7",
+        guards="writes to memory from the powerpc xmon debugger",
+        breaks="xmon memory-write commands",
+        remedy="debug on a machine booted without lockdown",
+        arch="powerpc",
+        call_sites="arch/powerpc/xmon/xmon.c xmon_is_locked_down()",
+        added_by='Linux kernel commit 69393cb03ccd ("powerpc/xmon: Restrict when kernel is locked down") (in v5.7)',
+    ),
+    Reason(
+        "bpf_write_user", "use of bpf to write user RAM", _I, "5.14",
+        guards="the BPF helper bpf_probe_write_user",
+        breaks="OpenTelemetry Go auto-instrumentation context propagation, BPF tools "
+        "that patch user memory",
+        remedy="use a mechanism that does not write another process's memory from BPF",
+        call_sites="kernel/trace/bpf_trace.c bpf_get_probe_write_proto()",
+        added_by='Linux kernel commit 51e1bb9eeaf7 ("bpf: Add lockdown check for probe_write_user helper") (in v5.14)',
+    ),
+    Reason(
+        "dbg_write_kernel", "use of kgdb/kdb to write kernel RAM", _I, "5.19",
+        guards="kgdb/kdb commands that write kernel memory or registers",
+        breaks="kernel debugging with kgdb/kdb memory writes",
+        remedy="debug on a machine booted without lockdown",
+        call_sites="kernel/debug/debug_core.c kgdb_cpu_enter(); kernel/debug/kdb/kdb_main.c kdb_check_for_lockdown()",
+        added_by='Linux kernel commit eadb2f47a3ce ("lockdown: also lock down previous kgdb use") (in v5.19)',
+    ),
+    Reason(
+        "rtas_error_injection", "RTAS error injection", _I, "6.1",
+        guards="RTAS error injection calls through sys_rtas",
+        breaks="powerpc error-injection testing",
+        remedy="test error injection on a machine booted without lockdown",
+        arch="powerpc",
+        call_sites="arch/powerpc/kernel/rtas.c (sys_rtas error-injection tokens)",
+        added_by='Linux kernel commit b8f3e48834fe ("powerpc/rtas: block error injection when locked down") (in v6.1)',
+    ),
+    Reason(
+        "xen_user_actions", "Xen guest user action", _I, "7.0",
+        guards="the privcmd.unrestricted boot parameter, which would let user space in an "
+        "unprivileged Xen domU use /dev/xen/privcmd beyond the device model's target domain",
+        breaks="privcmd.unrestricted is ignored (the kernel logs 'Kernel is locked down, parameter "
+        "\"unrestricted\" ignored'): Xen device models in a domU stay restricted",
+        remedy="run the device model in a domain allowed to act on the target, or below integrity",
+        arch="xen",
+        call_sites="drivers/xen/privcmd.c restrict_driver()",
+        added_by='Linux kernel commit 1613462be621 ("xen/privcmd: add boot control for restricted usage in domU") (in v7.0, backported to the stable series)',
+    ),
+    Reason(
+        "kcore", "/proc/kcore access", _C, "5.4",
+        guards="open of /proc/kcore",
+        breaks="crash and drgn on the live kernel, gdb on /proc/kcore, AVML, perf --kcore",
+        remedy="debug live kernels on a machine below confidentiality, or take a kdump",
+        call_sites="fs/proc/kcore.c open_kcore()",
+    ),
+    Reason(
+        "kprobes", "use of kprobes", _C, "5.4",
+        guards="registering trace kprobes, kretprobes and fprobes (tracefs kprobe_events, "
+        "perf kprobe PMU, BPF kprobe attach through perf)",
+        breaks="bcc and bpftrace kprobe tools, perf probe, perf-tools kprobe",
+        remedy="use tracepoints or BPF fentry/fexit programs, or an enforcer exception",
+        call_sites="kernel/trace/trace_kprobe.c __register_trace_kprobe()",
+    ),
+    Reason(
+        "bpf_read_kernel", "use of bpf to read kernel RAM", _C, "5.4",
+        guards="BPF helpers bpf_probe_read_kernel(_str) and the legacy bpf_probe_read(_str)",
+        breaks="most BPF tracing and security agents: bcc, bpftrace, Falco, Tetragon, Tracee",
+        remedy="use BTF-typed direct loads (fentry, tp_btf) or keep such hosts at integrity",
+        aliases=("LOCKDOWN_BPF_READ",),
+        call_sites="kernel/trace/bpf_trace.c bpf_tracing_func_proto(); kernel/bpf/helpers.c bpf_base_func_proto()",
+        added_by='Linux kernel commit 9d1f8be5cf42 ("bpf: Restrict bpf when kernel lockdown is in confidentiality mode") (in v5.4); renamed from LOCKDOWN_BPF_READ by 71330842ff93 ("bpf: Add _kernel suffix to internal lockdown_bpf_read") (in v5.14)',
+    ),
+    Reason(
+        "dbg_read_kernel", "use of kgdb/kdb to read kernel RAM", _C, "5.19",
+        guards="kgdb/kdb commands that read kernel memory",
+        breaks="kernel debugging with kgdb/kdb",
+        remedy="debug on a machine below confidentiality",
+        call_sites="kernel/debug/kdb/kdb_main.c kdb_check_for_lockdown()",
+        added_by='Linux kernel commit eadb2f47a3ce ("lockdown: also lock down previous kgdb use") (in v5.19)',
+    ),
+    Reason(
+        "perf", "unsafe use of perf", _C, "5.4",
+        guards="perf_event_open with PERF_SAMPLE_REGS_INTR",
+        breaks="perf record --intr-regs",
+        remedy="sample without interrupt registers",
+        call_sites="kernel/events/core.c perf_event_open() (PERF_SAMPLE_REGS_INTR)",
+        added_by='Linux kernel commit b0c8fdc7fdb7 ("lockdown: Lock down perf when in confidentiality mode") (in v5.4)',
+    ),
+    Reason(
+        "tracefs", "use of tracefs", _C, "5.4",
+        guards="tracefs file creation and opens",
+        breaks="trace-cmd, perf trace, bpftrace/bcc tracepoint formats, powertop, rtla, "
+        "rasdaemon",
+        remedy="keep tracing hosts at integrity, or an enforcer exception for the agent",
+        call_sites="fs/tracefs/inode.c tracefs_create_file(); kernel/trace/trace.c tracing_check_open_get_tr()",
+        added_by='Linux kernel commit ccbd54ff54e8 ("tracefs: Restrict tracefs when the kernel is locked down") (in v5.4)',
+    ),
+    Reason(
+        "xmon_rw", "xmon read and write access", _C, "5.7",
+        guards="the powerpc xmon debugger",
+        breaks="xmon",
+        remedy="debug on a machine below confidentiality",
+        arch="powerpc",
+        call_sites="arch/powerpc/xmon/xmon.c xmon_is_locked_down()",
+        added_by='Linux kernel commit 69393cb03ccd ("powerpc/xmon: Restrict when kernel is locked down") (in v5.7)',
+    ),
+    Reason(
+        "xfrm_secret", "xfrm SA secret", _C, "5.11",
+        guards="IPsec SA keys in xfrm netlink dumps (redacted, no error)",
+        breaks="scripts that read ESP keys from ip xfrm state, e.g. for Wireshark decryption",
+        remedy="export keys from the IKE daemon instead",
+        call_sites="net/xfrm/xfrm_user.c xfrm_redact()",
+        added_by='Linux kernel commit c7a5899eb26e ("xfrm: redact SA secret with lockdown confidentiality") (in v5.11)',
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """The table merged with one kernel's view of the enum."""
+
+    reasons: tuple[Reason, ...]
+    kernel: LockdownEnum | None  # None: no BTF, values are mainline's
+    unknown: tuple[tuple[str, int, str], ...] = ()  # (enum name, value, level) BTF has, table lacks
+
+    @property
+    def from_btf(self) -> bool:
+        return self.kernel is not None
+
+    def get(self, key: str) -> Reason:
+        """A reason by id, enum name or value-free spelling; InputError otherwise."""
+        reason = self.find(key)
+        if reason is None:
+            choices = ", ".join(r.id for r in self.reasons)
+            raise InputError(f"unknown lockdown reason {key!r} (valid: {choices})")
+        return reason
+
+    def find(self, key: str) -> Reason | None:
+        norm = key.strip().lower()
+        norm = norm.removeprefix(ENUM_PREFIX.lower())
+        for reason in self.reasons:
+            if reason.id == norm or ENUM_PREFIX + norm.upper() in reason.aliases:
+                return reason
+        return None
+
+    def by_log(self, text: str) -> Reason | None:
+        """The reason whose kernel string is ``text`` (case-insensitive)."""
+        return _by_log().get(text.strip().lower())
+
+    def by_value(self, value: int) -> Reason | None:
+        for reason in self.reasons:
+            if reason.value == value:
+                return reason
+        return None
+
+    def at_level(self, level: str) -> tuple[Reason, ...]:
+        """Reasons the kernel denies at ``level`` (on this kernel)."""
+        rank = level_rank(level)
+        return tuple(r for r in self.reasons if r.on_kernel and level_rank(r.level) <= rank)
+
+
+# `Lockdown: <comm>: <what> is restricted; see man kernel_lockdown.7`
+# (security/lockdown/lockdown.c lockdown_is_locked_down()).
+DENIAL_RE = re.compile(r"Lockdown(?: early)?: (?:(?P<comm>.*?): )?(?P<what>.+?) is restricted")
+
+
+@cache
+def _by_log() -> dict[str, Reason]:
+    return {r.log.lower(): r for r in TABLE}
+
+
+def reason_from_line(line: str) -> Reason | None:
+    """Map a pasted kernel log line (or a bare reason string) to a table reason."""
+    match = DENIAL_RE.search(line)
+    what = match.group("what") if match else line
+    reason = _by_log().get(what.strip().lower())
+    if reason is None and match and match.group("comm"):
+        # The comm itself may contain ": "; retry with everything after "Lockdown: ".
+        tail = line[match.start("comm") : match.end("what")]
+        for log, candidate in _by_log().items():
+            if tail.lower().endswith(": " + log):
+                return candidate
+    return reason
+
+
+def _version(text: str) -> tuple[int, int] | None:
+    match = re.match(r"(\d+)\.(\d+)", text)
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def release_layout(release: str | None) -> LockdownEnum:
+    """The enum as the ``.0`` release of ``release`` defines it (mainline if None).
+
+    Only a fallback for kernels without BTF: stable series backport new
+    reasons (XEN_USER_ACTIONS reached every LTS), which moves the values.
+    """
+    version = _version(release) if release else None
+    members: list[tuple[str, int]] = [("LOCKDOWN_NONE", 0)]
+    for level, marker in ((_I, "LOCKDOWN_INTEGRITY_MAX"), (_C, "LOCKDOWN_CONFIDENTIALITY_MAX")):
+        for reason in TABLE:
+            if reason.level != level or (version is not None and _version(reason.since) > version):  # type: ignore[operator]
+                continue
+            name = reason.enum
+            if version is not None and version < (5, 14) and reason.aliases:
+                name = reason.aliases[0]  # renamed in v5.14
+            members.append((name, len(members)))
+        members.append((marker, len(members)))
+    return LockdownEnum(source=f"built-in table for Linux {release or 'mainline'}", members=members)
+
+
+def merge(kernel: LockdownEnum | None, release: str | None = None) -> Catalogue:
+    """Merge the built-in table with a kernel's enum.
+
+    Without BTF (``kernel`` None) the values are those of the table's layout
+    for ``release`` and nothing is marked as known to be on the kernel.
+    """
+    if kernel is None:
+        layout = merge(release_layout(release))
+        return Catalogue(reasons=tuple(replace(r, on_kernel=False) for r in layout.reasons), kernel=None)
+    known = {name: r for r in TABLE for name in (r.enum, *r.aliases)}
+    out: list[Reason] = []
+    unknown: list[tuple[str, int, str]] = []
+    seen = set()
+    for name, value in kernel.reasons():
+        level = kernel.level_of(value) or ""
+        known_reason = known.get(name)
+        if known_reason is None:
+            unknown.append((name, value, level))
+            continue
+        reason = known_reason
+        seen.add(reason.enum)
+        out.append(replace(reason, value=value, level=level, on_kernel=True))
+    out.extend(replace(r, value=None, on_kernel=False) for r in TABLE if r.enum not in seen)
+    return Catalogue(reasons=tuple(out), kernel=kernel, unknown=tuple(unknown))
+
+
+def catalogue(btf_path: str | Path | None = None, root: Path | str = "/") -> Catalogue:
+    """The catalogue for the kernel whose BTF is at ``btf_path`` (default: running).
+
+    A missing BTF file is not an error (older or BTF-less kernels): the table's
+    mainline values are used and ``from_btf`` is False. A malformed one is.
+    """
+    path = Path(btf_path) if btf_path is not None else Path(root) / VMLINUX_BTF
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        if btf_path is not None:
+            raise InputError(f"{path}: no such BTF file") from None
+        release = Path(root, "proc/sys/kernel/osrelease")
+        return merge(None, release.read_text().strip() if release.exists() else None)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read BTF: {exc.strerror}") from None
+    return merge(parse_lockdown_enum(data, str(path)))
