@@ -23,13 +23,11 @@ from pathlib import Path
 
 from .btf import VMLINUX_BTF, LockdownEnum, parse_lockdown_enum
 from .errors import InputError
+from .levels import LEVELS, level_rank
 
-LEVELS = ("none", "integrity", "confidentiality")
+__all__ = ["LEVELS", "TABLE", "Catalogue", "Reason", "catalogue", "level_rank", "merge", "reason_from_line"]
+
 ENUM_PREFIX = "LOCKDOWN_"
-
-
-def level_rank(level: str) -> int:
-    return LEVELS.index(level)
 
 
 @dataclass(frozen=True)

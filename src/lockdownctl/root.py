@@ -6,47 +6,50 @@ Pseudo file systems that may not be mounted (securityfs, tracefs, bpffs) are
 reached on the live system by :func:`in_private_mounts`, which mounts them in
 a child process inside its own mount namespace: the host's mount table is
 never changed (design.md section 5).
+
+Plain ``os.path`` strings and classes (no pathlib, no dataclasses): ``status``
+must start fast (benchmarks/startup.py).
 """
 
 from __future__ import annotations
 
-import ctypes
-import errno
-import json
+import marshal
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
-from .errors import InputError
+from .errors import InputError, LockdownctlError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 
-@dataclass(frozen=True)
 class Unreadable:
     """A file that exists but could not be read, and why (for the report)."""
 
-    path: str
-    why: str
+    __slots__ = ("path", "why")
+
+    def __init__(self, path: str, why: str) -> None:
+        self.path = path
+        self.why = why
+
+    def __repr__(self) -> str:
+        return f"Unreadable({self.path!r}, {self.why!r})"
 
 
 class Root:
-    def __init__(self, path: str | Path = "/") -> None:
-        self.path = Path(path)
-        if not self.path.is_dir():
+    def __init__(self, path: str | os.PathLike[str] = "/") -> None:
+        self.path = os.fspath(path)
+        if not os.path.isdir(self.path):
             raise InputError(f"{self.path}: --root is not a directory")
+        self.live = os.path.realpath(self.path) == "/"
 
-    @property
-    def live(self) -> bool:
-        """True when this is the running system's own root."""
-        return self.path.resolve() == Path("/")
-
-    def __truediv__(self, rel: str) -> Path:
-        return self.path / rel.lstrip("/")
+    def __truediv__(self, rel: str) -> str:
+        return os.path.join(self.path, rel.lstrip("/"))
 
     def display(self, rel: str) -> str:
         """The path as users should see it in messages."""
-        return str(self / rel)
+        return self / rel
 
     def read_bytes(self, rel: str) -> bytes | Unreadable | None:
         """File contents; None when absent; Unreadable when present but refused."""
@@ -57,7 +60,7 @@ class Root:
         except (FileNotFoundError, NotADirectoryError):
             return None
         except OSError as exc:
-            return Unreadable(str(path), exc.strerror or str(exc))
+            return Unreadable(path, exc.strerror or str(exc))
 
     def read_text(self, rel: str) -> str | Unreadable | None:
         data = self.read_bytes(rel)
@@ -69,7 +72,7 @@ class Root:
         return data
 
     def exists(self, rel: str) -> bool:
-        return (self / rel).exists()
+        return os.path.exists(self / rel)
 
     def listdir(self, rel: str) -> list[str]:
         try:
@@ -105,19 +108,6 @@ PSEUDO_FS = {
 }
 
 
-def _libc() -> ctypes.CDLL:
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_void_p]
-    libc.unshare.argtypes = [ctypes.c_int]
-    return libc
-
-
-def _check(ret: int, what: str) -> None:
-    if ret != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"{what}: {os.strerror(err)}")
-
-
 def is_mounted(target: str, fstype: str) -> bool:
     """Whether ``fstype`` is mounted at ``target`` in our own namespace."""
     try:
@@ -132,47 +122,97 @@ def is_mounted(target: str, fstype: str) -> bool:
     return False
 
 
+def private_mounts(fstypes: list[str]) -> None:
+    """In the calling process: unshare the mount namespace, make it private,
+    mount what is missing. Only ever called in a child process."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_void_p]
+    libc.unshare.argtypes = [ctypes.c_int]
+
+    def check(ret: int, what: str) -> None:
+        if ret != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"{what}: {os.strerror(err)}")
+
+    check(libc.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
+    check(libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "mount --make-rprivate /")
+    for fstype in fstypes:
+        target = PSEUDO_FS[fstype]
+        if not is_mounted(target, fstype):
+            flags = MS_NOSUID | MS_NODEV | MS_NOEXEC | (0 if fstype == "bpf" else MS_RDONLY)
+            check(libc.mount(fstype.encode(), target.encode(), fstype.encode(), flags, None),
+                  f"mount -t {fstype} {target}")
+
+
+class Child:
+    """``fn`` running in a forked child; :meth:`result` collects its value.
+
+    The value travels through a pipe with marshal (built in, so the child
+    needs no import for it): plain dicts, lists, strings and numbers.
+
+    Lets a reader work in parallel with the parent (status forks one child for
+    the kernel-side reads while the parent reads files) and lets the child
+    change its mount namespace without touching the parent's.
+    """
+
+    def __init__(self, fn: Callable[[], Any]) -> None:
+        self._rfd, wfd = os.pipe()
+        self._pid = os.fork()
+        if self._pid == 0:  # child: never return into the caller's stack
+            os.close(self._rfd)
+            payload: dict[str, Any]
+            try:
+                payload = {"ok": fn()}
+            except LockdownctlError as exc:  # re-raised as the same class in the parent
+                payload = {"error_class": type(exc).__name__, "message": exc.message}
+            except OSError as exc:
+                payload = {"errno": exc.errno or 5, "error": str(exc)}
+            except BaseException as exc:  # report, never unwind into the parent's code
+                payload = {"errno": 5, "error": f"{type(exc).__name__}: {exc}"}
+            try:
+                data = marshal.dumps(payload)
+                while data:
+                    data = data[os.write(wfd, data) :]
+            finally:
+                os._exit(0)
+        os.close(wfd)
+
+    def discard(self) -> None:
+        """Wait for the child and drop its result (the command ended early)."""
+        try:  # noqa: SIM105 (contextlib costs start-up time)
+            self.result()
+        except OSError:
+            pass
+
+    def result(self) -> Any:
+        chunks = []
+        while chunk := os.read(self._rfd, 65536):
+            chunks.append(chunk)
+        os.close(self._rfd)
+        os.waitpid(self._pid, 0)
+        try:
+            result = marshal.loads(b"".join(chunks))
+        except (EOFError, ValueError, TypeError):
+            result = {"errno": 5, "error": "child process died"}
+        if "ok" in result:
+            return result["ok"]
+        if "error_class" in result:
+            from . import errors
+
+            raise getattr(errors, result["error_class"], LockdownctlError)(result["message"])
+        raise OSError(result["errno"], result["error"])
+
+
 def in_private_mounts(fstypes: list[str], fn: Callable[[], Any]) -> Any:
     """Run ``fn`` in a child with ``fstypes`` mounted in a private namespace.
 
-    The child unshares its mount namespace, makes every mount private (so
-    nothing propagates back to the host), mounts what is missing read-only,
-    runs ``fn`` and sends its JSON-able result back through a pipe. Needs
-    CAP_SYS_ADMIN; raises OSError with the child's errno otherwise.
+    Needs CAP_SYS_ADMIN; raises OSError with the child's errno otherwise.
     """
-    rfd, wfd = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child: never return into the caller's stack
-        os.close(rfd)
-        payload: dict[str, Any]
-        try:
-            libc = _libc()
-            _check(libc.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
-            _check(libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "mount --make-rprivate /")
-            for fstype in fstypes:
-                target = PSEUDO_FS[fstype]
-                if not is_mounted(target, fstype):
-                    flags = MS_NOSUID | MS_NODEV | MS_NOEXEC
-                    if fstype != "bpf":
-                        flags |= MS_RDONLY
-                    _check(libc.mount(fstype.encode(), target.encode(), fstype.encode(), flags, None),
-                           f"mount -t {fstype} {target}")
-            payload = {"ok": fn()}
-        except OSError as exc:
-            payload = {"errno": exc.errno or errno.EIO, "error": str(exc)}
-        except BaseException as exc:  # report, never unwind into the parent's code
-            payload = {"errno": errno.EIO, "error": f"{type(exc).__name__}: {exc}"}
-        try:
-            os.write(wfd, json.dumps(payload).encode())
-        finally:
-            os._exit(0)
-    os.close(wfd)
-    chunks = []
-    while chunk := os.read(rfd, 65536):
-        chunks.append(chunk)
-    os.close(rfd)
-    os.waitpid(pid, 0)
-    result = json.loads(b"".join(chunks) or b'{"errno": 5, "error": "child died"}')
-    if "ok" in result:
-        return result["ok"]
-    raise OSError(result["errno"], result["error"])
+
+    def run() -> Any:
+        private_mounts(fstypes)
+        return fn()
+
+    return Child(run).result()

@@ -7,22 +7,32 @@ Secure Boot patch in setup_arch(), then writes to securityfs at run time. So
 the source of the current level is the first of these that reached it; the
 kernel log line ``Kernel is locked down from <where>`` says so directly and
 wins when it can be read.
+
+The result is the JSON document itself (plain dicts, documented in
+lockdownctl(8)); on the live system the kernel-side reads (securityfs, the
+kernel log, the BPF trial load) run in a child process in parallel with the
+file reads, which keeps ``status`` fast (benchmarks/startup.py).
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field
-from typing import Any
 
 from .host.cmdline import Cmdline, read_cmdline
 from .host.efivars import SecureBoot, read_secure_boot
 from .host.kconfig import KConfig, read_kconfig
-from .host.kmsg import LogLine, read_kernel_log
-from .host.securityfs import SecurityFs, read_securityfs
-from .klog import level_sets
-from .reasons import LEVELS, level_rank
+from .host.kmsg import KMSG, LogLine, read_kernel_log
+from .host.securityfs import parse_securityfs, raw_securityfs
+from .klog import level_sets, status_relevant
+from .levels import LEVELS, level_rank
+from .prefetch import start_status
 from .root import Root, Unreadable
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from .root import Child
 
 FORCE_OPTIONS = {
     "integrity": "CONFIG_LOCK_DOWN_KERNEL_FORCE_INTEGRITY",
@@ -43,159 +53,144 @@ SOURCE_TEXT = {
 _LSM_INIT = "LSM: initializing lsm="
 
 
-@dataclass
-class Evidence:
-    where: str  # file (and line) or interface
-    text: str
-
-    def __str__(self) -> str:
-        return f"{self.where}: {self.text}"
+def evidence(where: str, text: str) -> dict[str, str]:
+    return {"where": where, "text": text}
 
 
-@dataclass
-class Source:
-    kind: str  # kconfig | cmdline | secure_boot | securityfs | none | unknown
-    detail: str
-    evidence: list[Evidence] = field(default_factory=list)
+def source(kind: str, detail: str, ev: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    return {"kind": kind, "detail": detail, "evidence": ev or []}
 
 
-@dataclass
-class LsmState:
-    active: list[str] | None
-    how: str  # securityfs | kernel log | ""
-    lockdown_active: bool | None
-    cmdline_lsm: list[str] | None
-    config_lsm: str | None
-
-
-@dataclass
-class BpfLsm:
-    usable: bool
-    config: bool | None  # CONFIG_BPF_LSM
-    listed: bool | None  # bpf in the active LSM list
-    btf: bool  # /sys/kernel/btf/vmlinux present
-    trial_load: str  # ok | refused | not-tried
-    errno: str | None
-    detail: str
-    fix: str
-
-
-@dataclass
-class Status:
-    level: str | None
-    level_read_from: str  # securityfs | inferred | ""
-    source: Source
-    offered: list[str]
-    forced_by_kconfig: str | None
-    can_raise: bool | None
-    raise_to: list[str]
-    lsm: LsmState
-    secure_boot: dict[str, Any]
-    bpf_lsm: BpfLsm
-    kernel: dict[str, Any]
-    notes: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def _candidates(config: KConfig | None, cmdline: Cmdline | None, sb: SecureBoot) -> list[tuple[str, Source]]:
+def _candidates(config: KConfig | None, cmdline: Cmdline | None, sb: SecureBoot) -> list[tuple[str, dict[str, Any]]]:
     """(level, source) pairs from static configuration, in the kernel's order."""
-    out: list[tuple[str, Source]] = []
+    out: list[tuple[str, dict[str, Any]]] = []
     if config is not None:
         for level, option in FORCE_OPTIONS.items():
             if config.get(option) == "y":
-                out.append((level, Source("kconfig", f"{option}=y",
-                                          [Evidence(config.where(option), f"{option}=y")])))
+                out.append((level, source("kconfig", f"{option}=y", [evidence(config.where(option), f"{option}=y")])))
     if cmdline is not None and cmdline.lockdown:
-        out.append((cmdline.lockdown, Source("cmdline", f"lockdown={cmdline.lockdown}",
-                                             [Evidence(cmdline.path, f"lockdown={cmdline.lockdown}")])))
+        text = f"lockdown={cmdline.lockdown}"
+        out.append((cmdline.lockdown, source("cmdline", text, [evidence(cmdline.path, text)])))
     if sb.state == "enabled" and config is not None:
         for option in SECURE_BOOT_OPTIONS:
             if config.get(option) == "y":
-                evidence = [Evidence(config.where(option), f"{option}=y")]
-                evidence += [Evidence("efivars", e) for e in sb.evidence]
-                out.append(("integrity", Source("secure_boot", f"Secure Boot on and {option}=y", evidence)))
+                ev = [evidence(config.where(option), f"{option}=y")] + [evidence("efivars", e) for e in sb.evidence]
+                out.append(("integrity", source("secure_boot", f"Secure Boot on and {option}=y", ev)))
                 break
     return out
 
 
+def _where(line: LogLine, log_path: str) -> str:
+    if line.lineno:
+        return f"{log_path}:{line.lineno}"
+    if line.seconds is not None:
+        return f"{log_path} [{line.seconds:.6f}]"
+    return log_path
+
+
 def _source(level: str | None, log: list[LogLine] | None, log_path: str,
-            candidates: list[tuple[str, Source]]) -> Source:
+            candidates: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
     sets = level_sets(log or [])
     if sets:
         last = sets[-1]
-        if last.line.lineno:
-            where = f"{log_path}:{last.line.lineno}"
-        elif last.line.seconds is not None:
-            where = f"{log_path} [{last.line.seconds:.6f}]"
-        else:
-            where = log_path
-        source = Source(last.kind, f"kernel log: locked down from {last.where}", [Evidence(where, last.line.text)])
+        src = source(last.kind, f"kernel log: locked down from {last.where}",
+                     [evidence(_where(last.line, log_path), last.line.text)])
         for lvl, cand in candidates:  # add the configuration that explains the line
-            if cand.kind == last.kind and (level is None or lvl == level):
-                source.detail = cand.detail
-                source.evidence += cand.evidence
-        return source
+            if cand["kind"] == last.kind and (level is None or lvl == level):
+                src["detail"] = cand["detail"]
+                src["evidence"] += cand["evidence"]
+        return src
     if level == "none":
-        return Source("none", "no lockdown source is configured")
+        return source("none", "no lockdown source is configured")
     for lvl, cand in candidates:
         if lvl == level:
             return cand
     if level is not None and all(level_rank(lvl) < level_rank(level) for lvl, _ in candidates):
-        return Source("securityfs", f"{level} is higher than any boot-time setting: raised through "
+        return source("securityfs", f"{level} is higher than any boot-time setting: raised through "
                       "/sys/kernel/security/lockdown at run time")
-    return Source("unknown", "no kernel log and no configuration explains the level")
+    return source("unknown", "no kernel log and no configuration explains the level")
 
 
-def _bpf_lsm(root: Root, config: KConfig | None, lsm: list[str] | None) -> BpfLsm:
-    from .bpf.probe import trial_load  # ctypes/libbpf only when it is needed
-
+def _bpf_lsm(root: Root, config: KConfig | None, lsm: list[str] | None,
+             trial: dict[str, str | None] | None) -> dict[str, Any]:
     config_on = None if config is None else config.get("CONFIG_BPF_LSM") == "y"
     listed = None if lsm is None else "bpf" in lsm
     btf = root.exists("sys/kernel/btf/vmlinux")
-    if root.live and listed is not False and config_on is not False and btf:
-        trial = trial_load()
-        result, err, detail = trial.result, trial.errno, trial.detail
-    else:
-        result, err = "not-tried", None
-        detail = "not the running system" if not root.live else "prerequisites missing"
+    if trial is None or not root.live:
+        trial = {"result": "not-tried", "errno": None,
+                 "detail": "not the running system" if not root.live else "prerequisites missing"}
     fix = ""
     if config_on is False:
         fix = "the kernel is built without CONFIG_BPF_LSM: use a kernel that has it"
     elif listed is False:
-        active = ",".join(lsm or [])
-        fix = f"BPF LSM is not active: add bpf to lsm= (active now: {active})"
+        fix = f"BPF LSM is not active: add bpf to lsm= (active now: {','.join(lsm or [])})"
     elif not btf:
         fix = "the kernel has no BTF (/sys/kernel/btf/vmlinux): needs CONFIG_DEBUG_INFO_BTF"
-    elif result == "refused":
+    elif trial["result"] == "refused":
         fix = ("the kernel lists bpf but refuses LSM programs: the enforcer cannot run on this kernel "
                "(check for a kernel built without BPF trampolines or a policy blocking them)")
-    usable = result == "ok" and bool(listed) and btf and config_on is not False
-    return BpfLsm(usable, config_on, listed, btf, result, err, detail, fix)
+    return {
+        "usable": trial["result"] == "ok" and bool(listed) and btf and config_on is not False,
+        "config": config_on,
+        "listed": listed,
+        "btf": btf,
+        "trial_load": trial["result"],
+        "errno": trial["errno"],
+        "detail": trial["detail"],
+        "fix": fix,
+    }
 
 
-def _lsm_state(sfs: SecurityFs, log: list[LogLine] | None, cmdline: Cmdline | None,
-               config: KConfig | None) -> LsmState:
-    active, how = sfs.lsm, "securityfs" if sfs.lsm is not None else ""
+def _lsm_state(active: list[str] | None, log: list[LogLine] | None, cmdline: Cmdline | None,
+               config: KConfig | None) -> dict[str, Any]:
+    how = "securityfs" if active is not None else ""
     if active is None and log:
         for line in log:
             if _LSM_INIT in line.text:
                 active = [n for n in line.text.split(_LSM_INIT, 1)[1].strip().split(",") if n]
                 how = "kernel log"
-    return LsmState(
-        active=active,
-        how=how,
-        lockdown_active=None if active is None else "lockdown" in active,
-        cmdline_lsm=cmdline.lsm if cmdline else None,
-        config_lsm=config.get("CONFIG_LSM") if config else None,
-    )
+    return {
+        "active": active,
+        "how": how,
+        "lockdown_active": None if active is None else "lockdown" in active,
+        "cmdline_lsm": cmdline.lsm if cmdline else None,
+        "config_lsm": config.get("CONFIG_LSM") if config else None,
+    }
 
 
-def read_status(root: Root) -> Status:
+def kernel_side(root: Root, in_child: bool = False) -> dict[str, Any]:
+    """securityfs, the kernel log lines status needs, and the BPF trial load.
+
+    Plain data, because on the live system it runs in a child process (which
+    may also unshare its mount namespace to mount securityfs).
+    """
+    out: dict[str, Any] = {"securityfs": raw_securityfs(root, in_child)}
+    log = read_kernel_log(root, want=status_relevant)
+    if isinstance(log, Unreadable):
+        out["log_error"] = f"{log.path}: {log.why} (kernel log not read)"
+    elif log is not None:
+        out["log"] = [[ln.seconds, ln.text, ln.lineno] for ln in log]
+    if root.live:
+        from .bpf.probe import trial_load
+
+        out["trial"] = trial_load()
+    return out
+
+
+def read_status(root: Root, started: Child | None = None) -> dict[str, Any]:
+    """The ``data`` of ``lockdownctl status --json``.
+
+    On the live system it is collected in a child process (see prefetch.py),
+    which may already have been ``started`` by the CLI.
+    """
+    if root.live:
+        result: dict[str, Any] = (started or start_status(root.path)).result()
+        return result
+    return collect(root)
+
+
+def collect(root: Root, in_child: bool = False) -> dict[str, Any]:
     notes: list[str] = []
-    sfs = read_securityfs(root)
-    notes += sfs.notes
     cmdline_r = read_cmdline(root)
     cmdline = cmdline_r if isinstance(cmdline_r, Cmdline) else None
     if isinstance(cmdline_r, Unreadable):
@@ -206,13 +201,16 @@ def read_status(root: Root) -> Status:
     config = read_kconfig(root, notes)
     sb = read_secure_boot(root)
     notes += sb.notes
-    log_r = read_kernel_log(root)
-    log = log_r if isinstance(log_r, list) else None
-    if isinstance(log_r, Unreadable):
-        notes.append(f"{log_r.path}: {log_r.why} (kernel log not read)")
+
+    kernel = kernel_side(root, in_child)
+    sfs = parse_securityfs(kernel["securityfs"], root)
+    notes[:0] = sfs.notes
+    log = [LogLine(s, t, n) for s, t, n in kernel["log"]] if "log" in kernel else None
+    if "log_error" in kernel:
+        notes.append(kernel["log_error"])
 
     candidates = _candidates(config, cmdline, sb)
-    lsm = _lsm_state(sfs, log, cmdline, config)
+    lsm = _lsm_state(sfs.lsm, log, cmdline, config)
     level, read_from = sfs.level, "securityfs" if sfs.level else ""
     if sfs.lockdown_file is False:
         level, read_from = "none", "securityfs"
@@ -221,27 +219,27 @@ def read_status(root: Root) -> Status:
         level = max((lvl for lvl, _ in candidates), key=level_rank)
         read_from = "inferred"
         notes.append(f"level inferred from boot configuration ({level}); securityfs was not read")
-    source = _source(level, log, root.display("dev/kmsg"), candidates)
-    if lsm.lockdown_active is False and level not in (None, "none"):
+    if lsm["lockdown_active"] is False and level not in (None, "none"):
         notes.append("the lockdown LSM is not in the active LSM list: the level is displayed but not enforced")
     forced = None
     if config is not None:
         forced = next((lvl for lvl, opt in FORCE_OPTIONS.items() if config.get(opt) == "y"), None)
     raise_to = [lvl for lvl in (sfs.offered or list(LEVELS)) if level and level_rank(lvl) > level_rank(level)]
-    can_raise = None if level is None or lsm.lockdown_active is None else (lsm.lockdown_active and bool(raise_to))
-    btf_present = root.exists("sys/kernel/btf/vmlinux")
-    return Status(
-        level=level,
-        level_read_from=read_from,
-        source=source,
-        offered=sfs.offered,
-        forced_by_kconfig=forced,
-        can_raise=can_raise,
-        raise_to=raise_to if can_raise else [],
-        lsm=lsm,
-        secure_boot=asdict(sb),
-        bpf_lsm=_bpf_lsm(root, config, lsm.active),
-        kernel={"release": root.osrelease(), "btf": btf_present, "config": config.path if config else None,
-                "euid": os.geteuid() if root.live else None},
-        notes=notes,
-    )
+    can_raise = None
+    if level is not None and lsm["lockdown_active"] is not None:
+        can_raise = lsm["lockdown_active"] and bool(raise_to)
+    return {
+        "level": level,
+        "level_read_from": read_from,
+        "source": _source(level, log, "kernel log" if root.live else root.display(KMSG), candidates),
+        "offered": sfs.offered,
+        "forced_by_kconfig": forced,
+        "can_raise": can_raise,
+        "raise_to": raise_to if can_raise else [],
+        "lsm": lsm,
+        "secure_boot": sb.to_dict(),
+        "bpf_lsm": _bpf_lsm(root, config, lsm["active"], kernel.get("trial")),
+        "kernel": {"release": root.osrelease(), "btf": root.exists("sys/kernel/btf/vmlinux"),
+                   "config": config.path if config else None, "euid": os.geteuid() if root.live else None},
+        "notes": notes,
+    }

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-from functools import cache
 
 from ..errors import FeatureMissing
 
@@ -60,8 +59,12 @@ class ProgLoadOpts(ctypes.Structure):
 PRINT_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
 
 
-@cache
+_LIB: list[ctypes.CDLL] = []
+
+
 def lib() -> ctypes.CDLL:
+    if _LIB:
+        return _LIB[0]
     try:
         so = ctypes.CDLL(LIBBPF_SONAME, use_errno=True)
     except OSError:
@@ -74,6 +77,7 @@ def lib() -> ctypes.CDLL:
     so.libbpf_set_print.argtypes = [PRINT_FN]
     so.libbpf_set_print.restype = ctypes.c_void_p
     so.libbpf_set_print(_QUIET)  # libbpf's own hints (e.g. about ulimit -l) mislead here
+    _LIB.append(so)
     return so
 
 

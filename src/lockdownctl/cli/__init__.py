@@ -1,81 +1,139 @@
-"""``lockdownctl`` command line: parsing and dispatch only; one module per verb."""
+"""``lockdownctl`` command line: parsing and dispatch only; one module per verb.
+
+Each verb module has HELP, add_arguments(parser), run(args) and may have
+prefetch(argv): work started from the raw arguments before argparse is even
+imported (``status`` starts its kernel-side reads there, in a child process).
+Only the invoked verb's module is imported, which keeps start-up fast.
+"""
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import os
 import sys
-import traceback
-from collections.abc import Sequence
-from typing import Any
 
 from .. import __version__
 from ..errors import InputError, LockdownctlError
-from ..output import Result, Style, dump_json, envelope, error_envelope
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Sequence
+    from typing import Any
+
+    from ..output import Result
 
 EXIT_INTERNAL = 70  # a bug in lockdownctl (sysexits EX_SOFTWARE)
 
-# verb -> module under lockdownctl.cli (each has HELP, add_arguments(), run()).
+# verb -> (module under lockdownctl.cli, one-line help)
 VERBS = {
-    "status": "status",
-    "explain": "explain",
+    "status": ("status", "show the lockdown level, why it is set, and what can enforce more"),
+    "explain": ("explain", "explain lockdown reasons: what each guards, what breaks, what to do"),
 }
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse that raises InputError (exit 2, one line) instead of exiting."""
+def _formatter(prog: str) -> argparse.HelpFormatter:
+    import argparse
 
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise InputError(f"{self.prog}: {message}")
+    # argparse imports shutil (and with it bz2 and lzma) only to learn the
+    # terminal width; os.get_terminal_size is enough and keeps startup fast.
+    try:
+        width = os.get_terminal_size().columns - 2
+    except OSError:
+        width = 78
+    return argparse.HelpFormatter(prog, width=max(width, 40))
 
 
-def common_options(reader: bool = True) -> argparse.ArgumentParser:
-    parent = argparse.ArgumentParser(add_help=False)
-    parent.add_argument("--json", action="store_true", help="print one JSON envelope instead of text")
+def _parser_class() -> type[argparse.ArgumentParser]:
+    import argparse
+
+    class Parser(argparse.ArgumentParser):
+        """argparse that raises InputError (exit 2, one line) instead of exiting."""
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs.setdefault("formatter_class", _formatter)
+            super().__init__(*args, **kwargs)
+
+        def error(self, message: str) -> None:  # type: ignore[override]
+            raise InputError(f"{self.prog}: {message}")
+
+    return Parser
+
+
+def common_options(parser: argparse.ArgumentParser, reader: bool = True) -> None:
+    parser.add_argument("--json", action="store_true", help="print one JSON envelope instead of text")
     if reader:
-        parent.add_argument("--root", metavar="PATH", default="/",
+        parser.add_argument("--root", metavar="PATH", default="/",
                             help="read the host below PATH instead of / (a fixture or mounted image)")
-    return parent
 
 
-def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Any]]:
-    parser = _Parser(prog="lockdownctl", description="Linux kernel lockdown as a policy the administrator owns.")
+def verb_module(verb: str) -> Any:
+    return importlib.import_module(f".{VERBS[verb][0]}", __name__)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line: every verb as a subcommand (for --help, --version
+    and arguments that name no verb)."""
+    parser_class = _parser_class()
+    parser = parser_class(prog="lockdownctl",
+                          description="Linux kernel lockdown as a policy the administrator owns.")
     parser.add_argument("--version", action="version", version=f"lockdownctl {__version__}")
-    subs = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
-    modules: dict[str, Any] = {}
-    for verb, modname in VERBS.items():
-        module = importlib.import_module(f".{modname}", __name__)
-        sub = subs.add_parser(verb, help=module.HELP, description=module.HELP,
-                              parents=[common_options(getattr(module, "READER", True))])  # type: ignore[list-item]
-        module.add_arguments(sub)
-        modules[verb] = module
-    return parser, modules
+    subs = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=parser_class)
+    for name, (_module, help_text) in VERBS.items():
+        _add_verb(subs.add_parser(name, help=help_text, description=help_text), name)
+    return parser
+
+
+def verb_parser(verb: str) -> argparse.ArgumentParser:
+    """One verb's parser alone: what runs for ``lockdownctl VERB ...``.
+
+    Building every subparser costs several milliseconds per verb (argparse
+    looks up message translations for each), so the common path builds one.
+    """
+    help_text = VERBS[verb][1]
+    parser = _parser_class()(prog=f"lockdownctl {verb}", description=help_text)
+    _add_verb(parser, verb)
+    return parser
+
+
+def _add_verb(parser: argparse.ArgumentParser, verb: str) -> None:
+    module = verb_module(verb)
+    common_options(parser, getattr(module, "READER", True))
+    module.add_arguments(parser)
+
+
+def _peek_verb(argv: list[str]) -> str | None:
+    """The verb argparse will pick: the first argument that is not an option."""
+    for arg in argv:
+        if not arg.startswith("-"):
+            return arg if arg in VERBS else None
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     want_json = "--json" in args_list
-    verb = next((a for a in args_list if a in VERBS), "lockdownctl")
+    verb = _peek_verb(args_list)
+    prefetched = None
     try:
-        parser, modules = build_parser()
-        args = parser.parse_args(args_list)
-        if not args.verb:
-            parser.print_help()
+        if verb is None:  # --help, --version, or no verb: the whole tree answers
+            build_parser().parse_args(args_list)
+            build_parser().print_help()
             return 2
-        result: Result = modules[args.verb].run(args)
-        if args.json:
-            print(dump_json(envelope(result.command, result.data, result.exit_code, warnings=result.warnings)))
-        else:
-            for warning in result.warnings:
-                print(f"lockdownctl: warning: {warning}", file=sys.stderr)
-            text = result.text(result.data, Style.for_stream())
-            if text:
-                print(text)
-        return result.exit_code
+        module = verb_module(verb)
+        if hasattr(module, "prefetch"):
+            prefetched = module.prefetch(args_list)
+        rest = list(args_list)
+        rest.remove(verb)
+        args = verb_parser(verb).parse_args(rest)
+        args.prefetched, prefetched = prefetched, None
+        result: Result = module.run(args)
+        return _emit(result, args.json)
     except LockdownctlError as exc:
         if want_json:
-            print(dump_json(error_envelope(verb, exc)))
+            from ..output import dump_json, error_envelope
+
+            print(dump_json(error_envelope(verb or "lockdownctl", exc)))
         print(f"lockdownctl: error: {exc.message}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
@@ -86,7 +144,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except Exception as exc:  # a bug: one line, traceback only on request
         if os.environ.get("LOCKDOWNCTL_DEBUG"):
+            import traceback
+
             traceback.print_exc()
         print(f"lockdownctl: internal error: {type(exc).__name__}: {exc} "
               "(set LOCKDOWNCTL_DEBUG=1 for a traceback, and please report it)", file=sys.stderr)
         return EXIT_INTERNAL
+    finally:
+        if prefetched is not None:  # started, but the command never got to use it
+            prefetched.discard()
+
+
+def _emit(result: Result, as_json: bool) -> int:
+    from ..output import Style, dump_json, envelope
+
+    if as_json:
+        print(dump_json(envelope(result.command, result.data, result.exit_code, warnings=result.warnings)))
+    else:
+        for warning in result.warnings:
+            print(f"lockdownctl: warning: {warning}", file=sys.stderr)
+        text = result.text(result.data, Style.for_stream())
+        if text:
+            print(text)
+    return result.exit_code

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
-from dataclasses import asdict
-from typing import Any
-
 from ..errors import InputError
 from ..output import Result, Style, table
 from ..root import Root
 
-HELP = "explain lockdown reasons: what each guards, what breaks, what to do"
-
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+    from typing import Any
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("reason", nargs="?", metavar="REASON",
@@ -22,6 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _reason_dict(reason: Any) -> dict[str, Any]:
+    from dataclasses import asdict
+
     out = asdict(reason)
     out["enum"] = reason.enum
     return out

@@ -2,15 +2,38 @@
 
 from __future__ import annotations
 
-import argparse
-from typing import Any
+import os
 
 from ..errors import EXIT_FINDINGS, EXIT_OK
-from ..output import Result, Style
-from ..reasons import LEVELS, level_rank
-from ..root import Root
+from ..levels import LEVELS, level_rank
 
-HELP = "show the lockdown level, why it is set, and what can enforce more"
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+    from typing import Any
+
+    from ..output import Result, Style
+    from ..root import Child
+
+
+def prefetch(argv: list[str]) -> Child | None:
+    """Start the live kernel-side reads before argparse runs (see status.py).
+
+    Only for the running system: with --root elsewhere, or for --help, nothing starts.
+    """
+    if "-h" in argv or "--help" in argv:
+        return None
+    root = "/"
+    for i, arg in enumerate(argv):
+        if arg.startswith("--root="):
+            root = arg.split("=", 1)[1]
+        elif arg == "--root" and i + 1 < len(argv):
+            root = argv[i + 1]
+    if os.path.realpath(root) != "/":
+        return None
+    from ..prefetch import start_status
+
+    return start_status()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,13 +42,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> Result:
+    from ..output import Result
+    from ..root import Root
     from ..status import read_status
 
-    status = read_status(Root(args.root))
-    data = status.to_dict()
+    root = Root(args.root)
+    data = read_status(root, args.prefetched if root.live else None)
+    if not root.live and args.prefetched is not None:
+        args.prefetched.discard()
     code = EXIT_OK
     if args.expect:
-        met = status.level is not None and level_rank(status.level) >= level_rank(args.expect)
+        met = data["level"] is not None and level_rank(data["level"]) >= level_rank(args.expect)
         data["expect"] = {"level": args.expect, "met": met}
         code = EXIT_OK if met else EXIT_FINDINGS
     return Result("status", data, render, code)
@@ -49,6 +76,8 @@ def _bpf_text(bpf: dict[str, Any], s: Style) -> str:
         return s.warn(f"listed, but the kernel refuses LSM programs: {bpf['errno']} at load")
     if bpf["trial_load"] == "not-tried" and bpf["listed"]:
         return f"listed; trial load not tried ({bpf['detail']})"
+    if bpf["listed"] is None and not bpf["fix"]:
+        return "unknown (the LSM list could not be read)"
     return s.warn("not usable")
 
 

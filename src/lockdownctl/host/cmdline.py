@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from ..errors import InputError
-from ..reasons import LEVELS, level_rank
+from ..levels import LEVELS, level_rank
 from ..root import Root, Unreadable
 
 CMDLINE = "proc/cmdline"
 
 
-@dataclass
 class Cmdline:
-    path: str
-    raw: str
-    params: list[tuple[str, str | None]] = field(default_factory=list)
+    __slots__ = ("params", "path", "raw")
+
+    def __init__(self, path: str, raw: str, params: list[tuple[str, str | None]]) -> None:
+        self.path = path
+        self.raw = raw
+        self.params = params
 
     def values(self, key: str) -> list[str | None]:
         return [v for k, v in self.params if k == key]
@@ -55,22 +55,21 @@ def split_cmdline(raw: str, path: str) -> list[tuple[str, str | None]]:
         raise InputError(f"{path}: malformed command line: control character in it")
     if raw.count('"') % 2:
         raise InputError(f"{path}: malformed command line: unbalanced double quote")
-    params: list[tuple[str, str | None]] = []
-    token: list[str] = []
     tokens: list[str] = []
+    token: list[str] = []
     quoted = False
     for ch in raw.strip():
         if ch == '"':
             quoted = not quoted
-            continue
-        if ch.isspace() and not quoted:
+        elif ch.isspace() and not quoted:
             if token:
                 tokens.append("".join(token))
                 token = []
-            continue
-        token.append(ch)
+        else:
+            token.append(ch)
     if token:
         tokens.append("".join(token))
+    params: list[tuple[str, str | None]] = []
     for tok in tokens:
         if tok == "--":  # the rest goes to init, not to the kernel
             break
@@ -79,8 +78,8 @@ def split_cmdline(raw: str, path: str) -> list[tuple[str, str | None]]:
     return params
 
 
-def parse_cmdline(raw: str, path: str = CMDLINE) -> Cmdline:
-    return Cmdline(path=path, raw=raw.strip(), params=split_cmdline(raw, path))
+def parse_cmdline(raw: str, path: str = "/" + CMDLINE) -> Cmdline:
+    return Cmdline(path, raw.strip(), split_cmdline(raw, path))
 
 
 def read_cmdline(root: Root) -> Cmdline | Unreadable | None:

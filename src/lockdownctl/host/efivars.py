@@ -10,8 +10,6 @@ also leaves its verdict in boot_params (struct boot_params.secure_boot at
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from ..errors import InputError
 from ..root import Root, Unreadable
 
@@ -24,16 +22,19 @@ BOOT_PARAMS_SECURE_BOOT = 0x1EC
 BOOT_PARAMS_MODES = {0: "unset", 1: "unknown", 2: "disabled", 3: "enabled"}
 
 
-@dataclass
 class SecureBoot:
-    efi: bool
-    state: str  # enabled | disabled | setup-mode | validation-disabled | not-efi | unknown
-    secure_boot: bool | None = None
-    setup_mode: bool | None = None
-    mok_validation_disabled: bool | None = None
-    boot_params: str | None = None
-    evidence: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+    def __init__(self, efi: bool, state: str, boot_params: str | None) -> None:
+        self.efi = efi
+        self.state = state  # enabled | disabled | setup-mode | validation-disabled | not-efi | unknown
+        self.secure_boot: bool | None = None
+        self.setup_mode: bool | None = None
+        self.mok_validation_disabled: bool | None = None
+        self.boot_params = boot_params  # the EFI stub's verdict (x86)
+        self.evidence: list[str] = []
+        self.notes: list[str] = []
+
+    def to_dict(self) -> dict[str, object]:
+        return dict(vars(self))
 
 
 def efivar_value(data: bytes, path: str) -> bytes:

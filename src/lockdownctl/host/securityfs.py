@@ -5,30 +5,32 @@ brackets (``none [integrity] confidentiality``); it exists whenever the
 lockdown LSM is built in, whether or not its hooks were registered, so the
 LSM list (``/sys/kernel/security/lsm``) is what proves enforcement
 (kernel-facts.md 0.4.1). securityfs is often not mounted; as root we mount it
-in a private mount namespace, never on the host.
+in a private mount namespace of a child process, never on the host.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 
 from ..errors import InputError
-from ..reasons import LEVELS
-from ..root import Root, Unreadable, in_private_mounts, is_mounted
+from ..levels import LEVELS
+from ..root import Root, Unreadable, is_mounted, private_mounts
 
-LOCKDOWN = "sys/kernel/security/lockdown"
-LSM = "sys/kernel/security/lsm"
+DIR = "sys/kernel/security"
+LOCKDOWN = DIR + "/lockdown"
+LSM = DIR + "/lsm"
 
 
-@dataclass
 class SecurityFs:
-    level: str | None = None  # None: could not be read
-    offered: list[str] = field(default_factory=list)  # levels the file lists
-    lsm: list[str] | None = None  # active LSMs in init order
-    lockdown_file: bool | None = None  # False: securityfs read, no lockdown file
-    how: str = ""  # how it was read
-    notes: list[str] = field(default_factory=list)
+    """What securityfs said: level, offered levels, LSM list, and what was not read."""
+
+    def __init__(self) -> None:
+        self.level: str | None = None  # None: could not be read
+        self.offered: list[str] = []  # levels the file lists
+        self.lsm: list[str] | None = None  # active LSMs in init order
+        self.lockdown_file: bool | None = None  # False: securityfs read, no lockdown file
+        self.how = ""  # how it was read
+        self.notes: list[str] = []
 
 
 def parse_lockdown(text: str, path: str) -> tuple[str, list[str]]:
@@ -48,51 +50,63 @@ def parse_lsm(text: str, path: str) -> list[str]:
     return names
 
 
-def _read_live_files() -> dict[str, str | None]:
-    out: dict[str, str | None] = {}
-    for key, rel in (("lockdown", LOCKDOWN), ("lsm", LSM)):
+def raw_securityfs(root: Root, in_child: bool = False) -> dict[str, str | None]:
+    """The raw files as text (plain data, so a child process can send it).
+
+    On the live system, when securityfs is not mounted, it is mounted first in
+    a private mount namespace, which changes the calling process's namespace:
+    so that only happens when ``in_child`` says this runs in a throw-away child.
+    """
+    out: dict[str, str | None] = {"how": "securityfs", "note": None}
+    if root.live and not is_mounted("/" + DIR, "securityfs"):
+        if not in_child:
+            out["how"] = ""
+            out["note"] = "securityfs is not mounted (read it in a child process)"
+            return out
+        if os.geteuid() != 0:
+            out["how"] = ""
+            out["note"] = ("securityfs is not mounted and mounting it privately needs root: "
+                           "level and LSM list could not be read")
+            return out
         try:
-            with open("/" + rel, encoding="utf-8") as fh:
-                out[key] = fh.read()
-        except FileNotFoundError:
-            out[key] = None
-    out["present"] = "1" if os.path.isdir("/sys/kernel/security") and os.listdir("/sys/kernel/security") else None
+            private_mounts(["securityfs"])
+        except OSError as exc:
+            out["how"] = ""
+            out["note"] = f"securityfs could not be mounted in a private namespace: {exc}"
+            return out
+        out["how"] = "securityfs (mounted in a private mount namespace)"
+    for key, rel in (("lockdown", LOCKDOWN), ("lsm", LSM)):
+        value = root.read_text(rel)
+        if isinstance(value, Unreadable):
+            out["note"] = f"{value.path}: {value.why}"
+            value = None
+        out[key] = value
+    out["present"] = "1" if root.listdir(DIR) else None
     return out
 
 
-def read_securityfs(root: Root) -> SecurityFs:
+def parse_securityfs(raw: dict[str, str | None], root: Root) -> SecurityFs:
     result = SecurityFs()
-    texts: dict[str, str | None]
-    if root.live and not is_mounted("/sys/kernel/security", "securityfs"):
-        if os.geteuid() != 0:
-            result.notes.append("securityfs is not mounted and mounting it privately needs root: "
-                                "level and LSM list could not be read")
-            return result
-        try:
-            texts = in_private_mounts(["securityfs"], _read_live_files)
-        except OSError as exc:
-            result.notes.append(f"securityfs could not be mounted in a private namespace: {exc}")
-            return result
-        result.how = "securityfs (mounted in a private mount namespace)"
-    else:
-        texts = {}
-        for key, rel in (("lockdown", LOCKDOWN), ("lsm", LSM)):
-            value = root.read_text(rel)
-            if isinstance(value, Unreadable):
-                result.notes.append(f"{value.path}: {value.why}")
-                value = None
-            texts[key] = value
-        texts["present"] = "1" if root.listdir("sys/kernel/security") else None
-        result.how = "securityfs"
-    if texts.get("lsm") is not None:
-        result.lsm = parse_lsm(texts["lsm"] or "", root.display(LSM))
-    if texts.get("lockdown") is not None:
-        result.level, result.offered = parse_lockdown(texts["lockdown"] or "", root.display(LOCKDOWN))
+    result.how = raw.get("how") or ""
+    if raw.get("note"):
+        result.notes.append(str(raw["note"]))
+    if raw.get("lsm") is not None:
+        result.lsm = parse_lsm(raw["lsm"] or "", root.display(LSM))
+    if raw.get("lockdown") is not None:
+        result.level, result.offered = parse_lockdown(raw["lockdown"] or "", root.display(LOCKDOWN))
         result.lockdown_file = True
-    elif texts.get("present"):
+    elif raw.get("present"):
         result.lockdown_file = False  # securityfs readable, no lockdown file: LSM not built in
-    else:
-        result.notes.append(f"{root.display('sys/kernel/security')}: securityfs not visible "
-                            "(not mounted in this root)")
+    elif result.how:
+        result.notes.append(f"{root.display(DIR)}: securityfs not visible (not mounted in this root)")
         result.how = ""
     return result
+
+
+def read_securityfs(root: Root) -> SecurityFs:
+    """Read securityfs; on the live system in a child process (private mounts)."""
+    if root.live:
+        from ..root import Child
+
+        return parse_securityfs(Child(lambda: raw_securityfs(root, in_child=True)).result(), root)
+    return parse_securityfs(raw_securityfs(root), root)

@@ -5,24 +5,27 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
 
 from ..errors import EXIT_FINDINGS, EXIT_OK, LockdownctlError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 ENVELOPE_VERSION = 1
 
 
-@dataclass
 class Result:
     """What a verb returns: data for JSON, a text renderer, and the exit code."""
 
-    command: str
-    data: Any
-    text: Callable[[Any, Style], str]
-    exit_code: int = EXIT_OK
-    warnings: list[str] = field(default_factory=list)
+    def __init__(self, command: str, data: Any, text: Callable[[Any, Style], str], exit_code: int = EXIT_OK,
+                 warnings: list[str] | None = None) -> None:
+        self.command = command
+        self.data = data
+        self.text = text
+        self.exit_code = exit_code
+        self.warnings = warnings or []
 
     @property
     def status(self) -> str:
