@@ -20,4 +20,6 @@ fi
 [ -x "$PREFIX/bin/python" ] || python3 -m venv "$PREFIX"
 "$PREFIX/bin/pip" install -q --disable-pip-version-check "$repo"
 ln -sf "$PREFIX/bin/lockdownctl" /usr/local/bin/lockdownctl
+mkdir -p /usr/local/share/man/man8
+cp "$repo/man/lockdownctl.8" /usr/local/share/man/man8/lockdownctl.8
 echo "installed: $(/usr/local/bin/lockdownctl --version) -> /usr/local/bin/lockdownctl"

@@ -1,0 +1,32 @@
+"""The man page and the README document every verb and option the parser has."""
+
+from __future__ import annotations
+
+import pytest
+
+from lockdownctl.cli import VERBS, verb_parser
+from tests.conftest import REPO
+
+MAN = (REPO / "man" / "lockdownctl.8").read_text()
+README = (REPO / "README.md").read_text()
+
+
+def _roff_plain(text: str) -> str:
+    return text.replace("\\-", "-")
+
+
+@pytest.mark.parametrize("verb", sorted(VERBS))
+def test_every_option_is_documented(verb: str) -> None:
+    man = _roff_plain(MAN)
+    assert f"lockdownctl {verb}" in man or f".B {verb}" in man
+    assert f"lockdownctl {verb}" in README
+    for action in verb_parser(verb)._actions:
+        for option in action.option_strings:
+            if option in ("-h", "--help"):
+                continue
+            assert option in man, f"{verb} {option} missing from man/lockdownctl.8"
+
+
+def test_exit_codes_are_documented() -> None:
+    for code in ("0", "1", "2", "3", "4", "70"):
+        assert f".B {code}\n" in MAN
