@@ -80,6 +80,17 @@ class Root:
         except OSError:
             return []
 
+    def readlink(self, rel: str) -> str | None:
+        """A symlink's target as stored (never followed: /proc/PID/fd links
+        name objects of the host, and fixture links may dangle)."""
+        try:
+            return os.readlink(self / rel)
+        except OSError:
+            return None
+
+    def is_dir(self, rel: str) -> bool:
+        return os.path.isdir(self / rel)
+
     def osrelease(self) -> str | None:
         """``uname -r`` of the kernel this root describes."""
         text = self.read_text("proc/sys/kernel/osrelease")

@@ -158,8 +158,9 @@ def _lsm_state(active: list[str] | None, log: list[LogLine] | None, cmdline: Cmd
     }
 
 
-def kernel_side(root: Root, in_child: bool = False) -> dict[str, Any]:
-    """securityfs, the kernel log lines status needs, and the BPF trial load.
+def kernel_side(root: Root, in_child: bool = False, bpf_trial: bool = True) -> dict[str, Any]:
+    """securityfs, the kernel log lines status needs, and the BPF trial load
+    (skipped with ``bpf_trial`` False: ``audit`` never loads a program).
 
     Plain data, because on the live system it runs in a child process (which
     may also unshare its mount namespace to mount securityfs).
@@ -170,26 +171,31 @@ def kernel_side(root: Root, in_child: bool = False) -> dict[str, Any]:
         out["log_error"] = f"{log.path}: {log.why} (kernel log not read)"
     elif log is not None:
         out["log"] = [[ln.seconds, ln.text, ln.lineno] for ln in log]
-    if root.live:
+    if root.live and bpf_trial:
         from .bpf.probe import trial_load
 
         out["trial"] = trial_load()
     return out
 
 
-def read_status(root: Root, started: Child | None = None) -> dict[str, Any]:
+def read_status(root: Root, started: Child | None = None, bpf_trial: bool = True) -> dict[str, Any]:
     """The ``data`` of ``lockdownctl status --json``.
 
     On the live system it is collected in a child process (see prefetch.py),
     which may already have been ``started`` by the CLI.
     """
+    if root.live and not bpf_trial and started is None:
+        from .root import Child
+
+        quiet: dict[str, Any] = Child(lambda: collect(root, in_child=True, bpf_trial=False)).result()
+        return quiet
     if root.live:
         result: dict[str, Any] = (started or start_status(root.path)).result()
         return result
     return collect(root)
 
 
-def collect(root: Root, in_child: bool = False) -> dict[str, Any]:
+def collect(root: Root, in_child: bool = False, bpf_trial: bool = True) -> dict[str, Any]:
     notes: list[str] = []
     cmdline_r = read_cmdline(root)
     cmdline = cmdline_r if isinstance(cmdline_r, Cmdline) else None
@@ -202,7 +208,7 @@ def collect(root: Root, in_child: bool = False) -> dict[str, Any]:
     sb = read_secure_boot(root)
     notes += sb.notes
 
-    kernel = kernel_side(root, in_child)
+    kernel = kernel_side(root, in_child, bpf_trial)
     sfs = parse_securityfs(kernel["securityfs"], root)
     notes[:0] = sfs.notes
     log = [LogLine(s, t, n) for s, t, n in kernel["log"]] if "log" in kernel else None

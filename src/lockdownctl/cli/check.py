@@ -1,0 +1,95 @@
+"""``lockdownctl check --level LEVEL``: what will break at a lockdown level, with evidence."""
+
+from __future__ import annotations
+
+from ..errors import EXIT_FINDINGS, EXIT_OK, FeatureMissing, InputError
+from ..levels import LEVELS
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+    from typing import Any
+
+    from ..output import Result, Style
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise InputError(f"--measure: not a number of seconds: {text!r}") from None
+    if value <= 0:
+        raise InputError(f"--measure: must be more than 0 seconds: {text!r}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--level",
+        choices=LEVELS[1:],
+        default="integrity",
+        help="the level to check readiness for: integrity (default) or confidentiality",
+    )
+    parser.add_argument(
+        "--measure",
+        metavar="SECONDS",
+        type=_seconds,
+        help="also run the enforcer in audit mode for SECONDS and report what it saw denied "
+        "(needs the lockdownctl enforcer, BPF LSM)",
+    )
+
+
+def run(args: argparse.Namespace) -> Result:
+    from ..output import Result
+    from ..root import Root
+
+    if args.measure is not None:
+        raise FeatureMissing(
+            "check --measure needs the lockdownctl enforcer (BPF LSM), which this version "
+            "does not have yet; run check without --measure for the static report"
+        )
+    from ..checks import check
+
+    data = check(Root(args.root), args.level)
+    code = EXIT_FINDINGS if data["summary"]["breaks"] else EXIT_OK
+    return Result("check", data, render, code)
+
+
+def render(data: dict[str, Any], s: Style) -> str:
+    cur = data["current"]
+    lines = [
+        f"Readiness for lockdown={s.bold(data['target'])} "
+        f"(now: {cur['level'] or 'unknown'}; kernel {data['kernel']['release'] or 'unknown'})"
+    ]
+    for p in data["preconditions"]:
+        if p["holds"] and p["id"] not in ("secure-boot",):
+            lines.append(s.dim(f"  precondition: {p['effect']}"))
+    marks = {"breaks": s.bad("BREAKS"), "likely": s.warn("LIKELY"), "info": s.dim("INFO  ")}
+    for f in data["findings"]:
+        lines.append("")
+        lines.append(f"{marks[f['confidence']]}  {f['reason']} ({f['level']}): {f['title']}")
+        for e in f["evidence"]:
+            lines.append(f"    evidence:  {e['where']}: {e['text']}")
+        lines.append(f"    you see:   {f['symptom']}")
+        lines.append(f"    remedy:    {f['remedy']}")
+        if f["policy"]:
+            lines.append(f"    keep it:   {f['policy']}")
+        if f.get("note"):
+            lines.append(s.dim(f"    note:      {f['note']}"))
+    if data["suppressed"]:
+        lines.append("")
+        lines.append(
+            s.dim(
+                f"{len(data['suppressed'])} finding(s) cannot occur on this kernel "
+                "(see --json 'suppressed'): " + "; ".join(sorted({f["note"] for f in data["suppressed"]}))
+            )
+        )
+    for note in data["notes"]:
+        lines.append(s.dim(f"note: {note}"))
+    sm = data["summary"]
+    verdict = (
+        s.bad("not ready") if sm["breaks"] else s.good("ready") if not sm["likely"] else s.warn("check the likely ones")
+    )
+    lines.append("")
+    lines.append(f"{sm['breaks']} breaks, {sm['likely']} likely, {sm['info']} info: {verdict}")
+    return "\n".join(lines)
