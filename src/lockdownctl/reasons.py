@@ -25,7 +25,8 @@ from .btf import VMLINUX_BTF, LockdownEnum, parse_lockdown_enum
 from .errors import InputError
 from .levels import LEVELS, level_rank
 
-__all__ = ["LEVELS", "TABLE", "Catalogue", "Reason", "catalogue", "level_rank", "merge", "reason_from_line"]
+__all__ = ["LEVELS", "TABLE", "Catalogue", "Reason", "catalogue", "level_rank", "merge", "reason_from_line",
+           "reason_from_phrase"]
 
 ENUM_PREFIX = "LOCKDOWN_"
 
@@ -43,6 +44,11 @@ class Reason:
     added_by: str = ""  # kernel commit citation
     arch: str = ""  # non-empty when the reason only occurs on one platform
     aliases: tuple[str, ...] = ()  # older enum names of the same reason
+    # Phrases the pre-5.4 distro lockdown patches (David Howells' series as
+    # carried by Fedora, Ubuntu, RHEL 8) printed for this reason in
+    # "Lockdown: [<comm>: ]<phrase> is restricted", where they differ from
+    # ``log`` other than by case (``watch`` maps old log lines through them).
+    old_logs: tuple[str, ...] = ()
     value: int | None = None  # enum value on the kernel read (None: not on it)
     on_kernel: bool = False  # the kernel read defines this reason
 
@@ -68,6 +74,8 @@ TABLE: tuple[Reason, ...] = (
         remedy="sign the modules with a key the kernel trusts (MOK with shim and Secure "
         "Boot, or a key built into the kernel); loaded modules tainted E will be refused",
         call_sites="kernel/module/signing.c module_sig_check()",
+        old_logs=("Loading of unsigned module", "Loading of module with unsupported crypto",
+                  "Loading of module with unavailable key"),  # pre-5.4 module_sig_check()
     ),
     Reason(
         "dev_mem", "/dev/mem,kmem,port", _I, "5.4",
@@ -121,6 +129,7 @@ TABLE: tuple[Reason, ...] = (
         "hwclock --directisa, pciutils' direct I/O backend",
         remedy="use the kernel driver for the device (parport, rtc, ec interfaces)",
         call_sites="arch/x86/kernel/ioport.c ksys_ioperm(), sys_iopl()",
+        old_logs=("ioperm", "iopl"),
     ),
     Reason(
         "msr", "raw MSR access", _I, "5.4",
@@ -130,6 +139,7 @@ TABLE: tuple[Reason, ...] = (
         remedy="use the kernel's interfaces (intel_rapl powercap, cpufreq) or an "
         "enforcer exception for that one executable",
         call_sites="arch/x86/kernel/msr.c msr_write(), msr_ioctl()",
+        old_logs=("Direct MSR access",),  # intel/pcm#102 (patch), mchehab/rasdaemon#65 (RHEL 8 log)
     ),
     Reason(
         "acpi_tables", "modifying ACPI tables", _I, "5.4",
@@ -138,6 +148,7 @@ TABLE: tuple[Reason, ...] = (
         breaks="DSDT/SSDT overrides used to fix sleep, sensors or fans",
         remedy="ask the vendor for a firmware fix, or carry the fix as a kernel patch or quirk",
         call_sites="drivers/acpi/tables.c acpi_table_upgrade(); drivers/acpi/osl.c acpi_os_get_root_pointer(); drivers/acpi/custom_method.c cm_write(); drivers/acpi/acpi_configfs.c",
+        old_logs=("ACPI table override",),  # fiji-flo/x1carbon2018s3#8 (Ubuntu log)
     ),
     Reason(
         "device_tree", "modifying device tree contents", _I, "6.1",
@@ -176,6 +187,7 @@ TABLE: tuple[Reason, ...] = (
         breaks="MMIO tracing tests",
         remedy="trace MMIO on a machine booted without lockdown",
         call_sites="arch/x86/mm/testmmiotrace.c init()",
+        old_logs=("MMIO trace testing",),
     ),
     Reason(
         "debugfs", "debugfs access", _I, "5.4",
@@ -186,6 +198,7 @@ TABLE: tuple[Reason, ...] = (
         remedy="use /proc/dynamic_debug/control and dyndbg= for dynamic debug; an enforcer "
         "exception for the one tool that needs debugfs",
         call_sites="fs/debugfs/file.c debugfs_locked_down(); fs/debugfs/inode.c debugfs_setattr()",
+        old_logs=("debugfs",),  # mchehab/rasdaemon#65 (RHEL 8 log)
         added_by='Linux kernel commit 5496197f9b08 ("debugfs: Restrict debugfs when the kernel is locked down") (in v5.4)',
     ),
     Reason(
@@ -240,6 +253,7 @@ TABLE: tuple[Reason, ...] = (
         breaks="crash and drgn on the live kernel, gdb on /proc/kcore, AVML, perf --kcore",
         remedy="debug live kernels on a machine below confidentiality, or take a kdump",
         call_sites="fs/proc/kcore.c open_kcore()",
+        old_logs=("/proc/kcore",),
     ),
     Reason(
         "kprobes", "use of kprobes", _C, "5.4",
@@ -255,6 +269,8 @@ TABLE: tuple[Reason, ...] = (
         breaks="most BPF tracing and security agents: bcc, bpftrace, Falco, Tetragon, Tracee",
         remedy="use BTF-typed direct loads (fentry, tp_btf) or keep such hosts at integrity",
         aliases=("LOCKDOWN_BPF_READ",),
+        # pre-5.4 Fedora/Ubuntu refused much of bpf() under this one word
+        old_logs=("BPF",),
         call_sites="kernel/trace/bpf_trace.c bpf_tracing_func_proto(); kernel/bpf/helpers.c bpf_base_func_proto()",
         added_by='Linux kernel commit 9d1f8be5cf42 ("bpf: Restrict bpf when kernel lockdown is in confidentiality mode") (in v5.4); renamed from LOCKDOWN_BPF_READ by 71330842ff93 ("bpf: Add _kernel suffix to internal lockdown_bpf_read") (in v5.14)',
     ),
@@ -272,6 +288,7 @@ TABLE: tuple[Reason, ...] = (
         breaks="perf record --intr-regs",
         remedy="sample without interrupt registers",
         call_sites="kernel/events/core.c perf_event_open() (PERF_SAMPLE_REGS_INTR)",
+        old_logs=("perf",),
         added_by='Linux kernel commit b0c8fdc7fdb7 ("lockdown: Lock down perf when in confidentiality mode") (in v5.4)',
     ),
     Reason(
@@ -357,11 +374,28 @@ def _by_log() -> dict[str, Reason]:
     return {r.log.lower(): r for r in TABLE}
 
 
+@cache
+def _by_old_log() -> dict[str, Reason]:
+    return {old.lower(): r for r in TABLE for old in r.old_logs}
+
+
+def reason_from_phrase(what: str) -> tuple[Reason, bool] | None:
+    """The table reason printed as ``what`` (case-insensitive), and whether it
+    was a pre-5.4 distro phrase (``Reason.old_logs``) rather than ``log``."""
+    key = what.strip().lower()
+    if (reason := _by_log().get(key)) is not None:
+        return reason, False
+    if (reason := _by_old_log().get(key)) is not None:
+        return reason, True
+    return None
+
+
 def reason_from_line(line: str) -> Reason | None:
     """Map a pasted kernel log line (or a bare reason string) to a table reason."""
     match = DENIAL_RE.search(line)
     what = match.group("what") if match else line
-    reason = _by_log().get(what.strip().lower())
+    found = reason_from_phrase(what)
+    reason = found[0] if found else None
     if reason is None and match and match.group("comm"):
         # The comm itself may contain ": "; retry with everything after "Lockdown: ".
         tail = line[match.start("comm") : match.end("what")]

@@ -30,6 +30,7 @@ VERBS = {
     "status": ("status", "show the lockdown level, why it is set, and what can enforce more"),
     "explain": ("explain", "explain lockdown reasons: what each guards, what breaks, what to do"),
     "check": ("check", "readiness: what will break at a lockdown level, with evidence"),
+    "watch": ("watch", "watch the kernel log for lockdown denials and level changes"),
 }
 
 
@@ -160,7 +161,8 @@ def _emit(result: Result, as_json: bool) -> int:
     from ..output import Style, dump_json, envelope
 
     if as_json:
-        print(dump_json(envelope(result.command, result.data, result.exit_code, warnings=result.warnings)))
+        print(dump_json(envelope(result.command, result.data, result.exit_code, warnings=result.warnings),
+                        compact=result.json_lines))
     else:
         for warning in result.warnings:
             print(f"lockdownctl: warning: {warning}", file=sys.stderr)

@@ -26,6 +26,8 @@ class Result:
         self.text = text
         self.exit_code = exit_code
         self.warnings = warnings or []
+        # The verb already streamed JSON lines (watch): the envelope goes last, on one line.
+        self.json_lines = False
 
     @property
     def status(self) -> str:
@@ -46,7 +48,9 @@ def error_envelope(command: str, exc: LockdownctlError) -> dict[str, Any]:
     return envelope(command, None, exc.exit_code, [{"code": exc.code, "message": exc.message}])
 
 
-def dump_json(obj: Any) -> str:
+def dump_json(obj: Any, compact: bool = False) -> str:
+    if compact:
+        return json.dumps(obj, separators=(",", ":"))
     return json.dumps(obj, indent=2, sort_keys=False)
 
 

@@ -1,0 +1,245 @@
+"""Where ``watch`` reads events from: a file or stdin, /dev/kmsg, the journal, saved events.
+
+Each source is an iterator of :class:`~lockdownctl.events.Event`; ``--follow``
+sources block for new lines until :class:`Stop` is raised (by the SIGINT /
+SIGTERM handler in ``cli/watch.py``).
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import time
+from collections.abc import Iterator
+
+from ..errors import FeatureMissing, InputError, NeedsRoot
+from ..events import Event
+from ..host.kmsg import KMSG, read_kernel_log
+from ..root import Root, Unreadable
+from .parser import MAX_LINE, candidate, classify, parse_line, scan_block
+
+CHUNK = 1 << 22
+POLL_SECONDS = 0.25  # --follow on a regular file: how often to look for more
+
+
+class Stop(Exception):
+    """Raised by the signal handler to end a --follow loop cleanly."""
+
+
+class Counter:
+    """Lines read by a source (for the summary); None when it cannot know."""
+
+    def __init__(self) -> None:
+        self.lines: int | None = 0
+        self.lost = 0  # /dev/kmsg records overwritten before we read them
+
+
+def read_fd(fd: int, source: str, counter: Counter, follow: bool = False) -> Iterator[Event]:
+    """Events of a byte stream (file or pipe), chunk by chunk."""
+    carry = b""
+    skipping = False  # inside a line longer than MAX_LINE: drop until its end
+    lineno = 1
+    first = True
+    json_lines = False
+    while True:
+        try:
+            buf = os.read(fd, CHUNK)
+        except OSError as exc:
+            raise InputError(f"{source}: read error: {exc.strerror}") from None
+        if not buf:
+            if follow:
+                time.sleep(POLL_SECONDS)
+                continue
+            break
+        if first:
+            json_lines = b'"MESSAGE":' in buf  # journal JSON: also find byte-array messages
+            first = False
+        if skipping:
+            nl = buf.find(b"\n")
+            if nl < 0:
+                continue
+            buf = buf[nl + 1 :]
+            skipping = False
+            lineno += 1
+        data = carry + buf if carry else buf
+        end = data.rfind(b"\n") + 1
+        if end == 0:
+            carry = data
+            if len(carry) > MAX_LINE:  # scan what we have as one line, skip its rest
+                events, _ = scan_block(carry, len(carry), source, lineno, json_lines)
+                yield from events
+                carry = b""
+                skipping = True
+            continue
+        events, newlines = scan_block(data, end, source, lineno, json_lines)
+        lineno += newlines
+        counter.lines = lineno - 1
+        yield from events
+        carry = data[end:]
+    if carry:
+        events, _ = scan_block(carry, len(carry), source, lineno, json_lines)
+        yield from events
+        lineno += 1
+    counter.lines = lineno - 1
+
+
+def read_path(path: str, counter: Counter, follow: bool = False, source: str = "file") -> Iterator[Event]:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a directory, not a log file") from None
+    except PermissionError:
+        if os.geteuid() != 0:
+            raise NeedsRoot(f"{path}: permission denied (run as root)") from None
+        raise InputError(f"{path}: permission denied") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot open: {exc.strerror}") from None
+    try:
+        yield from read_fd(fd, source, counter, follow)
+    finally:
+        os.close(fd)
+
+
+def _kmsg_refused(path: str, why: str) -> Exception:
+    if os.geteuid() != 0:
+        return NeedsRoot(f"{path}: {why}: reading the kernel log needs root or CAP_SYSLOG "
+                         "(kernel.dmesg_restrict=1)")
+    return InputError(f"{path}: {why}")
+
+
+def read_kmsg(root: Root, counter: Counter, follow: bool, since_boot: bool) -> Iterator[Event]:
+    """The kernel ring buffer: everything since boot, or (``follow``) new records."""
+    path = root / KMSG
+    if not root.live and os.path.isfile(path):  # a saved log in a fixture root: any format
+        yield from read_path(path, counter, follow, "kmsg")
+        return
+    if not follow:
+        lines = read_kernel_log(root, want=candidate)
+        if lines is None:
+            raise FeatureMissing(f"{path}: no kernel log (no /dev/kmsg)")
+        if isinstance(lines, Unreadable):
+            raise _kmsg_refused(lines.path, lines.why)
+        counter.lines = None
+        for rec in lines:
+            event = classify(rec.text, rec.text, "kmsg", rec.lineno or None, rec.seconds)
+            if event is not None:
+                yield event
+        return
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        raise FeatureMissing(f"{path}: no kernel log (no /dev/kmsg)") from None
+    except OSError as exc:
+        raise _kmsg_refused(path, exc.strerror or str(exc)) from None
+    counter.lines = None
+    try:
+        if not since_boot:
+            os.lseek(fd, 0, os.SEEK_END)  # /dev/kmsg: SEEK_END = after the newest record
+        while True:
+            try:
+                record = os.read(fd, 8192)
+            except OSError as exc:
+                if exc.errno == errno.EPIPE:  # records overwritten before we read them
+                    counter.lost += 1
+                    continue
+                raise InputError(f"{path}: read error: {exc.strerror}") from None
+            if not record:
+                break
+            event = parse_line(record.decode("utf-8", "replace").split("\n", 1)[0], "kmsg")
+            if event is not None:
+                yield event
+    finally:
+        os.close(fd)
+
+
+def journal_command(root: Root, follow: bool, since_boot: bool) -> list[str]:
+    """The journalctl command line, or FeatureMissing when there is no journal."""
+    import shutil
+
+    exe = shutil.which("journalctl")
+    if exe is None:
+        raise FeatureMissing("journalctl not found: no systemd journal on this system")
+    cmd = [exe, "-k", "-o", "json", "--no-pager"]
+    if root.live:
+        if not os.path.exists("/run/systemd/journal") and not os.path.isdir("/var/log/journal"):
+            raise FeatureMissing("journald is not running (no /run/systemd/journal) and "
+                                 "/var/log/journal does not exist")
+    else:
+        directory = root / "var/log/journal"
+        if not os.path.isdir(directory):
+            raise FeatureMissing(f"{directory}: no journal in this root")
+        cmd.append(f"--directory={directory}")
+    if follow:
+        cmd += ["-f", "-n", "all" if since_boot else "0"]
+    return cmd
+
+
+def read_journal(root: Root, counter: Counter, follow: bool, since_boot: bool) -> Iterator[Event]:
+    import subprocess
+
+    cmd = journal_command(root, follow, since_boot)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    lines = 0
+    try:
+        for line in proc.stdout:
+            lines += 1
+            counter.lines = lines
+            event = parse_line(line.decode("utf-8", "replace"), "journal", None)
+            if event is not None:
+                yield event
+        err = proc.stderr.read().decode("utf-8", "replace").strip()
+        if proc.wait() != 0:
+            first = err.splitlines()[0] if err else f"exit status {proc.returncode}"
+            raise FeatureMissing(f"journalctl -k failed: {first}")
+    finally:
+        if proc.poll() is None:  # we started it: end it by its pid
+            proc.terminate()
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def read_events(path: str) -> list[Event]:
+    """Saved events: JSON lines of Event dicts (``watch --json``, ``enforce events
+    --follow --json``; envelope lines are skipped), or one JSON document holding
+    a list of them (``enforce events --json``)."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror}") from None
+    text = data.decode("utf-8", "replace")
+    try:  # one JSON document: an envelope ({"data": {"events": [...]}}) or a list of events
+        whole = json.loads(text)
+    except ValueError:
+        whole = None
+    if isinstance(whole, dict) and isinstance(whole.get("data"), dict):
+        whole = whole["data"].get("events")
+    if isinstance(whole, list):
+        try:
+            return [Event.from_dict(item) for item in whole]
+        except (ValueError, TypeError) as exc:
+            raise InputError(f"{path}: {exc}") from None
+    out = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except ValueError as exc:
+            raise InputError(f"{path}:{number}: not a JSON event: {exc}") from None
+        if isinstance(obj, dict) and "lockdownctl" in obj:
+            continue
+        try:
+            out.append(Event.from_dict(obj))
+        except (ValueError, TypeError) as exc:
+            raise InputError(f"{path}:{number}: {exc}") from None
+    return out
