@@ -149,7 +149,13 @@ def modules(root: Path, work: Path, positive: bool) -> None:
         w(root, "etc/modules-load.d/crc7.conf", "# load the CRC7 helper at boot\ncrc7\n")
         w(root, "etc/modprobe.d/ipmi.conf", "# BMC on a fixed KCS port\noptions ipmi_si type=kcs ports=0xca2\n")
         w(root, "etc/modprobe.d/force.conf", "install cordic /sbin/modprobe --ignore-install --force cordic\n")
-        (root / "var/lib/dkms/cordic/1.0/source").mkdir(parents=True, exist_ok=True)
+        # dkms add layout: /var/lib/dkms/<module>/<version>/source -> the source tree with dkms.conf
+        w(
+            root,
+            "var/lib/dkms/cordic/1.0/source/dkms.conf",
+            'PACKAGE_NAME="cordic"\nPACKAGE_VERSION="1.0"\nBUILT_MODULE_NAME[0]="cordic"\n'
+            'DEST_MODULE_LOCATION[0]="/updates/dkms"\nAUTOINSTALL="yes"\n',
+        )
         # kernel/module/signing.c / main.c: pr_notice_once("%s: module verification failed: ...")
         w(
             root,
@@ -194,7 +200,7 @@ def hibernation(root: Path, work: Path, positive: bool) -> None:
         # A real swap header (mkswap), signature replaced as kernel/power/swap.c mark_swapfiles() does.
         img = work / "swap.img"
         img.write_bytes(bytes(1 << 16))
-        subprocess.run(["mkswap", "-q", str(img)], check=True)
+        subprocess.run(["mkswap", "-q", "-U", "0c6e1f2a-8d3b-4f6e-a1c9-5e7d2b4f9a30", str(img)], check=True)
         page = bytearray(img.read_bytes()[:4096])
         assert page[4086:4096] == b"SWAPSPACE2"
         page[4086:4096] = b"S1SUSPEND\x00"
@@ -327,14 +333,13 @@ def debug(root: Path, x: Path, positive: bool) -> None:
         w(root, f"{t}/current_tracer", "function\n")
         w(root, f"{t}/set_event", "sched:sched_switch\n")
         w(root, f"{t}/uprobe_events", "")
-        (root / t / "instances/perf-session").mkdir(parents=True, exist_ok=True)
+        w(root, f"{t}/instances/perf-session/current_tracer", "nop\n")  # an instance is a tracefs subtree
         dpkg(root, ["trace-cmd"])
     else:
         base(root)
         w(root, f"{t}/kprobe_events", "")
         w(root, f"{t}/current_tracer", "nop\n")
         w(root, f"{t}/set_event", "")
-        (root / t / "instances").mkdir(parents=True, exist_ok=True)
         w(root, "etc/tmpfiles.d/home.conf", "q /home 0755 - - -\n")
         process(root, 1300, "sshd", "/usr/sbin/sshd", {3: ("/dev/null", "0100002")})
 
