@@ -9,7 +9,7 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 VENV=${LOCKDOWNCTL_VENV:-/opt/lockdownctl-test-venv}
 export LOCKDOWNCTL_VENV="$VENV"
 
-pkgs="python3-venv libbpf1 libbpf-dev clang llvm bpftool"
+pkgs="python3-venv libbpf1 libbpf-dev clang llvm bpftool grub-common"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null | grep -q '^ii' || missing="$missing $p"

@@ -133,9 +133,10 @@ def is_mounted(target: str, fstype: str) -> bool:
     return False
 
 
-def private_mounts(fstypes: list[str]) -> None:
+def private_mounts(fstypes: list[str], writable: tuple[str, ...] = ()) -> None:
     """In the calling process: unshare the mount namespace, make it private,
-    mount what is missing. Only ever called in a child process."""
+    mount what is missing (read-only unless listed in ``writable``). Only ever
+    called in a child process."""
     import ctypes
 
     libc = ctypes.CDLL(None, use_errno=True)
@@ -152,7 +153,7 @@ def private_mounts(fstypes: list[str]) -> None:
     for fstype in fstypes:
         target = PSEUDO_FS[fstype]
         if not is_mounted(target, fstype):
-            flags = MS_NOSUID | MS_NODEV | MS_NOEXEC | (0 if fstype == "bpf" else MS_RDONLY)
+            flags = MS_NOSUID | MS_NODEV | MS_NOEXEC | (0 if fstype == "bpf" or fstype in writable else MS_RDONLY)
             check(libc.mount(fstype.encode(), target.encode(), fstype.encode(), flags, None),
                   f"mount -t {fstype} {target}")
 

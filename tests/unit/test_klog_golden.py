@@ -25,9 +25,9 @@ CASES = sorted(p.name for p in KLOG.iterdir() if (p / "dmesg.txt").exists())
 SUMMARY_KEYS = ("denials", "side_effects", "audited", "unparsed", "rate_limited", "suppressed")
 
 
-def _scan(path: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def _scan(path: Path, prefilter: bool = False) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     counter = sources.Counter()
-    events = list(sources.read_path(str(path), counter))
+    events = list(sources.read_path(str(path), counter, prefilter=prefilter))
     summary = Summary()
     for event in events:
         summary.add(event)
@@ -62,6 +62,12 @@ def test_chunked_scan_equals_line_by_line(case: str) -> None:
             by_line.append(event.to_dict())
     events, _summary = _scan(KLOG / case / "dmesg.txt")
     assert events == by_line
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_grep_prefilter_finds_the_same_events(case: str) -> None:
+    path = KLOG / case / "dmesg.txt"
+    assert _scan(path, prefilter=True)[0] == _scan(path)[0]
 
 
 def test_small_chunks_give_the_same_events(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

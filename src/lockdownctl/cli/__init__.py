@@ -29,6 +29,8 @@ EXIT_INTERNAL = 70  # a bug in lockdownctl (sysexits EX_SOFTWARE)
 VERBS = {
     "status": ("status", "show the lockdown level, why it is set, and what can enforce more"),
     "explain": ("explain", "explain lockdown reasons: what each guards, what breaks, what to do"),
+    "enable": ("enable", "turn lockdown on at boot through the detected boot setup (or now, through securityfs)"),
+    "disable": ("disable", "remove lockdown= from the boot setup (the running kernel keeps its level)"),
     "audit": ("audit", "audit kernel config, command line and sysctls against a lockdown level"),
     "check": ("check", "readiness: what will break at a lockdown level, with evidence"),
     "watch": ("watch", "watch the kernel log for lockdown denials and level changes"),

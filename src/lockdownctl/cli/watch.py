@@ -96,12 +96,12 @@ def run(args: argparse.Namespace) -> Result:
     show = not args.summary
     previous = _stop_on_sigterm()
     interrupted = False
+    encode = json.JSONEncoder(separators=(",", ":")).encode  # json.dumps with options builds one per call
     try:
         for event in stream:
             summary.add(event)
             if show:
-                out.write((json.dumps(event.to_dict(), separators=(",", ":")) if args.json
-                           else render_event(event, style)) + "\n")
+                out.write((encode(event.__dict__) if args.json else render_event(event, style)) + "\n")
                 if args.follow:
                     out.flush()
     except (Stop, KeyboardInterrupt):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import stat
 import time
 from collections.abc import Iterator
 
@@ -17,7 +18,7 @@ from ..errors import FeatureMissing, InputError, NeedsRoot
 from ..events import Event
 from ..host.kmsg import KMSG, read_kernel_log
 from ..root import Root, Unreadable
-from .parser import MAX_LINE, candidate, classify, parse_line, scan_block
+from .parser import JSON_ARRAY_MESSAGES, MARKERS, MAX_LINE, candidate, classify, parse_line, scan_block
 
 CHUNK = 1 << 22
 POLL_SECONDS = 0.25  # --follow on a regular file: how often to look for more
@@ -84,7 +85,47 @@ def read_fd(fd: int, source: str, counter: Counter, follow: bool = False) -> Ite
     counter.lines = lineno - 1
 
 
-def read_path(path: str, counter: Counter, follow: bool = False, source: str = "file") -> Iterator[Event]:
+# grep -F finds all markers in one pass (several times faster than a Python
+# bytes.find pass per marker); byte-array journal messages are markers too.
+GREP_PATTERNS = (*MARKERS, *JSON_ARRAY_MESSAGES)
+
+
+def grep_prefilter(fd: int, source: str) -> Iterator[Event] | None:
+    """Events of a regular file whose candidate lines ``grep -a -n -F`` selected
+    (it reads ``fd`` as its stdin); None when there is no grep."""
+    import shutil
+    import subprocess
+
+    grep = shutil.which("grep")
+    if grep is None:
+        return None
+    cmd = [grep, "-a", "-n", "-F"]
+    for pattern in GREP_PATTERNS:
+        cmd += ["-e", pattern]
+    proc = subprocess.Popen(cmd, stdin=fd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def events() -> Iterator[Event]:
+        assert proc.stdout is not None and proc.stderr is not None
+        try:
+            for line in proc.stdout:
+                number, _, text = line.partition(b":")
+                text = text.removesuffix(b"\n")[:MAX_LINE]
+                event = parse_line(text.decode("utf-8", "replace"), source, int(number))
+                if event is not None:
+                    yield event
+            err = proc.stderr.read().decode("utf-8", "replace").strip()
+            if proc.wait() > 1:  # 1: nothing matched
+                raise InputError(f"{source}: grep failed: {err.splitlines()[0] if err else proc.returncode}")
+        finally:
+            if proc.poll() is None:  # we started it: end it by its pid
+                proc.kill()
+                proc.wait()
+
+    return events()
+
+
+def read_path(path: str, counter: Counter, follow: bool = False, source: str = "file",
+              prefilter: bool = True) -> Iterator[Event]:
     try:
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
@@ -98,7 +139,14 @@ def read_path(path: str, counter: Counter, follow: bool = False, source: str = "
     except OSError as exc:
         raise InputError(f"{path}: cannot open: {exc.strerror}") from None
     try:
-        yield from read_fd(fd, source, counter, follow)
+        fast = None
+        if prefilter and not follow and stat.S_ISREG(os.fstat(fd).st_mode):
+            fast = grep_prefilter(fd, source)
+        if fast is not None:
+            counter.lines = None  # grep does not count the lines it skips
+            yield from fast
+        else:
+            yield from read_fd(fd, source, counter, follow)
     finally:
         os.close(fd)
 

@@ -1,0 +1,169 @@
+"""``enable`` / ``disable`` end to end: safety, detection, plan, apply, verify.
+
+Which setups are edited: every detected one that holds a kernel command line,
+except where one supersedes another (rpm-ostree owns its BLS entries,
+kernelstub owns its systemd-boot entries, grubby's plan includes
+/etc/default/grub). ``--unit`` uses the securityfs boot unit instead of the
+command line.
+"""
+
+from __future__ import annotations
+
+import os
+from types import ModuleType
+from typing import Any
+
+from ..errors import EXIT_FEATURE, EXIT_FINDINGS, EXIT_OK, InputError, NeedsRoot
+from ..levels import level_rank
+from ..root import Root
+from . import engine, grub, grubby, kernel_install, kernelstub, rpm_ostree, uki, unit
+from .engine import Check, Detection, SetupPlan, View
+
+SETUPS: tuple[ModuleType, ...] = (rpm_ostree, kernelstub, grubby, grub, kernel_install, uki)
+SUPERSEDES = {
+    "rpm-ostree": {"grubby", "grub", "systemd-boot", "uki", "kernelstub"},
+    "kernelstub": {"systemd-boot"},
+    "grubby": {"grub", "systemd-boot"},
+}
+
+
+def detect(root: Root) -> list[Detection]:
+    return [m.detect(root) for m in (*SETUPS, unit)]
+
+
+def choose(detections: list[Detection], use_unit: bool) -> list[ModuleType]:
+    if use_unit:
+        return [unit]
+    found = {d.setup for d in detections if d.found and d.setup != unit.ID}
+    dropped = set().union(*(SUPERSEDES.get(s, set()) for s in found))
+    return [m for m in SETUPS if m.ID in found and m.ID not in dropped]
+
+
+def _verify(module: ModuleType, view: View, level: str | None, generated: bool) -> list[Check]:
+    checks: list[Check] = module.verify(view, level)
+    if generated and hasattr(module, "verify_generated"):
+        checks += module.verify_generated(view, level)
+    return checks
+
+
+def safety(root: Root, level: str, force: bool) -> dict[str, Any]:
+    """What the running kernel (or the root's) says about enabling ``level``."""
+    from ..status import read_status
+
+    status = read_status(root)
+    out: dict[str, Any] = {"status": status, "refused": None, "exit_code": EXIT_OK, "warnings": [],
+                           "readiness": readiness(root, level, force)}
+    forced = status.get("forced_by_kconfig")
+    lsm = status["lsm"]
+    if forced and level_rank(forced) >= level_rank(level):
+        out["refused"] = (f"the kernel configuration already forces {forced} (CONFIG_LOCK_DOWN_KERNEL_FORCE_"
+                          f"{forced.upper()}=y): lockdown={level} would change nothing")
+        out["exit_code"] = EXIT_FINDINGS
+    elif lsm["lockdown_active"] is False:
+        active = lsm["active"] or []
+        fix = ",".join(["lockdown", *[n for n in active if n != "lockdown"]])
+        out["refused"] = ("the lockdown LSM is not active (active LSMs: " + ",".join(active) + "): lockdown= "
+                          f"would be ignored. Fix: add lockdown to lsm= on the kernel command line "
+                          f"(lsm={fix}), or remove an lsm= that leaves it out")
+        out["exit_code"] = EXIT_FEATURE
+    elif lsm["lockdown_active"] is None:
+        out["warnings"].append("could not confirm that the lockdown LSM is active (LSM list not readable: "
+                               "run as root, or check /sys/kernel/security/lsm after reboot)")
+    if out["refused"] is None and out["readiness"]["breaks"] and not force:
+        out["refused"] = ("readiness check: " + "; ".join(out["readiness"]["breaks"][:5])
+                          + f" would break at {level} (lockdownctl check --level {level}); --force to go ahead")
+        out["exit_code"] = EXIT_FINDINGS
+    return out
+
+
+def readiness(root: Root, level: str, force: bool) -> dict[str, Any]:
+    """Run ``lockdownctl check`` (issue 7) when it exists."""
+    try:
+        from .. import checks
+    except ImportError:
+        return {"checked": False, "breaks": [], "detail": "readiness not checked (lockdownctl check is not available)"}
+    run = getattr(checks, "run_checks", None) or getattr(checks, "report", None)
+    if run is None:
+        return {"checked": False, "breaks": [],
+                "detail": "readiness not checked (lockdownctl check is not available: "
+                          "lockdownctl.checks has no run_checks(root, level) yet)"}
+    try:
+        findings = run(root, level)
+    except TypeError:
+        return {"checked": False, "breaks": [],
+                "detail": "readiness not checked (lockdownctl.checks.run_checks(root, level) did not accept "
+                          "these arguments)"}
+    items = findings.get("findings", []) if isinstance(findings, dict) else list(findings or [])
+    breaks = []
+    for f in items:
+        d = f if isinstance(f, dict) else getattr(f, "__dict__", {})
+        if d.get("confidence") == "breaks":
+            breaks.append(str(d.get("reason") or d.get("id") or d.get("title") or d))
+    detail = f"{len(items)} findings, {len(breaks)} that break" + (" (--force)" if breaks and force else "")
+    return {"checked": True, "breaks": breaks, "detail": detail}
+
+
+def execute(root: Root, level: str | None, *, dry_run: bool, use_unit: bool,
+            status_safety: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Detect, plan every chosen setup, apply unless dry_run, verify."""
+    detections = detect(root)
+    chosen = choose(detections, use_unit)
+    data: dict[str, Any] = {
+        "action": "enable" if level else "disable",
+        "level": level,
+        "root": root.path,
+        "dry_run": dry_run,
+        "detected": [d.__dict__ for d in detections],
+        "setups": [],
+        "changed": False,
+        "applied": None,
+        "verified": None,
+        "exit_code": EXIT_OK,
+        "problems": [],
+    }
+    if not chosen:
+        data["problems"].append("no boot setup with an editable kernel command line was found (see detected); "
+                                "use --unit to raise the level at boot through securityfs")
+        data["exit_code"] = EXIT_FINDINGS
+        return data
+    view = View(root)
+    plans: list[tuple[ModuleType, SetupPlan]] = []
+    for module in chosen:
+        plan: SetupPlan = module.plan(view, level)
+        plans.append((module, plan))
+        view = view.with_changes(plan.changes)
+    for module, plan in plans:  # the planned contents must verify before anything is written
+        bad = [c for c in _verify(module, view, level, False) if not c.ok] if not plan.problem else []
+        if bad:
+            raise InputError(f"{bad[0].where}: the planned change would not verify ({bad[0].detail}): "
+                             "nothing written")
+    usable = [(m, p) for m, p in plans if not p.problem]
+    data["problems"] += [f"{p.title}: {p.problem}" for _, p in plans if p.problem]
+    changes = [c for _, p in usable for c in p.changes]
+    commands = [c for _, p in usable for c in p.commands]
+    data["changed"] = bool(changes or commands)
+    run_commands = root.live and not dry_run
+    if not dry_run and data["changed"]:
+        if root.live and os.geteuid() != 0:
+            raise NeedsRoot("changing the boot configuration needs root (--dry-run shows the plan)")
+        backup = engine.new_backup_dir(root) if changes else None
+        files = engine.write_changes(root, changes, backup) if backup else []
+        ran = [engine.run_command(c) for c in commands] if run_commands else []
+        data["applied"] = {"backup": root.display(backup) if backup else None, "files": files, "commands": ran,
+                           "commands_not_run": [] if run_commands else [c.text for c in commands]}
+        if any(r["exit_status"] != 0 for r in ran):
+            data["problems"] += [f"{r['text']}: exit status {r['exit_status']}: {r['output'][-300:]}"
+                                 for r in ran if r["exit_status"] != 0]
+    after = View(root) if not dry_run else view
+    all_ok = True
+    for module, plan in plans:
+        entry = plan.to_dict()
+        if not plan.problem:
+            checks = _verify(module, after, level, generated=run_commands or not plan.commands)
+            entry["verify"] = engine.check_dicts(checks)
+            all_ok = all_ok and all(c.ok for c in checks)
+        data["setups"].append(entry)
+    data["verified"] = all_ok and not data["problems"]
+    if data["problems"] or (not dry_run and not all_ok):
+        data["exit_code"] = EXIT_FINDINGS
+    return data

@@ -1,0 +1,74 @@
+"""``lockdownctl enable integrity|confidentiality``: persistent lockdown= through the boot setup.
+
+Parsing and dispatch only: the work is lockdownctl.boot (imported lazily).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import argparse
+
+    from ..output import Result, Style
+
+HELP = "turn lockdown on at boot through the detected boot setup (or now, through securityfs)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("level", choices=("integrity", "confidentiality"), metavar="LEVEL",
+                        help="integrity or confidentiality (lockdown=none is never written)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the plan (a diff of every file, the commands) and change nothing")
+    parser.add_argument("--force", action="store_true",
+                        help="go ahead although the readiness check finds something that breaks at LEVEL")
+    parser.add_argument("--now", action="store_true",
+                        help="raise the running kernel through /sys/kernel/security/lockdown instead "
+                        "(one way until reboot); with --unit, also install the boot unit")
+    parser.add_argument("--unit", action="store_true",
+                        help="install and enable the securityfs boot unit (lockdownctl-lockdown@LEVEL.service) "
+                        "instead of editing the kernel command line (for unified kernel images and "
+                        "immutable command lines)")
+
+
+def run(args: argparse.Namespace) -> Result:
+    from ..boot import run as boot_run
+    from ..output import Result
+    from ..root import Root
+
+    root = Root(args.root)
+    safety = boot_run.safety(root, args.level, args.force)
+    status = safety.pop("status")
+    data: dict[str, Any] = {
+        "action": "enable",
+        "level": args.level,
+        "kernel": {"level": status["level"], "forced_by_kconfig": status["forced_by_kconfig"],
+                   "lockdown_lsm_active": status["lsm"]["lockdown_active"]},
+        "safety": safety,
+    }
+    warnings = list(safety["warnings"])
+    if not safety["readiness"]["checked"]:
+        warnings.append(safety["readiness"]["detail"])
+    if safety["refused"]:
+        data["refused"] = safety["refused"]
+        return Result("enable", data, render, safety["exit_code"], warnings)
+    code = 0
+    if args.now:
+        from ..boot.now import raise_now
+
+        data["now"] = raise_now(root, args.level, status, args.dry_run)
+        if data["now"]["refused"] or (not args.dry_run and not data["now"]["written"]):
+            code = 1
+        if not args.unit:
+            return Result("enable", data, render, code, warnings)
+    result = boot_run.execute(root, args.level, dry_run=args.dry_run, use_unit=args.unit)
+    data.update({k: v for k, v in result.items() if k not in ("action", "level")})
+    for setup in result["setups"]:
+        warnings += setup["warnings"]
+    return Result("enable", data, render, max(code, result["exit_code"]), warnings)
+
+
+def render(data: dict[str, Any], s: Style) -> str:
+    from ..boot.render import render as boot_render
+
+    return boot_render(data, s)

@@ -1,0 +1,266 @@
+"""enable / disable against one fixture root per boot setup (tests/data/boot/README.md).
+
+Every test works on a scratch copy of a fixture: plan (golden diff), apply,
+verify, idempotence, disable, backups, malformed input.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lockdownctl.boot import tokens
+from lockdownctl.boot.shell import parse_value, scan
+from lockdownctl.boot.uki import read_cmdline
+from lockdownctl.boot.unit import UNIT_TEXT
+from lockdownctl.errors import InputError
+from tests.conftest import DATA, REPO, ROOTS, lockdownctl
+
+BOOT = DATA / "boot"
+GOLDEN = BOOT / "golden"
+FIXTURES = ["debian12-grub-cloud", "fedora39-bls", "rhel8-bls-kernelopts", "arch-systemd-boot",
+            "popos22-kernelstub", "uki-kernel-install", "silverblue39-rpm-ostree"]
+# Setups whose regeneration command cannot run for a --root that is not the live
+# system, so a second plan still lists it (files are unchanged).
+COMMAND_ONLY_AGAIN = {"rhel8-bls-kernelopts", "silverblue39-rpm-ostree", "uki-kernel-install"}
+HAD_TOKEN = {"debian12-grub-cloud", "uki-kernel-install"}  # the fixture carries an old lockdown= token
+
+
+def scratch(tmp_path: Path, name: str) -> Path:
+    dest = tmp_path / name
+    shutil.copytree(BOOT / name, dest, symlinks=True)
+    return dest
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    out = {}
+    for path in sorted(root.rglob("*")):
+        rel = str(path.relative_to(root))
+        if path.is_file() and not rel.startswith("var/lib/lockdownctl"):
+            out[rel] = path.read_bytes()
+    return out
+
+
+def run_json(*args: str) -> tuple[int, dict[str, Any]]:
+    run = lockdownctl(*args, "--json")
+    assert "Traceback" not in run.err
+    env = run.json()
+    assert env["exit_code"] == run.code
+    return run.code, env["data"]
+
+
+def diffs(data: dict[str, Any]) -> str:
+    return "".join(c["diff"] for s in data["setups"] for c in s["changes"])
+
+
+@pytest.mark.parametrize("name", FIXTURES)
+def test_plan_matches_golden_diff(name: str, tmp_path: Path) -> None:
+    root = scratch(tmp_path, name)
+    before = tree(root)
+    code, data = run_json("enable", "integrity", "--dry-run", "--root", str(root))
+    assert code == 0, data
+    assert tree(root) == before and not (root / "var").exists()  # a dry run writes nothing
+    golden = GOLDEN / f"{name}.enable-integrity.diff"
+    if os.environ.get("LOCKDOWNCTL_REGOLD") == "1":
+        golden.write_text(diffs(data))
+    assert diffs(data) == golden.read_text()
+    assert all(c["ok"] for s in data["setups"] for c in s["verify"])
+
+
+@pytest.mark.parametrize("name", FIXTURES)
+def test_apply_verify_idempotent_disable(name: str, tmp_path: Path) -> None:
+    root = scratch(tmp_path, name)
+    original = tree(root)
+    code, data = run_json("enable", "integrity", "--root", str(root))
+    assert code == 0 and data["verified"] is True, data
+    applied = data["applied"]
+    commands = [c["text"] for s in data["setups"] for c in s["commands"]]
+    assert applied["commands_not_run"] == commands  # --root elsewhere: printed, never run
+    # backups hold the previous contents of every modified file
+    for f in applied["files"]:
+        if f["action"] == "modify":
+            backup = root / f["backup"].lstrip("/")
+            assert backup.read_bytes() == original[f["path"].lstrip("/")]
+    # every entry / variable carries exactly one token
+    for setup in data["setups"]:  # (rpm-ostree: only its own command changes anything)
+        assert setup["verify"] or name in COMMAND_ONLY_AGAIN
+        assert all(c["ok"] for c in setup["verify"]), setup["verify"]
+    after_enable = tree(root)
+    # a second run changes no file
+    code, again = run_json("enable", "integrity", "--root", str(root))
+    assert code == 0 and tree(root) == after_enable
+    assert not [c for s in again["setups"] for c in s["changes"]]
+    if name not in COMMAND_ONLY_AGAIN:
+        assert again["changed"] is False and again["applied"] is None
+    # disable removes the token the same way; other arguments are untouched
+    code, off = run_json("disable", "--root", str(root))
+    assert code == 0 and off["verified"] is True, off
+    final = tree(root)
+    assert b"lockdown=" not in b"".join(v for k, v in final.items() if not k.endswith(".efi"))
+    if name not in HAD_TOKEN:
+        assert final == original
+    code, off_again = run_json("disable", "--root", str(root))
+    assert code == 0 and not [c for s in off_again["setups"] for c in s["changes"]]
+
+
+def test_confidentiality_replaces_integrity(tmp_path: Path) -> None:
+    root = scratch(tmp_path, "arch-systemd-boot")
+    assert lockdownctl("enable", "integrity", "--root", str(root)).code == 0
+    assert lockdownctl("enable", "confidentiality", "--root", str(root)).code == 0
+    text = (root / "etc/kernel/cmdline").read_text()
+    assert text == "root=UUID=5f1c0a4e-2b7d-4e3a-9c81-6d2f0e4b7a19 rw rootflags=subvol=@ quiet splash " \
+                   "lockdown=confidentiality\n"
+
+
+def test_grub_cloud_dropin_pitfall_reported(tmp_path: Path) -> None:
+    root = scratch(tmp_path, "debian12-grub-cloud")
+    _, data = run_json("enable", "integrity", "--dry-run", "--root", str(root))
+    (setup,) = data["setups"]
+    assert any("10_cloud.cfg:2: assigns GRUB_CMDLINE_LINUX without $GRUB_CMDLINE_LINUX" in n for n in setup["notes"])
+    assert [c["path"] for c in setup["changes"]] == ["/etc/default/grub", "/etc/default/grub.d/99-lockdownctl.cfg"]
+    assert setup["commands"][0]["argv"] == ["update-grub"]
+    assert any("superuser password" in w for w in setup["warnings"])
+
+
+def test_grub_dropin_sorts_after_a_later_reset(tmp_path: Path) -> None:
+    root = scratch(tmp_path, "debian12-grub-cloud")
+    (root / "etc/default/grub.d/zz-late.cfg").write_text('GRUB_CMDLINE_LINUX="console=hvc0"\n')
+    code, data = run_json("enable", "integrity", "--root", str(root))
+    assert code == 0 and data["verified"]
+    assert (root / "etc/default/grub.d/zz99-lockdownctl.cfg").exists()
+    checks = data["setups"][0]["verify"]
+    assert "console=hvc0 lockdown=integrity" in checks[0]["detail"]
+
+
+def test_grub_without_dropin_dir_edits_in_place(tmp_path: Path) -> None:
+    root = scratch(tmp_path, "debian12-grub-cloud")
+    shutil.rmtree(root / "etc/default/grub.d")
+    code, data = run_json("enable", "confidentiality", "--root", str(root))
+    assert code == 0 and data["verified"]
+    text = (root / "etc/default/grub").read_text()
+    assert 'GRUB_CMDLINE_LINUX="lockdown=confidentiality"\n' in text
+    assert 'GRUB_CMDLINE_LINUX_DEFAULT="quiet"\n' in text
+    assert "GRUB_DISTRIBUTOR=`lsb_release -i -s 2> /dev/null || echo Debian`" in text
+
+
+@pytest.mark.parametrize("line", ['GRUB_CMDLINE_LINUX="quiet splash', "GRUB_CMDLINE_LINUX='quiet",
+                                  'GRUB_DISTRIBUTOR=`lsb_release -i'])
+def test_unbalanced_quotes_write_nothing(tmp_path: Path, line: str) -> None:
+    root = scratch(tmp_path, "debian12-grub-cloud")
+    path = root / "etc/default/grub"
+    lines = path.read_text().splitlines(keepends=True)
+    lines.insert(11, line + "\n")
+    path.write_text("".join(lines))
+    before = tree(root)
+    run = lockdownctl("enable", "integrity", "--root", str(root))
+    assert run.code == 2
+    assert run.err.startswith(f"lockdownctl: error: {path}:12: unbalanced") and len(run.err.splitlines()) == 1
+    assert tree(root) == before and not (root / "var").exists()
+
+
+def test_mixed_quoting_refused_with_line(tmp_path: Path) -> None:
+    root = scratch(tmp_path, "debian12-grub-cloud")
+    path = root / "etc/default/grub"
+    path.write_text(path.read_text().replace('GRUB_CMDLINE_LINUX_DEFAULT="quiet lockdown=confidentiality"',
+                                             "GRUB_CMDLINE_LINUX_DEFAULT=\"quiet\"' lockdown=confidentiality'"))
+    run = lockdownctl("enable", "integrity", "--root", str(root))
+    assert run.code == 2 and f"{path}:9:" in run.err and "mixes quoting" in run.err
+
+
+def test_never_writes_lockdown_none() -> None:
+    run = lockdownctl("enable", "none", "--root", str(BOOT / "arch-systemd-boot"))
+    assert run.code == 2 and "invalid choice" in run.err
+
+
+def test_uki_without_rebuild_source_points_to_unit(tmp_path: Path) -> None:
+    root = scratch(tmp_path, "uki-signed-only")
+    code, data = run_json("enable", "integrity", "--root", str(root))
+    assert code == 1 and "--unit" in data["problems"][0] and not (root / "var").exists()
+
+
+def test_uki_cmdline_section_read_with_pefile() -> None:
+    (image,) = (BOOT / "uki-kernel-install/efi/EFI/Linux").glob("*.efi")
+    assert read_cmdline(image.read_bytes(), str(image)) == \
+        "root=UUID=5f1c0a4e-2b7d-4e3a-9c81-6d2f0e4b7a19 rw quiet lockdown=confidentiality"
+    with pytest.raises(InputError, match="not a PE image"):
+        read_cmdline(b"MZ" + b"\0" * 100, "x.efi")
+
+
+def test_uki_stale_image_needs_rebuild(tmp_path: Path) -> None:
+    root = scratch(tmp_path, "uki-kernel-install")
+    code, data = run_json("enable", "confidentiality", "--dry-run", "--root", str(root))
+    # /etc/kernel/cmdline already says confidentiality; the image too: nothing to do
+    assert code == 0 and data["changed"] is False
+    code, data = run_json("enable", "integrity", "--dry-run", "--root", str(root))
+    assert [c["argv"][0] for c in data["setups"][0]["commands"]] == ["kernel-install"]
+
+
+def test_unit_install_and_remove(tmp_path: Path) -> None:
+    root = scratch(tmp_path, "uki-signed-only")
+    code, data = run_json("enable", "integrity", "--unit", "--root", str(root))
+    assert code == 0, data
+    assert (root / "etc/systemd/system/lockdownctl-lockdown@.service").read_text() == UNIT_TEXT
+    assert data["applied"]["commands_not_run"] == [
+        f"systemctl --root={root} enable lockdownctl-lockdown@integrity.service"]
+    code, data = run_json("disable", "--unit", "--root", str(root))
+    assert code == 0 and not (root / "etc/systemd/system/lockdownctl-lockdown@.service").exists()
+
+
+def test_packaged_unit_is_the_one_installed() -> None:
+    assert (REPO / "packaging/lockdownctl-lockdown@.service").read_text() == UNIT_TEXT
+
+
+def test_refused_when_kconfig_forces_the_level() -> None:
+    code, data = run_json("enable", "integrity", "--dry-run", "--root", str(ROOTS / "host-6.18-kconfig-integrity"))
+    assert code == 1 and "already forces integrity" in data["refused"]
+
+
+def test_refused_when_lockdown_lsm_inactive() -> None:
+    code, data = run_json("enable", "integrity", "--dry-run", "--root", str(ROOTS / "lsm-drops-lockdown"))
+    assert code == 3 and "lsm=lockdown," in data["refused"]
+
+
+def test_readiness_not_checked_is_said(tmp_path: Path) -> None:
+    root = scratch(tmp_path, "arch-systemd-boot")
+    run = lockdownctl("enable", "integrity", "--dry-run", "--root", str(root))
+    assert "readiness not checked (lockdownctl check is not available" in run.err or \
+        "readiness check" in run.err or "findings" in run.out
+
+
+def test_now_refuses_another_root() -> None:
+    run = lockdownctl("enable", "integrity", "--now", "--root", str(BOOT / "arch-systemd-boot"))
+    assert run.code == 2 and "--now acts on the running kernel" in run.err
+
+
+def test_no_setup_found(tmp_path: Path) -> None:
+    code, data = run_json("enable", "integrity", "--root", str(tmp_path))
+    assert code == 1 and "--unit" in data["problems"][0]
+
+
+# --- token editing and shell parsing ------------------------------------------
+
+
+@pytest.mark.parametrize(("before", "level", "after"), [
+    ("quiet splash", "integrity", "quiet splash lockdown=integrity"),
+    ("lockdown=confidentiality quiet", "integrity", "quiet lockdown=integrity"),
+    ("a lockdown=none b lockdown=integrity c\n", "integrity", "a b c lockdown=integrity\n"),
+    ('a foo="x lockdown=y" b', None, 'a foo="x lockdown=y" b'),
+    ("", "integrity", "lockdown=integrity"),
+    ("$GRUB_CMDLINE_LINUX lockdown=integrity", None, "$GRUB_CMDLINE_LINUX"),
+])
+def test_set_token(before: str, level: str | None, after: str) -> None:
+    assert tokens.set_token(before, level) == after
+
+
+def test_scan_debian_and_fedora_defaults() -> None:
+    text = (BOOT / "fedora39-bls/etc/default/grub").read_text()
+    names = [a.name for a in scan(text, "grub")]
+    assert names == ["GRUB_TIMEOUT", "GRUB_DISTRIBUTOR", "GRUB_DEFAULT", "GRUB_DISABLE_SUBMENU",
+                     "GRUB_TERMINAL_OUTPUT", "GRUB_CMDLINE_LINUX", "GRUB_DISABLE_RECOVERY", "GRUB_ENABLE_BLSCFG"]
+    value = parse_value('"$GRUB_CMDLINE_LINUX ${X} lit\\"q"')
+    assert value.evaluate({"GRUB_CMDLINE_LINUX": "a b", "X": "x"}) == ('a b x lit"q', True)
+    assert parse_value("`cmd`").evaluate({}) == ("`cmd`", False)
