@@ -40,6 +40,20 @@ def lockdownctl(*args: str, env: dict[str, str] | None = None, user: str | None 
     return Run(proc.returncode, proc.stdout, proc.stderr)
 
 
+def lockdownctl_inproc(*args: str) -> Run:
+    """Run the command line in this process (same code path, no interpreter start:
+    the VM tier runs under TCG, where each Python start costs seconds)."""
+    import contextlib
+    import io
+
+    from lockdownctl.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(args))
+    return Run(code, out.getvalue(), err.getvalue())
+
+
 @cache
 def host_btf_bytes() -> bytes:
     """The build host's real vmlinux BTF (see tests/data/btf/README.md)."""

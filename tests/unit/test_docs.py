@@ -20,11 +20,16 @@ def test_every_option_is_documented(verb: str) -> None:
     man = _roff_plain(MAN)
     assert f"lockdownctl {verb}" in man or f".B {verb}" in man
     assert f"lockdownctl {verb}" in README
-    for action in verb_parser(verb)._actions:
-        for option in action.option_strings:
-            if option in ("-h", "--help"):
-                continue
-            assert option in man, f"{verb} {option} missing from man/lockdownctl.8"
+    parsers = [verb_parser(verb)]
+    for parser in parsers:  # the verb and the parsers of its actions (enforce apply, ...)
+        for action in parser._actions:
+            subparsers = getattr(action, "_name_parser_map", None)  # argparse's sub-command table
+            if subparsers:
+                parsers.extend(subparsers.values())
+            for option in action.option_strings:
+                if option in ("-h", "--help"):
+                    continue
+                assert option in man, f"{verb} {option} missing from man/lockdownctl.8"
 
 
 def test_exit_codes_are_documented() -> None:

@@ -12,6 +12,10 @@ import os
 
 from ..errors import FeatureMissing
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 BPF_PROG_TYPE_LSM = 29  # enum bpf_prog_type, include/uapi/linux/bpf.h
 BPF_LSM_MAC = 27  # enum bpf_attach_type
 
@@ -57,6 +61,41 @@ class ProgLoadOpts(ctypes.Structure):
 
 
 PRINT_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
+# ring_buffer_sample_fn: int (*)(void *ctx, void *data, size_t size)
+SAMPLE_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t)
+
+_P = ctypes.c_void_p
+_I = ctypes.c_int
+_S = ctypes.c_char_p
+# name: (restype, argtypes); pointers are opaque (c_void_p).
+_SIGNATURES: dict[str, tuple[object, list[object]]] = {
+    "bpf_object__open_file": (_P, [_S, _P]),
+    "bpf_object__load": (_I, [_P]),
+    "bpf_object__close": (None, [_P]),
+    "bpf_object__find_map_by_name": (_P, [_P, _S]),
+    "bpf_object__find_program_by_name": (_P, [_P, _S]),
+    "bpf_map__set_max_entries": (_I, [_P, ctypes.c_uint32]),
+    "bpf_map__fd": (_I, [_P]),
+    "bpf_map__pin": (_I, [_P, _S]),
+    "bpf_map__value_size": (ctypes.c_uint32, [_P]),
+    "bpf_program__attach": (_P, [_P]),
+    "bpf_link__pin": (_I, [_P, _S]),
+    "bpf_link__fd": (_I, [_P]),
+    "bpf_link__disconnect": (None, [_P]),
+    "bpf_link__destroy": (_I, [_P]),
+    "bpf_obj_get": (_I, [_S]),
+    "bpf_map_update_elem": (_I, [_I, _P, _P, ctypes.c_uint64]),
+    "bpf_map_lookup_elem": (_I, [_I, _P, _P]),
+    "bpf_map_delete_elem": (_I, [_I, _P]),
+    "bpf_map_get_next_key": (_I, [_I, _P, _P]),
+    "bpf_map_freeze": (_I, [_I]),
+    "bpf_obj_get_info_by_fd": (_I, [_I, _P, ctypes.POINTER(ctypes.c_uint32)]),
+    "ring_buffer__new": (_P, [_I, SAMPLE_FN, _P, _P]),
+    "ring_buffer__poll": (_I, [_P, _I]),
+    "ring_buffer__consume": (_I, [_P]),
+    "ring_buffer__free": (None, [_P]),
+    "libbpf_num_possible_cpus": (_I, []),
+}
 
 
 _LIB: list[ctypes.CDLL] = []
@@ -74,6 +113,10 @@ def lib() -> ctypes.CDLL:
     so.bpf_prog_load.restype = ctypes.c_int
     so.libbpf_find_vmlinux_btf_id.argtypes = [ctypes.c_char_p, ctypes.c_int]
     so.libbpf_find_vmlinux_btf_id.restype = ctypes.c_int
+    for name, (restype, argtypes) in _SIGNATURES.items():
+        fn = getattr(so, name)
+        fn.restype = restype
+        fn.argtypes = argtypes
     so.libbpf_set_print.argtypes = [PRINT_FN]
     so.libbpf_set_print.restype = ctypes.c_void_p
     so.libbpf_set_print(_QUIET)  # libbpf's own hints (e.g. about ulimit -l) mislead here
@@ -108,3 +151,157 @@ def prog_load(prog_type: int, name: str, insns: list[tuple[int, int, int, int]],
                         expected_attach_type=expected_attach_type, attach_btf_id=attach_btf_id)
     ret = lib().bpf_prog_load(prog_type, name.encode(), license.encode(), array, len(insns), ctypes.byref(opts))
     return _check(ret, f"BPF_PROG_LOAD {name}")
+
+
+# --- object API (the enforcer) -------------------------------------------------
+
+
+def _ptr(ret: int | None, what: str) -> int:
+    """libbpf 1.x returns NULL and sets errno on failure."""
+    if not ret:
+        err = ctypes.get_errno() or 22
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+    return ret
+
+
+class Object:
+    """A BPF object file: open, size maps, load, find maps and programs."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.ptr = _ptr(lib().bpf_object__open_file(path.encode(), None), f"open {path}")
+
+    def map(self, name: str) -> int:
+        return _ptr(lib().bpf_object__find_map_by_name(self.ptr, name.encode()), f"map {name} in {self.path}")
+
+    def program(self, name: str) -> int:
+        return _ptr(lib().bpf_object__find_program_by_name(self.ptr, name.encode()), f"program {name}")
+
+    def load(self) -> None:
+        _check(lib().bpf_object__load(self.ptr), f"load {self.path}")
+
+    def close(self) -> None:
+        if self.ptr:
+            lib().bpf_object__close(self.ptr)
+            self.ptr = 0
+
+
+def map_set_max_entries(map_ptr: int, entries: int) -> None:
+    _check(lib().bpf_map__set_max_entries(map_ptr, entries), "set max_entries")
+
+
+def map_fd(map_ptr: int) -> int:
+    return _check(lib().bpf_map__fd(map_ptr), "map fd")
+
+
+def map_pin(map_ptr: int, path: str) -> None:
+    _check(lib().bpf_map__pin(map_ptr, path.encode()), f"pin {path}")
+
+
+def attach(prog_ptr: int) -> int:
+    """Attach by the program's section (lsm/<hook>); returns the bpf_link."""
+    return _ptr(lib().bpf_program__attach(prog_ptr), "attach")
+
+
+def link_pin(link: int, path: str) -> None:
+    _check(lib().bpf_link__pin(link, path.encode()), f"pin {path}")
+
+
+def link_release(link: int, keep_attached: bool) -> None:
+    """Free libbpf's link object; with keep_attached the kernel link (held by
+    its pin) survives this process."""
+    if keep_attached:
+        lib().bpf_link__disconnect(link)
+    lib().bpf_link__destroy(link)
+
+
+def obj_get(path: str) -> int:
+    return _check(lib().bpf_obj_get(path.encode()), f"open pinned {path}")
+
+
+def map_update(fd: int, key: ctypes._CData, value: ctypes._CData, flags: int = 0) -> None:
+    _check(lib().bpf_map_update_elem(fd, ctypes.byref(key), ctypes.byref(value), flags), "map update")
+
+
+def map_lookup(fd: int, key: ctypes._CData, value: ctypes._CData) -> bool:
+    """Fill ``value``; False when the key is absent."""
+    ret = lib().bpf_map_lookup_elem(fd, ctypes.byref(key), ctypes.byref(value))
+    if ret < 0:
+        err = ctypes.get_errno() or -ret
+        if err == 2:  # ENOENT
+            return False
+        raise OSError(err, f"map lookup: {os.strerror(err)}")
+    return True
+
+
+def map_delete(fd: int, key: ctypes._CData) -> None:
+    _check(lib().bpf_map_delete_elem(fd, ctypes.byref(key)), "map delete")
+
+
+def map_keys(fd: int, key_type: type[ctypes.Structure]) -> list[ctypes.Structure]:
+    keys: list[ctypes.Structure] = []
+    current: ctypes.Structure | None = None
+    while True:
+        nxt = key_type()
+        ret = lib().bpf_map_get_next_key(fd, ctypes.byref(current) if current is not None else None,
+                                          ctypes.byref(nxt))
+        if ret < 0:
+            break
+        keys.append(nxt)
+        current = nxt
+    return keys
+
+
+def map_freeze(fd: int) -> None:
+    _check(lib().bpf_map_freeze(fd), "BPF_MAP_FREEZE")
+
+
+def num_possible_cpus() -> int:
+    return _check(lib().libbpf_num_possible_cpus(), "possible CPUs")
+
+
+class BpfMapInfo(ctypes.Structure):
+    """The head of struct bpf_map_info (include/uapi/linux/bpf.h)."""
+
+    _fields_ = [
+        ("type", ctypes.c_uint32),
+        ("id", ctypes.c_uint32),
+        ("key_size", ctypes.c_uint32),
+        ("value_size", ctypes.c_uint32),
+        ("max_entries", ctypes.c_uint32),
+        ("map_flags", ctypes.c_uint32),
+        ("name", ctypes.c_char * 16),
+    ]
+
+
+def map_info(fd: int) -> BpfMapInfo:
+    info = BpfMapInfo()
+    size = ctypes.c_uint32(ctypes.sizeof(info))
+    _check(lib().bpf_obj_get_info_by_fd(fd, ctypes.byref(info), ctypes.byref(size)), "map info")
+    return info
+
+
+class RingBuffer:
+    """libbpf's ring_buffer over one map fd, calling ``callback(bytes)``."""
+
+    def __init__(self, fd: int, callback: Callable[[bytes], None]) -> None:
+        def sample(_ctx: int | None, data: int | None, size: int) -> int:
+            callback(ctypes.string_at(data or 0, size))
+            return 0
+
+        self._sample = SAMPLE_FN(sample)  # must outlive the ring buffer
+        self.ptr = _ptr(lib().ring_buffer__new(fd, self._sample, None, None), "ring_buffer__new")
+
+    def poll(self, timeout_ms: int) -> int:
+        ret: int = lib().ring_buffer__poll(self.ptr, timeout_ms)
+        if ret < 0 and -ret != 4:  # EINTR: a signal, the caller decides
+            raise OSError(-ret, f"ring_buffer__poll: {os.strerror(-ret)}")
+        return max(ret, 0)
+
+    def consume(self) -> int:
+        return max(int(lib().ring_buffer__consume(self.ptr)), 0)
+
+    def close(self) -> None:
+        if self.ptr:
+            lib().ring_buffer__free(self.ptr)
+            self.ptr = 0

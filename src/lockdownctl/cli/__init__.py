@@ -29,11 +29,13 @@ EXIT_INTERNAL = 70  # a bug in lockdownctl (sysexits EX_SOFTWARE)
 VERBS = {
     "status": ("status", "show the lockdown level, why it is set, and what can enforce more"),
     "explain": ("explain", "explain lockdown reasons: what each guards, what breaks, what to do"),
+    "check": ("check", "readiness: what will break at a lockdown level, with evidence"),
+    "audit": ("audit", "audit kernel config, command line and sysctls against a lockdown level"),
     "enable": ("enable", "turn lockdown on at boot through the detected boot setup (or now, through securityfs)"),
     "disable": ("disable", "remove lockdown= from the boot setup (the running kernel keeps its level)"),
-    "audit": ("audit", "audit kernel config, command line and sysctls against a lockdown level"),
-    "check": ("check", "readiness: what will break at a lockdown level, with evidence"),
     "watch": ("watch", "watch the kernel log for lockdown denials and level changes"),
+    "enforce": ("enforce", "enforce lockdown with a BPF LSM policy: apply, status, events, remove"),
+    "policy": ("policy", "validate an enforcer policy file"),
 }
 
 
@@ -103,7 +105,8 @@ def verb_parser(verb: str) -> argparse.ArgumentParser:
 
 def _add_verb(parser: argparse.ArgumentParser, verb: str) -> None:
     module = verb_module(verb)
-    common_options(parser, getattr(module, "READER", True))
+    if getattr(module, "COMMON_OPTIONS", True):  # verbs with actions add them per action
+        common_options(parser, getattr(module, "READER", True))
     module.add_arguments(parser)
 
 

@@ -1,0 +1,333 @@
+"""``lockdownctl enforce apply|status|events|remove``: the BPF LSM enforcer."""
+
+from __future__ import annotations
+
+import os
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+    from typing import Any
+
+    from ..output import Result, Style
+
+COMMON_OPTIONS = False  # --json is added to each action
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    apply = actions.add_parser("apply", help="load the enforcer (or update it) with a policy file")
+    apply.add_argument("policy", metavar="FILE", help="policy file (YAML, see lockdownctl-policy(5))")
+    apply.add_argument("--audit", action="store_true", help="audit mode: log what would be denied, deny nothing")
+    apply.add_argument("--dry-run", action="store_true", help="show what would be enforced, change nothing")
+    actions.add_parser("status", help="the enforced policy, counters per reason and verdict, ring-buffer drops")
+    events = actions.add_parser("events", help="denials and audits the enforcer recorded")
+    events.add_argument("--follow", action="store_true", help="keep printing new events until interrupted")
+    remove = actions.add_parser("remove", help="detach the enforcer and remove its pins")
+    remove.add_argument("--dry-run", action="store_true", help="show what would be removed, change nothing")
+    for sub in (apply, actions.choices["status"], events, remove):
+        sub.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+
+def run(args: argparse.Namespace) -> Result:
+    return {"apply": _apply, "status": _status, "events": _events, "remove": _remove}[args.action](args)
+
+
+# --- apply -------------------------------------------------------------------------
+
+
+def _apply(args: argparse.Namespace) -> Result:
+    from ..bpf import engine
+    from ..errors import FeatureMissing
+    from ..output import Result
+    from ..policy import load_policy, verdicts
+    from ..reasons import catalogue
+
+    cat = catalogue()
+    policy = load_policy(args.policy, cat)
+    if args.audit:
+        policy.mode = "audit"
+    warnings = list(policy.warnings)
+    if not cat.from_btf:
+        raise FeatureMissing("the running kernel has no BTF (/sys/kernel/btf/vmlinux): the enforcer needs "
+                             "it to find the lockdown reasons (CONFIG_DEBUG_INFO_BTF)")
+    table = verdicts(policy, cat)
+    kernel_level = _kernel_level()
+    if kernel_level and kernel_level != "none":
+        from ..levels import level_rank
+
+        covered = {r.id for r in cat.at_level(kernel_level)}
+        for exc in policy.exceptions:
+            moot = [rid for rid in exc.allow if rid in covered]
+            if moot:
+                warnings.append(f"{policy.source}:{exc.line}: exception for {', '.join(moot)} has no effect: the "
+                                f"kernel itself is at {kernel_level} and denies it before lockdownctl is asked")
+        if level_rank(policy.profile) <= level_rank(kernel_level) and policy.profile != "none":
+            warnings.append(f"the kernel is already at {kernel_level}: profile {policy.profile} adds nothing "
+                            "but its per-reason overrides and counting")
+    data: dict[str, Any] = {
+        "policy": policy.to_dict(), "policy_id": f"{policy.policy_id:016x}", "verdicts": table,
+        "kernel_level": kernel_level, "dry_run": bool(args.dry_run),
+    }
+    if args.dry_run:
+        data["action"] = "dry-run"
+        return Result("enforce", data, _render_apply, warnings=warnings)
+
+    engine.require_root()
+    resolved = engine.resolve(policy, cat)
+    enforcer = engine.Enforcer.open_pinned()
+    if enforcer is None:
+        _require_bpf_lsm()
+        enforcer = engine.Enforcer.load()
+        try:
+            enforcer.write_policy(resolved)
+            data["mounted_bpffs"] = enforcer.attach_and_pin()
+        except BaseException:
+            enforcer.close()
+            engine.remove_pins()
+            raise
+        data["action"] = "loaded"
+    else:
+        current = engine.load_state()
+        unchanged = current is not None and current.get("digest") == resolved.digest()
+        if not unchanged:
+            enforcer.write_policy(resolved)
+        data["action"] = "unchanged" if unchanged else "updated"
+    try:
+        data["active"] = enforcer.read_policy()["gen"]
+    finally:
+        enforcer.close()
+    engine.save_state({"policy_file": os.path.abspath(args.policy), "policy": policy.to_dict(),
+                       "policy_id": data["policy_id"], "verdicts": table, "digest": resolved.digest(),
+                       "exceptions": {k: [label for _i, _m, label in v] for k, v in resolved.exceptions.items()},
+                       "scope": resolved.scope, "mode": policy.mode, "profile": policy.profile})
+    return Result("enforce", data, _render_apply, warnings=warnings)
+
+
+def _kernel_level() -> str | None:
+    from ..host.securityfs import read_securityfs
+    from ..root import Root
+
+    return read_securityfs(Root("/")).level
+
+
+def _require_bpf_lsm() -> None:
+    """Exit 3 with the precise reason when the BPF LSM cannot run the enforcer."""
+    from ..errors import FeatureMissing
+    from ..root import Root
+    from ..status import read_status
+
+    bpf = read_status(Root("/"))["bpf_lsm"]
+    if not bpf["usable"]:
+        detail = bpf["fix"] or bpf["detail"]
+        if bpf["trial_load"] == "refused" and bpf["listed"]:
+            detail = (f"the kernel lists bpf among its LSMs but refuses LSM programs ({bpf['errno']} at load); "
+                      "the enforcer cannot run on this kernel")
+        raise FeatureMissing(f"BPF LSM is not usable: {detail}")
+
+
+def _render_apply(data: dict[str, Any], s: Style) -> str:
+    pol = data["policy"]
+    action = {"dry-run": "would enforce (dry run, nothing changed)", "loaded": "loaded and attached",
+              "updated": "updated in place", "unchanged": "already enforced, unchanged"}[data["action"]]
+    lines = [f"Enforcer:   {s.bold(action)}",
+             f"Policy:     {pol['source']} (profile {pol['profile']}, mode {pol['mode']}, id {data['policy_id']})"]
+    if pol["scope_cgroup"]:
+        lines.append(f"Scope:      cgroup {pol['scope_cgroup']}")
+    denied = [r for r, v in data["verdicts"].items() if v == "deny"]
+    audited = [r for r, v in data["verdicts"].items() if v == "audit"]
+    lines.append(f"Denies:     {', '.join(denied) or '-'}")
+    if audited:
+        lines.append(f"Audits:     {', '.join(audited)}")
+    for exc in pol["exceptions"]:
+        who = exc["name"] or exc["kind"]
+        lines.append(f"Exception:  {who}: {exc['kind']} {exc['value']} may {', '.join(exc['allow'])}")
+    if data.get("mounted_bpffs"):
+        lines.append("Note:       mounted bpffs at /sys/fs/bpf for the pins")
+    return "\n".join(lines)
+
+
+# --- status ------------------------------------------------------------------------
+
+
+def enforcer_state() -> dict[str, Any]:
+    """The loaded enforcer, its policy and counters (root only)."""
+    from ..bpf import engine
+    from ..reasons import catalogue
+
+    enforcer = engine.Enforcer.open_pinned()
+    if enforcer is None:
+        return {"loaded": False}
+    try:
+        live = enforcer.read_policy()
+        per_reason, drops = enforcer.counters()
+        exceptions = enforcer.exceptions()
+    finally:
+        enforcer.close()
+    cat = catalogue()
+    by_value = {r.value: r.id for r in cat.reasons if r.value is not None}
+    names = {0: "allow", 1: "deny", 2: "audit"}
+    table = {by_value[v]: names.get(code, str(code)) for v, code in enumerate(live["table"]) if v in by_value}
+    counters = {by_value.get(v, str(v)): {"denied": c[0], "audited": c[1], "excepted": c[2]}
+                for v, c in enumerate(per_reason) if any(c)}
+    state = engine.load_state() or {}
+    return {
+        "loaded": True, "pin_dir": engine.PIN_DIR, "generation": live["gen"],
+        "policy_id": f"{live['policy_id']:016x}",
+        "mode": "audit" if live["audit"] else "enforce", "scoped": live["scoped"], "sealed": live["sealed"],
+        "profile": state.get("profile"), "policy_file": state.get("policy_file"), "verdicts": table,
+        "exceptions": exceptions, "counters": counters, "ring_buffer_drops": drops,
+    }
+
+
+def _status(args: argparse.Namespace) -> Result:
+    from ..bpf import engine
+    from ..output import Result
+
+    engine.require_root()
+    return Result("enforce", enforcer_state(), _render_status)
+
+
+def _render_status(data: dict[str, Any], s: Style) -> str:
+    if not data["loaded"]:
+        return "Enforcer:   not loaded (lockdownctl enforce apply FILE loads it)"
+    lines = [f"Enforcer:   {s.good('loaded')} (pinned in {data['pin_dir']}, generation {data['generation']})",
+             f"Policy:     {data['policy_file'] or '?'} (profile {data['profile'] or '?'}, mode {data['mode']}, "
+             f"id {data['policy_id']}{', scoped to a cgroup' if data['scoped'] else ''})"]
+    denied = [r for r, v in data["verdicts"].items() if v == "deny"]
+    lines.append(f"Denies:     {', '.join(denied) or '-'}")
+    ex = ", ".join(f"{n} {k}" for k, n in data["exceptions"].items() if n)
+    lines.append(f"Exceptions: {ex or '-'}")
+    if data["counters"]:
+        from ..output import table
+
+        rows = [[r, str(c["denied"]), str(c["audited"]), str(c["excepted"])] for r, c in data["counters"].items()]
+        lines.append(table(rows, ["REASON", "DENIED", "AUDITED", "EXCEPTED"]))
+    lines.append(f"Ring-buffer drops: {data['ring_buffer_drops']}")
+    return "\n".join(lines)
+
+
+# --- events ------------------------------------------------------------------------
+
+
+def _events(args: argparse.Namespace) -> Result:
+    import json
+    import signal
+    import sys
+
+    from ..bpf import engine, libbpf
+    from ..errors import FeatureMissing
+    from ..output import Result
+    from ..reasons import catalogue
+
+    engine.require_root()
+    enforcer = engine.Enforcer.open_pinned()
+    if enforcer is None:
+        raise FeatureMissing("the enforcer is not loaded (lockdownctl enforce apply FILE loads it)")
+    decoder = EventDecoder(catalogue())
+    collected: list[dict[str, Any]] = []
+    stop = False
+
+    def on_event(raw: bytes) -> None:
+        event = decoder.decode(raw)
+        if args.follow:
+            print(json.dumps(event) if args.json else render_event(event), flush=True)
+        else:
+            collected.append(event)
+
+    def on_signal(_signo: int, _frame: object) -> None:
+        nonlocal stop
+        stop = True
+
+    ring = libbpf.RingBuffer(enforcer.fds["events"], on_event)
+    try:
+        if args.follow:
+            signal.signal(signal.SIGINT, on_signal)
+            signal.signal(signal.SIGTERM, on_signal)
+            while not stop:
+                ring.poll(200)
+        else:
+            ring.consume()
+    finally:
+        ring.close()
+        enforcer.close()
+    if args.follow:
+        sys.stdout.flush()
+        return Result("enforce", None, lambda _d, _s: "")
+    return Result("enforce", {"events": collected}, lambda d, _s: "\n".join(render_event(e) for e in d["events"]))
+
+
+class EventDecoder:
+    """Ring-buffer records -> the shared event record (lockdownctl.events)."""
+
+    def __init__(self, cat: Any) -> None:
+        self.by_value = {r.value: r for r in cat.reasons if r.value is not None}
+        self._cgroups: dict[int, str] | None = None
+
+    def cgroup_path(self, cgid: int) -> str | None:
+        if self._cgroups is None:
+            from ..bpf.engine import cgroup2_mount
+
+            self._cgroups = {}
+            try:
+                mount = cgroup2_mount()
+                for dirpath, _dirs, _files in os.walk(mount):
+                    self._cgroups[os.stat(dirpath).st_ino] = "/" + os.path.relpath(dirpath, mount).lstrip(".")
+            except Exception:
+                pass
+        return self._cgroups.get(cgid)
+
+    def decode(self, raw: bytes) -> dict[str, Any]:
+        from ..bpf.engine import LdEvent
+        from ..events import Event
+        from ..policy import kernel_dev
+
+        rec = LdEvent.from_buffer_copy(raw[: __import__("ctypes").sizeof(LdEvent)])
+        reason = self.by_value.get(rec.reason)
+        exe = None
+        try:  # the process may be gone; only trust /proc when the identity matches
+            path = os.readlink(f"/proc/{rec.pid}/exe")
+            st = os.stat(f"/proc/{rec.pid}/exe")
+            if st.st_ino == rec.exe_ino and kernel_dev(st.st_dev) == rec.exe_dev:
+                exe = path
+        except OSError:
+            pass
+        event = Event("denial", "enforcer", "enforcer", time=rec.time_ns / 1e9,
+                      comm=rec.comm.decode("utf-8", "replace"), pid=rec.pid, uid=rec.uid, cgroup_id=rec.cgroup_id,
+                      exe=exe, reason=reason.id if reason else None, what=reason.log if reason else None,
+                      level=reason.level if reason else None,
+                      verdict="denied" if rec.verdict == 1 else "audited")
+        out = event.to_dict()
+        out["exe_id"] = f"{rec.exe_dev >> 20}:{rec.exe_dev & 0xFFFFF}:{rec.exe_ino}"
+        out["cgroup"] = self.cgroup_path(rec.cgroup_id)
+        out["tid"] = rec.tid
+        out["reason_value"] = rec.reason
+        return out
+
+
+def render_event(e: dict[str, Any]) -> str:
+    who = e["exe"] or e["exe_id"]
+    return (f"[{e['time']:12.6f}] {e['verdict']:8} {e['reason'] or e['reason_value']:18} pid {e['pid']} "
+            f"({e['comm']}) uid {e['uid']} exe {who} cgroup {e['cgroup'] or e['cgroup_id']}")
+
+
+# --- remove ------------------------------------------------------------------------
+
+
+def _remove(args: argparse.Namespace) -> Result:
+    from ..bpf import engine
+    from ..output import Result
+
+    if args.dry_run:
+        pins = sorted(os.listdir(engine.PIN_DIR)) if os.path.isdir(engine.PIN_DIR) else []
+        return Result("enforce", {"dry_run": True, "would_remove": pins},
+                      lambda d, _s: "would remove: " + (", ".join(d["would_remove"]) or "nothing (not loaded)"))
+    engine.require_root()
+    removed = engine.remove_pins()
+    return Result("enforce", {"removed": removed}, _render_remove)
+
+
+def _render_remove(data: dict[str, Any], _s: Style) -> str:
+    if not data["removed"]:
+        return "not loaded: nothing to remove"
+    return "removed " + ", ".join(data["removed"])

@@ -1,0 +1,47 @@
+"""``lockdownctl policy validate FILE``: check an enforcer policy without loading it."""
+
+from __future__ import annotations
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+    from typing import Any
+
+    from ..output import Result, Style
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    validate = actions.add_parser("validate", help="check a policy file against this kernel's reasons")
+    validate.add_argument("policy", metavar="FILE", help="policy file (YAML)")
+    validate.add_argument("--btf", metavar="FILE", help="check against the reasons of this BTF file "
+                          "instead of the running kernel's")
+    validate.add_argument("--json", action="store_true", help="print JSON instead of text")
+    validate.add_argument("--root", metavar="PATH", default="/", help="read the kernel's BTF below PATH")
+
+
+COMMON_OPTIONS = False  # --json and --root are added to the action
+
+
+def run(args: argparse.Namespace) -> Result:
+    from ..output import Result
+    from ..policy import load_policy, verdicts
+    from ..reasons import catalogue
+    from ..root import Root
+
+    cat = catalogue(args.btf, root=Root(args.root).path)
+    policy = load_policy(args.policy, cat)
+    data = {"valid": True, "policy": policy.to_dict(), "verdicts": verdicts(policy, cat),
+            "kernel_btf": cat.from_btf}
+    return Result("policy", data, _render, warnings=policy.warnings)
+
+
+def _render(data: dict[str, Any], s: Style) -> str:
+    pol = data["policy"]
+    denied = [r for r, v in data["verdicts"].items() if v == "deny"]
+    lines = [f"{pol['source']}: {s.good('valid')} (profile {pol['profile']}, mode {pol['mode']}, "
+             f"{len(pol['exceptions'])} exception(s))",
+             f"denies: {', '.join(denied) or '-'}"]
+    if not data["kernel_btf"]:
+        lines.append(s.dim("note: no kernel BTF: reasons checked against the built-in table"))
+    return "\n".join(lines)

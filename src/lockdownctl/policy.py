@@ -1,0 +1,246 @@
+"""The enforcer's policy: YAML -> validated model -> map contents.
+
+File format (design.md section 3; lockdownctl-policy(5)):
+
+    version: 1
+    profile: integrity          # none | integrity | confidentiality: the base deny set
+    mode: enforce               # enforce | audit (log what would be denied, deny nothing)
+    scope:                      # optional: only tasks inside this cgroup subtree
+      cgroup: /machine.slice
+    reasons:                    # per-reason override: allow | deny | audit
+      hibernation: allow
+    exceptions:                 # who may still do what the policy denies
+      - name: undervolt
+        exe: /usr/bin/intel-undervolt     # or cgroup: PATH, uid: N|NAME, comm: NAME (weak)
+        allow: [msr]
+    seal: false
+
+Errors name the file and line (PyYAML node marks) and list the valid
+choices. Profiles deny exactly what the kernel's own level denies *on the
+running kernel*: the reason levels come from its BTF through the catalogue.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import yaml
+
+from .errors import InputError
+from .levels import LEVELS, level_rank
+from .reasons import Catalogue
+
+VERDICTS = ("allow", "deny", "audit")
+MODES = ("enforce", "audit")
+EXCEPTION_KINDS = ("exe", "cgroup", "uid", "comm")
+TOP_KEYS = ("version", "profile", "mode", "scope", "reasons", "exceptions", "seal")
+COMM_LEN = 15  # TASK_COMM_LEN - 1
+
+
+@dataclass
+class PolicyException:
+    kind: str  # exe | cgroup | uid | comm
+    value: str | int
+    allow: list[str]
+    name: str = ""
+    line: int = 0
+
+
+@dataclass
+class Policy:
+    source: str
+    version: int = 1
+    profile: str = "none"
+    mode: str = "enforce"
+    scope_cgroup: str | None = None
+    reasons: dict[str, str] = field(default_factory=dict)
+    exceptions: list[PolicyException] = field(default_factory=list)
+    seal: bool = False
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        del out["warnings"]
+        return out
+
+    @property
+    def policy_id(self) -> int:
+        """A stable 64-bit id of the policy's content (not of its file's layout)."""
+        doc = self.to_dict()
+        del doc["source"]
+        for exc in doc["exceptions"]:
+            del exc["line"]
+        digest = hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).digest()
+        return int.from_bytes(digest[:8], "little")
+
+
+class _Doc:
+    """Walks a composed YAML node tree with file:line errors."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def err(self, node: yaml.Node | None, message: str) -> InputError:
+        line = f":{node.start_mark.line + 1}" if node is not None else ""
+        return InputError(f"{self.path}{line}: {message}")
+
+    def mapping(self, node: yaml.Node, what: str, keys: tuple[str, ...]) -> dict[str, tuple[yaml.Node, yaml.Node]]:
+        if not isinstance(node, yaml.MappingNode):
+            raise self.err(node, f"{what} must be a mapping")
+        out: dict[str, tuple[yaml.Node, yaml.Node]] = {}
+        for key, value in node.value:
+            name = self.string(key, f"a key of {what}")
+            if name in out:
+                raise self.err(key, f"duplicate key {name!r} in {what} (first at line "
+                                    f"{out[name][0].start_mark.line + 1})")
+            if keys and name not in keys:
+                raise self.err(key, f"unknown key {name!r} in {what} (valid: {', '.join(keys)})")
+            out[name] = (key, value)
+        return out
+
+    def scalar(self, node: yaml.Node, what: str) -> Any:
+        if not isinstance(node, yaml.ScalarNode):
+            raise self.err(node, f"{what} must be a single value")
+        return yaml.SafeLoader(" ").construct_object(node, deep=True)
+
+    def string(self, node: yaml.Node, what: str) -> str:
+        value = self.scalar(node, what)
+        if not isinstance(value, str) or not value:
+            raise self.err(node, f"{what} must be a non-empty string, not {value!r}")
+        return value
+
+    def choice(self, node: yaml.Node, what: str, choices: tuple[str, ...]) -> str:
+        value = self.scalar(node, what)
+        if value not in choices:
+            raise self.err(node, f"{what} must be one of {', '.join(choices)}, not {value!r}")
+        return str(value)
+
+    def boolean(self, node: yaml.Node, what: str) -> bool:
+        value = self.scalar(node, what)
+        if not isinstance(value, bool):
+            raise self.err(node, f"{what} must be true or false, not {value!r}")
+        return value
+
+    def sequence(self, node: yaml.Node, what: str) -> list[yaml.Node]:
+        if not isinstance(node, yaml.SequenceNode):
+            raise self.err(node, f"{what} must be a list")
+        return list(node.value)
+
+
+def parse_policy(text: str, path: str, cat: Catalogue) -> Policy:
+    """Validate a policy against the catalogue of the kernel it will run on."""
+    doc = _Doc(path)
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = f":{mark.line + 1}" if mark else ""
+        raise InputError(f"{path}{line}: not valid YAML: {exc.problem or exc.context}") from None
+    except yaml.YAMLError as exc:
+        raise InputError(f"{path}: not valid YAML: {exc}") from None
+    if root is None:
+        raise InputError(f"{path}: empty policy (expected a mapping with at least 'version: 1')")
+    top = doc.mapping(root, "the policy", TOP_KEYS)
+    policy = Policy(source=path)
+    if "version" not in top:
+        raise doc.err(root, "missing 'version: 1'")
+    version = doc.scalar(top["version"][1], "version")
+    if version != 1:
+        raise doc.err(top["version"][1], f"unsupported policy version {version!r} (this lockdownctl reads version 1)")
+    if "profile" in top:
+        policy.profile = doc.choice(top["profile"][1], "profile", LEVELS)
+    if "mode" in top:
+        policy.mode = doc.choice(top["mode"][1], "mode", MODES)
+    if "seal" in top:
+        policy.seal = doc.boolean(top["seal"][1], "seal")
+    if "scope" in top:
+        scope = doc.mapping(top["scope"][1], "scope", ("cgroup",))
+        if "cgroup" not in scope:
+            raise doc.err(top["scope"][1], "scope needs 'cgroup: PATH'")
+        policy.scope_cgroup = doc.string(scope["cgroup"][1], "scope.cgroup")
+    valid_ids = tuple(r.id for r in cat.reasons)
+
+    def reason_id(node: yaml.Node, what: str) -> str:
+        name = doc.string(node, what)
+        reason = cat.find(name)
+        if reason is None:
+            raise doc.err(node, f"unknown lockdown reason {name!r} in {what} (valid: {', '.join(valid_ids)})")
+        if cat.from_btf and not reason.on_kernel:
+            policy.warnings.append(f"{path}:{node.start_mark.line + 1}: reason {reason.id} is not on this "
+                                   "kernel: it cannot occur here")
+        return reason.id
+
+    if "reasons" in top:
+        for key, verdict_node in doc.mapping(top["reasons"][1], "reasons", ()).values():
+            rid = reason_id(key, "reasons")
+            if rid in policy.reasons:  # e.g. dev_mem and LOCKDOWN_DEV_MEM
+                raise doc.err(key, f"reason {rid} given twice in reasons")
+            policy.reasons[rid] = doc.choice(verdict_node, f"reasons.{rid}", VERDICTS)
+    if "exceptions" in top:
+        for node in doc.sequence(top["exceptions"][1], "exceptions"):
+            entry = doc.mapping(node, "an exception", ("name", "allow", *EXCEPTION_KINDS))
+            kinds = [k for k in EXCEPTION_KINDS if k in entry]
+            if len(kinds) != 1:
+                raise doc.err(node, "an exception needs exactly one of " + ", ".join(EXCEPTION_KINDS))
+            kind = kinds[0]
+            raw = entry[kind][1]
+            value: str | int
+            if kind == "uid":
+                scalar = doc.scalar(raw, "uid")
+                if isinstance(scalar, bool) or not isinstance(scalar, (int, str)):
+                    raise doc.err(raw, f"uid must be a number or a user name, not {scalar!r}")
+                value = scalar
+            else:
+                value = doc.string(raw, kind)
+            if kind == "comm" and len(str(value)) > COMM_LEN:
+                raise doc.err(raw, f"comm {value!r} is longer than the kernel's {COMM_LEN} characters")
+            if kind == "exe" and not str(value).startswith("/"):
+                raise doc.err(raw, f"exe must be an absolute path, not {value!r}")
+            if "allow" not in entry:
+                raise doc.err(node, "an exception needs 'allow: [REASON, ...]'")
+            allow = [reason_id(n, "allow") for n in doc.sequence(entry["allow"][1], "allow")]
+            if not allow:
+                raise doc.err(entry["allow"][1], "allow must name at least one reason")
+            name = doc.string(entry["name"][1], "name") if "name" in entry else ""
+            policy.exceptions.append(PolicyException(kind, value, allow, name, node.start_mark.line + 1))
+    return policy
+
+
+def load_policy(path: str, cat: Catalogue) -> Policy:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such policy file") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not text: invalid UTF-8 at byte {exc.start}") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror}") from None
+    return parse_policy(text, path, cat)
+
+
+def verdicts(policy: Policy, cat: Catalogue) -> dict[str, str]:
+    """Reason id -> allow | deny | audit for every reason on the kernel.
+
+    The profile denies what the kernel's own mode at that level denies on this
+    kernel (lockdown_is_locked_down(): every reason below the level's
+    *_MAX marker, levels read from BTF), then per-reason overrides apply.
+    """
+    rank = level_rank(policy.profile)
+    out = {}
+    for reason in cat.reasons:
+        if reason.value is None:
+            continue
+        base = "deny" if rank and level_rank(reason.level) <= rank else "allow"
+        out[reason.id] = policy.reasons.get(reason.id, base)
+    return out
+
+
+def kernel_dev(st_dev: int) -> int:
+    """stat()'s st_dev as the kernel's internal dev_t (MKDEV: major << 20 | minor),
+    the form the enforcer reads from inode->i_sb->s_dev."""
+    return (os.major(st_dev) << 20) | os.minor(st_dev)

@@ -1,0 +1,63 @@
+"""lockdown.h and its ctypes mirror in engine.py agree on every size and offset.
+
+The C side is compiled here with the system C compiler (as the BPF target
+lays structs out like x86-64 for these fixed-width types) and prints its
+layout; the Python side is read from ctypes.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from lockdownctl.bpf import engine
+
+HEADER = Path(engine.HERE) / "lockdown.h"
+STRUCTS = {
+    "ld_policy": engine.LdPolicy,
+    "ld_exe_key": engine.LdExeKey,
+    "ld_id_key": engine.LdIdKey,
+    "ld_comm_key": engine.LdCommKey,
+    "ld_event": engine.LdEvent,
+}
+CONSTANTS = {
+    "LD_MAX_REASONS": engine.LD_MAX_REASONS, "LD_ALLOW": engine.LD_ALLOW, "LD_DENY": engine.LD_DENY,
+    "LD_AUDIT": engine.LD_AUDIT, "LD_COUNT_DENIED": engine.LD_COUNT_DENIED,
+    "LD_COUNT_AUDITED": engine.LD_COUNT_AUDITED, "LD_COUNT_EXCEPTED": engine.LD_COUNT_EXCEPTED,
+    "LD_NCOUNTERS": engine.LD_NCOUNTERS, "LD_COUNTER_DROPS": engine.LD_COUNTER_DROPS,
+    "LD_COMM_LEN": engine.LD_COMM_LEN,
+}
+
+
+def c_layout(tmp_path: Path) -> dict[str, int]:
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler")
+    lines = ["#include <stdio.h>", "#include <stddef.h>", "#include <linux/types.h>", f'#include "{HEADER}"',
+             "int main(void) {"]
+    for name, mirror in STRUCTS.items():
+        lines.append(f'printf("{name}.size=%zu\\n", sizeof(struct {name}));')
+        for field, *_ in mirror._fields_:
+            lines.append(f'printf("{name}.{field}=%zu\\n", offsetof(struct {name}, {field}));')
+    for const in CONSTANTS:
+        lines.append(f'printf("{const}=%d\\n", (int)({const}));')
+    lines.append("return 0; }")
+    src = tmp_path / "abi.c"
+    src.write_text("\n".join(lines))
+    subprocess.run([cc, "-o", str(tmp_path / "abi"), str(src)], check=True)
+    out = subprocess.run([str(tmp_path / "abi")], capture_output=True, text=True, check=True).stdout
+    return {k: int(v) for k, v in (line.split("=") for line in out.split())}
+
+
+def test_struct_layouts_match(tmp_path: Path) -> None:
+    layout = c_layout(tmp_path)
+    for name, mirror in STRUCTS.items():
+        assert layout[f"{name}.size"] == ctypes.sizeof(mirror), name
+        for field, *_ in mirror._fields_:
+            assert layout[f"{name}.{field}"] == getattr(mirror, field).offset, f"{name}.{field}"
+    for const, value in CONSTANTS.items():
+        assert layout[const] == value, const
