@@ -37,7 +37,7 @@ def grub_mkconfig(root: Path) -> str:
             "Debian's grub-common is not installed (scripts/test.sh installs it)")
     require_tool("unshare")
     boot = root / "boot"
-    boot.mkdir(exist_ok=True)
+    (boot / "grub").mkdir(parents=True, exist_ok=True)  # 05_debian_theme fails without it
     (boot / f"vmlinuz-{KERNEL}").write_bytes(b"\x7fnot a real kernel\n")
     (boot / f"initrd.img-{KERNEL}").write_bytes(b"not a real initrd\n")
     out = root / "grub.cfg"

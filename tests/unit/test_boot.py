@@ -224,11 +224,36 @@ def test_refused_when_lockdown_lsm_inactive() -> None:
     assert code == 3 and "lsm=lockdown," in data["refused"]
 
 
-def test_readiness_not_checked_is_said(tmp_path: Path) -> None:
-    root = scratch(tmp_path, "arch-systemd-boot")
-    run = lockdownctl("enable", "integrity", "--dry-run", "--root", str(root))
-    assert "readiness not checked (lockdownctl check is not available" in run.err or \
-        "readiness check" in run.err or "findings" in run.out
+def test_readiness_check_refuses_unless_forced() -> None:
+    hibernating = DATA / "check" / "hibernation" / "positive"
+    code, data = run_json("enable", "integrity", "--dry-run", "--root", str(hibernating))
+    assert code == 1 and "(hibernation)" in data["refused"] and "--force" in data["refused"]
+    code, data = run_json("enable", "integrity", "--dry-run", "--force", "--root", str(hibernating))
+    assert "refused" not in data and data["safety"]["readiness"]["breaks"]
+    code, data = run_json("enable", "integrity", "--dry-run", "--root", str(BOOT / "arch-systemd-boot"))
+    assert code == 0 and data["safety"]["readiness"]["checked"] is True
+
+
+def _status(level: str, offered: list[str] | None = None) -> dict[str, Any]:
+    return {"level": level, "offered": offered or ["none", "integrity", "confidentiality"],
+            "lsm": {"lockdown_active": True}, "notes": []}
+
+
+@pytest.mark.parametrize(("current", "want", "refused"), [
+    ("integrity", "integrity", "already at integrity"),
+    ("confidentiality", "integrity", "would lower it from confidentiality"),
+    ("none", "integrity", None),
+])
+def test_now_only_raises(current: str, want: str, refused: str | None) -> None:
+    from lockdownctl.boot.now import raise_now
+    from lockdownctl.root import Root
+
+    out = raise_now(Root("/"), want, _status(current), dry_run=True)  # dry run: never writes
+    assert out["written"] is False
+    if refused:
+        assert refused in out["refused"] and "only go up until reboot" in out["refused"]
+    else:
+        assert out["refused"] is None and out["plan"].startswith(f"write {want} to /sys/kernel/security/lockdown")
 
 
 def test_now_refuses_another_root() -> None:

@@ -22,6 +22,9 @@ def render(data: dict[str, Any], s: Style) -> str:
             lines.append(s.bad("failed: ") + now["error"])
         elif now.get("plan"):
             lines.append("would " + now["plan"])
+    readiness = (data.get("safety") or {}).get("readiness")
+    if readiness and readiness["checked"]:
+        lines.append(s.dim("readiness: " + readiness["detail"]))
     if "detected" not in data:
         return "\n".join(lines)
     lines.append(s.bold("Boot setups found:"))

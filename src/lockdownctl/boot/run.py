@@ -52,7 +52,7 @@ def safety(root: Root, level: str, force: bool) -> dict[str, Any]:
 
     status = read_status(root)
     out: dict[str, Any] = {"status": status, "refused": None, "exit_code": EXIT_OK, "warnings": [],
-                           "readiness": readiness(root, level, force)}
+                           "readiness": readiness(root, level, force, status)}
     forced = status.get("forced_by_kconfig")
     lsm = status["lsm"]
     if forced and level_rank(forced) >= level_rank(level):
@@ -76,30 +76,18 @@ def safety(root: Root, level: str, force: bool) -> dict[str, Any]:
     return out
 
 
-def readiness(root: Root, level: str, force: bool) -> dict[str, Any]:
-    """Run ``lockdownctl check`` (issue 7) when it exists."""
+def readiness(root: Root, level: str, force: bool, status: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run ``lockdownctl check --level LEVEL`` (lockdownctl.checks.check) when it exists."""
     try:
-        from .. import checks
+        from ..checks import check
     except ImportError:
-        return {"checked": False, "breaks": [], "detail": "readiness not checked (lockdownctl check is not available)"}
-    run = getattr(checks, "run_checks", None) or getattr(checks, "report", None)
-    if run is None:
         return {"checked": False, "breaks": [],
-                "detail": "readiness not checked (lockdownctl check is not available: "
-                          "lockdownctl.checks has no run_checks(root, level) yet)"}
-    try:
-        findings = run(root, level)
-    except TypeError:
-        return {"checked": False, "breaks": [],
-                "detail": "readiness not checked (lockdownctl.checks.run_checks(root, level) did not accept "
-                          "these arguments)"}
-    items = findings.get("findings", []) if isinstance(findings, dict) else list(findings or [])
-    breaks = []
-    for f in items:
-        d = f if isinstance(f, dict) else getattr(f, "__dict__", {})
-        if d.get("confidence") == "breaks":
-            breaks.append(str(d.get("reason") or d.get("id") or d.get("title") or d))
-    detail = f"{len(items)} findings, {len(breaks)} that break" + (" (--force)" if breaks and force else "")
+                "detail": "readiness not checked (lockdownctl check is not available)"}
+    report = check(root, level, state=status)
+    findings = report.get("findings", [])
+    breaks = [f"{f['title']} ({f['reason']})" for f in findings if f.get("confidence") == "breaks"]
+    detail = (f"lockdownctl check --level {level}: {len(findings)} findings, {len(breaks)} that break"
+              + (" (--force: going ahead)" if breaks and force else ""))
     return {"checked": True, "breaks": breaks, "detail": detail}
 
 
