@@ -23,7 +23,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from functools import cache
@@ -102,8 +101,11 @@ class VmResult:
         if self.splats:
             out.append(f"kernel splat in guest {self.target.name}:\n" + format_report(self.splats))
         if out:
-            out.append("console tail:\n" + "\n".join(self.console.splitlines()[-40:]))
+            out.append(self.console_tail())
         return "\n".join(out)
+
+    def console_tail(self, lines: int = 40) -> str:
+        return "console tail:\n" + "\n".join(self.console.splitlines()[-lines:])
 
 
 def find_kernel(short: str, boot: Path = Path("/boot")) -> Path:
@@ -157,19 +159,19 @@ def guest_python() -> tuple[str, dict[str, str]]:
     return "/usr/bin/python3", {"PYTHONPATH": str(REPO / "src")}
 
 
-def pytest_missing(python: str, env: dict[str, str]) -> str:
+def guest_pytest_problem(python: str, env: dict[str, str]) -> str:
     """A one-line reason when ``python`` cannot import pytest (checked on the host), else ''."""
     done = subprocess.run([python, "-c", "import pytest"], env={**os.environ, **env}, capture_output=True)
     if done.returncode == 0:
         return ""
+    venv = os.environ.get("LOCKDOWNCTL_VENV", DEFAULT_VENV)
     return (
         f"{python} cannot import pytest (no test venv at LOCKDOWNCTL_VENV="
-        f"{os.environ.get('LOCKDOWNCTL_VENV', DEFAULT_VENV)}); create it with: "
-        f"python3 -m venv {DEFAULT_VENV} && {DEFAULT_VENV}/bin/pip install -e '{REPO}[test]'"
+        f"{venv}); create it with: python3 -m venv {venv} && {venv}/bin/pip install -e '{REPO}[test]'"
     )
 
 
-def pytest_command(python: str, selection: list[str], results: Path) -> str:
+def build_pytest_command(python: str, selection: list[str], results: Path) -> str:
     # Read-only repo in the guest: no cache dir; junit goes to the shared dir.
     args = [python, "-m", "pytest", "-p", "no:cacheprovider", "-rA",
             f"--junitxml={results / 'junit.xml'}", *selection]
@@ -204,7 +206,9 @@ def guest_script(target: Target, command: str, results: Path, env: dict[str, str
 
 
 def vng_command(vng: str, kernel: Path, append: str, results: Path, accel: str, script: Path) -> list[str]:
-    cmd = [vng, "-r", str(kernel), "--rwdir", str(results), "--cwd", "/", "--append", append]
+    # --verbose puts the kernel log on the console (loglevel=7): the only record
+    # of a panic or a hang, and it costs no measurable time.
+    cmd = [vng, "--verbose", "-r", str(kernel), "--rwdir", str(results), "--cwd", "/", "--append", append]
     if accel == "tcg":
         cmd.append("--disable-kvm")
     return [*cmd, "--", f"sh {script}"]
@@ -249,6 +253,8 @@ def kvm_boots(kernel: Path) -> bool:
 
 
 def pick_accel(requested: str, kernel: Path) -> str:
+    if requested not in ("tcg", "kvm", "auto"):
+        raise ValueError(f"accelerator {requested!r} (LOCKDOWNCTL_VM_ACCEL?): choose tcg, kvm or auto")
     if requested == "auto":
         return "kvm" if kvm_boots(kernel) else "tcg"
     return requested
@@ -277,8 +283,9 @@ def boot(
     if re.search(r"[\s,=\"']", str(results)):
         raise ValueError(f"results directory {results} must not contain spaces, commas, quotes or '='")
     results.mkdir(parents=True, exist_ok=True)
-    for stale in ("exit_status", "dmesg.txt", "junit.xml"):
+    for stale in ("exit_status", "dmesg.txt", "junit.xml", "results.json", "console.log"):
         (results / stale).unlink(missing_ok=True)
+    shutil.rmtree(results / "capture", ignore_errors=True)
     _python, env = guest_python()
     script = results / "guest.sh"
     script.write_text(guest_script(target, command, results, env))
@@ -291,7 +298,7 @@ def boot(
     (results / "console.log").write_text(console)
     dmesg_file = results / "dmesg.txt"
     dmesg = dmesg_file.read_text(errors="replace") if dmesg_file.exists() else None
-    # A panic never reaches dmesg.txt; it is on the console (KERN_EMERG passes loglevel=0).
+    # A panic or hang never reaches dmesg.txt; the console has the kernel log.
     splats = find_splats(dmesg if dmesg is not None else console)
     return VmResult(target, kernel, append, chosen, status, duration, results, console, dmesg, splats)
 
@@ -305,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--level", required=True, choices=LEVELS, help="none leaves lockdown= off the command line")
     what = ap.add_mutually_exclusive_group(required=True)
     what.add_argument("--pytest", metavar="SELECTION",
-                      help="pytest arguments run in the guest, e.g. 'tests/vm/test_guest_status.py -k json'")
+                      help="pytest arguments run in the guest, e.g. 'tests/vm/test_guest_status.py -k 6.1-none'")
     what.add_argument("--cmd", help="shell command run as root in the guest (cwd: the repo)")
     ap.add_argument("--results", required=True, type=Path, help="host directory shared read-write with the guest")
     ap.add_argument("--lsm", default=DEFAULT_LSM, help=f"lsm= value (default {DEFAULT_LSM}; '' to leave it out)")
@@ -319,10 +326,10 @@ def main(argv: list[str] | None = None) -> int:
     target = Target(args.kernel, args.level)
     if args.pytest is not None:
         python, env = guest_python()
-        if missing := pytest_missing(python, env):
+        if missing := guest_pytest_problem(python, env):
             print(f"runner: {missing}", file=sys.stderr)
             return 2
-        command = pytest_command(python, shlex.split(args.pytest), args.results.resolve())
+        command = build_pytest_command(python, shlex.split(args.pytest), args.results.resolve())
     else:
         command = args.cmd
     try:
@@ -331,6 +338,9 @@ def main(argv: list[str] | None = None) -> int:
     except VmUnavailable as exc:
         print(f"runner: {exc}", file=sys.stderr)
         return 3
+    except ValueError as exc:  # an unusable --results path or LOCKDOWNCTL_VM_ACCEL
+        print(f"runner: {exc}", file=sys.stderr)
+        return 2
     print(f"runner: {target.name} on {result.kernel_image.name} ({result.accel}), append {result.append!r}: "
           f"exit status {result.exit_status} in {result.duration:.1f} s; results in {result.results}",
           file=sys.stderr)

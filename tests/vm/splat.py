@@ -36,8 +36,12 @@ ALLOWED: tuple[tuple[re.Pattern[str], str], ...] = tuple(
     (re.compile(p), why)
     for p, why in (
         (
-            r"^(Kernel command line|Command line): ",
-            "the boot parameters echoed back: runner and vng data (base64 guest command), not a kernel report",
+            r'^(Kernel command line: |Command line: |Unknown kernel command line parameters ")',
+            "boot parameters echoed back (vng's base64 command, the results path, --append), not a report",
+        ),
+        (
+            r"^ {4}[A-Za-z_][\w.-]*=\S*$",
+            "init's environment echoed under 'Run /init ... with environment:': again boot parameters",
         ),
         (
             r"^(Spectre V2 |RETBleed): WARNING: ",
