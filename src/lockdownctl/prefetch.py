@@ -16,10 +16,13 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-def start_status(root_path: str = "/") -> Child:
+def start_status(root_path: str = "/", bpf_trial: bool = True) -> Child:
+    """``bpf_trial`` False: no trial load of a BPF program (audit and check
+    report on the kernel without loading anything)."""
+
     def work() -> dict[str, Any]:
         from .status import collect
 
-        return collect(Root(root_path), in_child=True)
+        return collect(Root(root_path), in_child=True, bpf_trial=bpf_trial)
 
     return Child(work)

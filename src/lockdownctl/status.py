@@ -184,13 +184,8 @@ def read_status(root: Root, started: Child | None = None, bpf_trial: bool = True
     On the live system it is collected in a child process (see prefetch.py),
     which may already have been ``started`` by the CLI.
     """
-    if root.live and not bpf_trial and started is None:
-        from .root import Child
-
-        quiet: dict[str, Any] = Child(lambda: collect(root, in_child=True, bpf_trial=False)).result()
-        return quiet
     if root.live:
-        result: dict[str, Any] = (started or start_status(root.path)).result()
+        result: dict[str, Any] = (started or start_status(root.path, bpf_trial)).result()
         return result
     return collect(root)
 

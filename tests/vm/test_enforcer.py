@@ -15,6 +15,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -65,10 +66,11 @@ def write_policy(tmp: Path, text: str) -> str:
     return str(path)
 
 
-def apply(policy: str, *extra: str) -> dict:
+def apply(policy: str, *extra: str) -> dict[str, Any]:
     run = lockdownctl("enforce", "apply", policy, "--json", *extra)
     assert run.code == 0, run.err or run.out
-    return run.json()["data"]
+    data: dict[str, Any] = run.json()["data"]
+    return data
 
 
 def open_in(cgroup: str | None, path: str, exe: str = HEAD) -> str:
@@ -87,10 +89,11 @@ def open_in(cgroup: str | None, path: str, exe: str = HEAD) -> str:
     return "denied"
 
 
-def events() -> list[dict]:
+def events() -> list[dict[str, Any]]:
     run = lockdownctl("enforce", "events", "--json")
     assert run.code == 0, run.err
-    return run.json()["data"]["events"]
+    found: list[dict[str, Any]] = run.json()["data"]["events"]
+    return found
 
 
 def scoped_policy(cgroup: str, reasons: str, extra: str = "") -> str:
@@ -208,9 +211,10 @@ def test_reapply_never_allows_what_both_policies_deny(cgroup: str, enforcer: Non
 
 @pytest.mark.guest(kernel="all", level="none")
 def test_remove_leaves_nothing_behind(cgroup: str, tmp_path: Path) -> None:
-    def bpftool(*args: str) -> list[dict]:
-        return json.loads(subprocess.run(["bpftool", "-j", *args], capture_output=True, text=True,
-                                         check=True).stdout or "[]")
+    def bpftool(*args: str) -> list[dict[str, Any]]:
+        out = subprocess.run(["bpftool", "-j", *args], capture_output=True, text=True, check=True).stdout
+        found: list[dict[str, Any]] = json.loads(out or "[]")
+        return found
 
     apply(write_policy(tmp_path, scoped_policy(cgroup, "  tracefs: deny\n")))
     assert any(p.get("name") == "ldctl_locked_down" for p in bpftool("prog", "show"))

@@ -209,10 +209,20 @@ def link_pin(link: int, path: str) -> None:
 
 def link_release(link: int, keep_attached: bool) -> None:
     """Free libbpf's link object; with keep_attached the kernel link (held by
-    its pin) survives this process."""
+    its pin) survives this process.
+
+    A disconnected link is freed without closing its fd (bpf_link__destroy
+    only closes it through detach), so we close the fd ourselves: otherwise
+    the kernel link, its program and maps live as long as this process.
+    """
     if keep_attached:
+        fd = lib().bpf_link__fd(link)
         lib().bpf_link__disconnect(link)
-    lib().bpf_link__destroy(link)
+        lib().bpf_link__destroy(link)
+        if fd >= 0:
+            os.close(fd)
+    else:
+        lib().bpf_link__destroy(link)
 
 
 def obj_get(path: str) -> int:

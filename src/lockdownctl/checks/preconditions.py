@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..root import Child, Root
+from ..root import Root
 from .engine import Context, Evidence, Finding
 
 # reason -> kconfig options (any of) without which no operation of that reason exists
@@ -47,27 +47,12 @@ def read_state(root: Root) -> dict[str, Any]:
     """status.read_status() data: level, LSM list, Secure Boot.
 
     On the live system status collects in a child (securityfs mounted in a
-    private namespace); that child also trial-loads a BPF program for the
-    enforcer's verdict, which check neither needs nor may do, so the trial is
-    replaced there by a "not tried" answer (the child is thrown away after).
+    private namespace); check asks it not to trial-load the enforcer's BPF
+    probe, which it does not need.
     """
     from .. import status
 
-    if not root.live:
-        return status.read_status(root)
-
-    def collect() -> dict[str, Any]:
-        from ..bpf import probe
-
-        probe.trial_load = lambda: {
-            "result": "not-tried",
-            "errno": None,
-            "detail": "not tried by check",
-        }
-        return status.collect(root, in_child=True)
-
-    result: dict[str, Any] = Child(collect).result()
-    return result
+    return status.read_status(root, bpf_trial=False)
 
 
 def _ev_config(ctx: Context, option: str) -> Evidence:

@@ -1,0 +1,107 @@
+"""The measurements of benchmarks/enforcer.py, run as root inside a guest.
+
+Prints one JSON object. Not a test: numbers, measured side by side.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "src"))
+sys.path.insert(0, str(REPO))
+
+from tests.conftest import lockdownctl_inproc as lockdownctl  # noqa: E402
+
+TRACEFS = "/sys/kernel/tracing/trace"
+
+
+def open_loop(binary: str, n: int, cgroup: Path | None = None) -> tuple[float, int]:
+    def enter() -> None:
+        if cgroup is not None:
+            (cgroup / "cgroup.procs").write_text(str(os.getpid()))
+
+    out = subprocess.run([binary, TRACEFS, str(n)], capture_output=True, text=True, check=True, preexec_fn=enter)
+    ns, denied = out.stdout.split()
+    return float(ns), int(denied)
+
+
+def apply(text: str) -> None:
+    path = Path(tempfile.mkdtemp()) / "p.yaml"
+    path.write_text(text)
+    run = lockdownctl("enforce", "apply", str(path))
+    assert run.code == 0, run.err
+
+
+def remove() -> None:
+    assert lockdownctl("enforce", "remove").code == 0
+
+
+def hot_path(binary: str, policy: str, rounds: int, n: int) -> dict[str, float]:
+    """Interleaved rounds without and with the program: the ratio of medians."""
+    without, with_ = [], []
+    for _ in range(rounds):
+        without.append(open_loop(binary, n)[0])
+        apply(policy)
+        with_.append(open_loop(binary, n)[0])
+        remove()
+    return {"ns_without": statistics.median(without), "ns_with": statistics.median(with_),
+            "ratio": statistics.median(with_) / statistics.median(without)}
+
+
+def main() -> None:
+    binary, rounds, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    allowed = "version: 1\nprofile: none\nreasons:\n  kcore: deny\n"  # tracefs stays allowed
+    many = allowed + "exceptions:\n" + "".join(f"  - uid: {100000 + i}\n    allow: [kcore]\n" for i in range(10000))
+    open_loop(binary, n)  # warm up
+    result = {"hot_path": hot_path(binary, allowed, rounds, n),
+              "hot_path_10000_exceptions": hot_path(binary, many, rounds, n)}
+
+    # Event throughput: every open in a cgroup is denied and recorded.
+    from lockdownctl.bpf import engine, libbpf
+
+    mount = Path(engine.cgroup2_mount())
+    cg = mount / f"ldctl-bench-{os.getpid()}"
+    cg.mkdir()
+    try:
+        apply(f"version: 1\nprofile: none\nscope:\n  cgroup: /{cg.name}\nreasons:\n  tracefs: deny\n")
+        enforcer = engine.Enforcer.open_pinned()
+        assert enforcer is not None
+        received = 0
+
+        def count(_raw: bytes) -> None:
+            nonlocal received
+            received += 1
+
+        ring = libbpf.RingBuffer(enforcer.fds["events"], count)
+        total = int(sys.argv[4]) if len(sys.argv) > 4 else 200000
+        producer = subprocess.Popen([binary, TRACEFS, str(total)], stdout=subprocess.PIPE, text=True,
+                                    preexec_fn=lambda: (cg / "cgroup.procs").write_text(str(os.getpid())))
+        start = time.perf_counter()
+        while producer.poll() is None:
+            ring.poll(10)
+        ring.consume()
+        elapsed = time.perf_counter() - start
+        producer.communicate()
+        per_reason, drops = enforcer.counters()
+        denied = sum(c[0] for c in per_reason)
+        ring.close()
+        enforcer.close()
+        remove()
+        result["events"] = {"denied": denied, "received": received, "drops": drops,
+                            "accounted": received + drops == denied, "seconds": elapsed,
+                            "delivered_per_second": received / elapsed}
+    finally:
+        cg.rmdir()
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
