@@ -67,3 +67,12 @@ def test_status_of_an_enforcer_that_is_not_loaded() -> None:
     run = lockdownctl("enforce", "status", "--json")
     assert run.code == 0 and run.json()["data"] == {"loaded": False}
     assert lockdownctl("enforce", "remove").out.strip() == "not loaded: nothing to remove"
+
+
+def test_check_measure_is_refused_with_the_reason() -> None:
+    require_root()
+    require(_lsm_programs_refused(), "this kernel accepts LSM programs")
+    run = lockdownctl("check", "--measure", "1", "--level", "confidentiality")
+    assert run.code == 3
+    assert "BPF LSM is not usable" in run.err and "refuses LSM programs" in run.err
+    assert _our_programs() == [] and not Path(engine.PIN_DIR).exists()

@@ -310,11 +310,11 @@ def test_cli_usage_errors(args: list[str]) -> None:
     assert run.code == 2 and len(run.err.strip().splitlines()) == 1 and "Traceback" not in run.err
 
 
-def test_cli_measure_needs_enforcer() -> None:
+def test_cli_measure_watches_the_running_kernel_only() -> None:
     run = lockdownctl("check", "--measure", "10", "--json", "--root", str(CHECK / "kgdb/negative"))
     env = run.json()
-    assert run.code == 3 and env["errors"][0]["code"] == "feature-missing"
-    assert "needs the lockdownctl enforcer (BPF LSM)" in env["errors"][0]["message"]
+    assert run.code == 2 and env["errors"][0]["code"] == "input"
+    assert "--measure watches the running kernel" in env["errors"][0]["message"]
 
 
 def test_cli_bad_root() -> None:

@@ -400,6 +400,75 @@ class Enforcer:
         return per_reason, total(LD_COUNTER_DROPS)
 
 
+def require_bpf_lsm() -> None:
+    """Exit 3 with the precise reason when the BPF LSM cannot run the enforcer."""
+    from ..root import Root
+    from ..status import read_status
+
+    bpf = read_status(Root("/"))["bpf_lsm"]
+    if not bpf["usable"]:
+        detail = bpf["fix"] or bpf["detail"]
+        if bpf["trial_load"] == "refused" and bpf["listed"]:
+            detail = (f"the kernel lists bpf among its LSMs but refuses LSM programs ({bpf['errno']} at load); "
+                      "the enforcer cannot run on this kernel")
+        raise FeatureMissing(f"BPF LSM is not usable: {detail}")
+
+
+def measure(level: str, seconds: float, cat: Any) -> dict[str, Any]:
+    """Run a private, unpinned copy of the enforcer in audit mode with the
+    ``level`` profile for ``seconds`` and aggregate what it would have denied.
+
+    Nothing is denied and nothing outlives the call (the link is detached on
+    the way out), and an enforcer already pinned keeps running beside it.
+    """
+    from ..policy import Policy
+    from .decode import EventDecoder
+
+    require_root()
+    require_bpf_lsm()
+    policy = Policy(source="check --measure", profile=level, mode="audit")
+    enforcer = Enforcer.load()
+    seen: dict[tuple[str, str, str], int] = {}
+    decoder = EventDecoder(cat)
+    events = 0
+
+    def on_event(raw: bytes) -> None:
+        nonlocal events
+        events += 1
+        e = decoder.decode(raw)
+        key = (e["comm"] or "", e["exe"] or e["exe_id"], e["reason"] or str(e["reason_value"]))
+        seen[key] = seen.get(key, 0) + 1
+
+    try:
+        enforcer.write_policy(resolve(policy, cat))
+        enforcer.link = libbpf.attach(enforcer.obj.program(PROGRAM))  # type: ignore[union-attr]
+        ring = libbpf.RingBuffer(enforcer.fds["events"], on_event)
+        try:
+            end = time.monotonic() + seconds
+            while (left := end - time.monotonic()) > 0:
+                ring.poll(int(min(left, 0.2) * 1000) + 1)
+            libbpf.link_release(enforcer.link, keep_attached=False)  # detach before the last read
+            enforcer.link = None
+            ring.consume()
+        finally:
+            ring.close()
+        per_reason, drops = enforcer.counters()
+    finally:
+        if enforcer.link is not None:
+            libbpf.link_release(enforcer.link, keep_attached=False)
+            enforcer.link = None
+        enforcer.close()
+    audited = sum(c[LD_COUNT_AUDITED] for c in per_reason)
+    return {
+        "seconds": seconds, "events": events, "drops": drops, "audited": audited,
+        # exe: a path when /proc resolved it while the process lived, else None
+        # (the device:inode identity stays in exe_id)
+        "observations": [{"comm": comm, "exe": exe if exe.startswith("/") else None, "exe_id": exe,
+                          "reason": reason, "count": count}
+                         for (comm, exe, reason), count in sorted(seen.items())],
+    }
+
+
 def require_root() -> None:
     if os.geteuid() != 0:
         raise NeedsRoot("the enforcer needs root (CAP_BPF, CAP_SYS_ADMIN and CAP_MAC_ADMIN)")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..errors import EXIT_FINDINGS, EXIT_OK, FeatureMissing, InputError
+from ..errors import EXIT_FINDINGS, EXIT_OK, InputError
 from ..levels import LEVELS
 
 TYPE_CHECKING = False
@@ -34,23 +34,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--measure",
         metavar="SECONDS",
         type=_seconds,
-        help="also run the enforcer in audit mode for SECONDS and report what it saw denied "
-        "(needs the lockdownctl enforcer, BPF LSM)",
+        help="also run the enforcer in audit mode for SECONDS (nothing is denied) and report "
+        "every operation the level would have refused, by process (needs root and the BPF LSM)",
     )
 
 
 def run(args: argparse.Namespace) -> Result:
+    from ..checks import check
     from ..output import Result
     from ..root import Root
 
+    root = Root(args.root)
+    if args.measure is not None and not root.live:
+        raise InputError("--measure watches the running kernel: it cannot be combined with --root")
+    data = check(root, args.level)
     if args.measure is not None:
-        raise FeatureMissing(
-            "check --measure needs the lockdownctl enforcer (BPF LSM), which this version "
-            "does not have yet; run check without --measure for the static report"
-        )
-    from ..checks import check
+        from ..bpf.engine import measure
+        from ..checks.engine import merge_observed
+        from ..reasons import catalogue
 
-    data = check(Root(args.root), args.level)
+        cat = catalogue()
+        measured = measure(args.level, args.measure, cat)
+        merge_observed(data, measured["observations"], cat, f"enforcer audit, {args.measure:g} s")
+        data["measured"] = {k: v for k, v in measured.items() if k != "observations"}
+        if measured["drops"]:
+            data["measured"]["note"] = ("the ring buffer was full at times: counts are lower bounds "
+                                        f"({measured['drops']} events dropped)")
     code = EXIT_FINDINGS if data["summary"]["breaks"] else EXIT_OK
     return Result("check", data, render, code)
 

@@ -20,6 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     apply.add_argument("policy", metavar="FILE", help="policy file (YAML, see lockdownctl-policy(5))")
     apply.add_argument("--audit", action="store_true", help="audit mode: log what would be denied, deny nothing")
     apply.add_argument("--dry-run", action="store_true", help="show what would be enforced, change nothing")
+    apply.add_argument("--seal", action="store_true",
+                       help="seal the policy: nobody, root included, can lower or remove it until reboot")
     actions.add_parser("status", help="the enforced policy, counters per reason and verdict, ring-buffer drops")
     events = actions.add_parser("events", help="denials and audits the enforcer recorded")
     events.add_argument("--follow", action="store_true", help="keep printing new events until interrupted")
@@ -47,6 +49,8 @@ def _apply(args: argparse.Namespace) -> Result:
     policy = load_policy(args.policy, cat)
     if args.audit:
         policy.mode = "audit"
+    if args.seal:
+        policy.seal = True
     warnings = list(policy.warnings)
     if not cat.from_btf:
         raise FeatureMissing("the running kernel has no BTF (/sys/kernel/btf/vmlinux): the enforcer needs "
@@ -69,6 +73,8 @@ def _apply(args: argparse.Namespace) -> Result:
         "policy": policy.to_dict(), "policy_id": f"{policy.policy_id:016x}", "verdicts": table,
         "kernel_level": kernel_level, "dry_run": bool(args.dry_run),
     }
+    if policy.seal:
+        warnings.extend(_seal_warnings(policy, table, kernel_level, cat))
     if args.dry_run:
         data["action"] = "dry-run"
         return Result("enforce", data, _render_apply, warnings=warnings)
@@ -77,7 +83,7 @@ def _apply(args: argparse.Namespace) -> Result:
     resolved = engine.resolve(policy, cat)
     enforcer = engine.Enforcer.open_pinned()
     if enforcer is None:
-        _require_bpf_lsm()
+        engine.require_bpf_lsm()
         enforcer = engine.Enforcer.load()
         try:
             enforcer.write_policy(resolved)
@@ -88,6 +94,13 @@ def _apply(args: argparse.Namespace) -> Result:
             raise
         data["action"] = "loaded"
     else:
+        from ..bpf import seal
+
+        try:
+            seal.refuse_if_sealed(enforcer)  # tighten-only is refused too: a frozen policy cannot change
+        except BaseException:
+            enforcer.close()
+            raise
         current = engine.load_state()
         unchanged = current is not None and current.get("digest") == resolved.digest()
         if not unchanged:
@@ -95,13 +108,40 @@ def _apply(args: argparse.Namespace) -> Result:
         data["action"] = "unchanged" if unchanged else "updated"
     try:
         data["active"] = enforcer.read_policy()["gen"]
+        if policy.seal:
+            from ..bpf import seal
+
+            data["seal"] = seal.seal(enforcer)
     finally:
         enforcer.close()
     engine.save_state({"policy_file": os.path.abspath(args.policy), "policy": policy.to_dict(),
                        "policy_id": data["policy_id"], "verdicts": table, "digest": resolved.digest(),
                        "exceptions": {k: [label for _i, _m, label in v] for k, v in resolved.exceptions.items()},
-                       "scope": resolved.scope, "mode": policy.mode, "profile": policy.profile})
+                       "scope": resolved.scope, "mode": policy.mode, "profile": policy.profile,
+                       "sealed_at": data["seal"]["sealed_at"] if "seal" in data else None})
     return Result("enforce", data, _render_apply, warnings=warnings)
+
+
+def _seal_warnings(policy: Any, table: dict[str, str], kernel_level: str | None, cat: Any) -> list[str]:
+    """What the seal cannot hold: root who may still change kernel code or
+    memory (a module, /dev/mem, MSRs, kexec...) can undo any BPF program.
+    The kernel's own level, or this policy unscoped, must deny those."""
+    from ..levels import level_rank
+
+    if kernel_level and level_rank(kernel_level) >= level_rank("integrity"):
+        return []
+    open_ = [r.id for r in cat.at_level("integrity") if table.get(r.id) != "deny"]
+    out = []
+    if policy.mode == "audit":
+        out.append("seal in audit mode: the seal keeps an audit-only policy in place, it denies nothing")
+    if open_:
+        out.append(f"seal: the kernel is at {kernel_level or 'none'} and the policy allows {', '.join(open_)}: "
+                   "root can change the kernel through them and so undo the seal (deny them, e.g. profile: "
+                   "integrity, or boot with lockdown=integrity)")
+    elif policy.scope_cgroup:
+        out.append(f"seal: the policy is scoped to cgroup {policy.scope_cgroup}: root outside it can change the "
+                   "kernel (modules, /dev/mem, MSRs...) and so undo the seal")
+    return out
 
 
 def _kernel_level() -> str | None:
@@ -109,21 +149,6 @@ def _kernel_level() -> str | None:
     from ..root import Root
 
     return read_securityfs(Root("/")).level
-
-
-def _require_bpf_lsm() -> None:
-    """Exit 3 with the precise reason when the BPF LSM cannot run the enforcer."""
-    from ..errors import FeatureMissing
-    from ..root import Root
-    from ..status import read_status
-
-    bpf = read_status(Root("/"))["bpf_lsm"]
-    if not bpf["usable"]:
-        detail = bpf["fix"] or bpf["detail"]
-        if bpf["trial_load"] == "refused" and bpf["listed"]:
-            detail = (f"the kernel lists bpf among its LSMs but refuses LSM programs ({bpf['errno']} at load); "
-                      "the enforcer cannot run on this kernel")
-        raise FeatureMissing(f"BPF LSM is not usable: {detail}")
 
 
 def _render_apply(data: dict[str, Any], s: Style) -> str:
@@ -144,6 +169,11 @@ def _render_apply(data: dict[str, Any], s: Style) -> str:
         lines.append(f"Exception:  {who}: {exc['kind']} {exc['value']} may {', '.join(exc['allow'])}")
     if data.get("mounted_bpffs"):
         lines.append("Note:       mounted bpffs at /sys/fs/bpf for the pins")
+    if data.get("seal"):
+        lines.append(f"Sealed:     {s.bold('until reboot')} (nobody can lower or remove this policy now; "
+                     "recovery: boot without it, see lockdownctl(8))")
+    elif data["policy"].get("seal") and data["action"] == "dry-run":
+        lines.append("Sealed:     would be sealed until reboot")
     return "\n".join(lines)
 
 
@@ -174,10 +204,17 @@ def enforcer_state() -> dict[str, Any]:
     return {
         "loaded": True, "pin_dir": engine.PIN_DIR, "generation": live["gen"],
         "policy_id": f"{live['policy_id']:016x}",
-        "mode": "audit" if live["audit"] else "enforce", "scoped": live["scoped"], "sealed": live["sealed"],
+        "mode": "audit" if live["audit"] else "enforce", "scoped": live["scoped"], "sealed": bool(live["sealed"]),
+        "sealed_at": _iso(live["sealed"]) if live["sealed"] else None,
         "profile": state.get("profile"), "policy_file": state.get("policy_file"), "verdicts": table,
         "exceptions": exceptions, "counters": counters, "ring_buffer_drops": drops,
     }
+
+
+def _iso(seconds: int) -> str:
+    import datetime
+
+    return datetime.datetime.fromtimestamp(seconds, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _status(args: argparse.Namespace) -> Result:
@@ -194,6 +231,8 @@ def _render_status(data: dict[str, Any], s: Style) -> str:
     lines = [f"Enforcer:   {s.good('loaded')} (pinned in {data['pin_dir']}, generation {data['generation']})",
              f"Policy:     {data['policy_file'] or '?'} (profile {data['profile'] or '?'}, mode {data['mode']}, "
              f"id {data['policy_id']}{', scoped to a cgroup' if data['scoped'] else ''})"]
+    if data.get("sealed"):
+        lines.append(f"Sealed:     {s.bold('until reboot')}, since {data['sealed_at']}")
     denied = [r for r, v in data["verdicts"].items() if v == "deny"]
     lines.append(f"Denies:     {', '.join(denied) or '-'}")
     ex = ", ".join(f"{n} {k}" for k, n in data["exceptions"].items() if n)
@@ -224,6 +263,8 @@ def _events(args: argparse.Namespace) -> Result:
     enforcer = engine.Enforcer.open_pinned()
     if enforcer is None:
         raise FeatureMissing("the enforcer is not loaded (lockdownctl enforce apply FILE loads it)")
+    from ..bpf.decode import EventDecoder, render_event
+
     decoder = EventDecoder(catalogue())
     collected: list[dict[str, Any]] = []
     stop = False
@@ -257,60 +298,6 @@ def _events(args: argparse.Namespace) -> Result:
     return Result("enforce", {"events": collected}, lambda d, _s: "\n".join(render_event(e) for e in d["events"]))
 
 
-class EventDecoder:
-    """Ring-buffer records -> the shared event record (lockdownctl.events)."""
-
-    def __init__(self, cat: Any) -> None:
-        self.by_value = {r.value: r for r in cat.reasons if r.value is not None}
-        self._cgroups: dict[int, str] | None = None
-
-    def cgroup_path(self, cgid: int) -> str | None:
-        if self._cgroups is None:
-            from ..bpf.engine import cgroup2_mount
-
-            self._cgroups = {}
-            try:
-                mount = cgroup2_mount()
-                for dirpath, _dirs, _files in os.walk(mount):
-                    self._cgroups[os.stat(dirpath).st_ino] = "/" + os.path.relpath(dirpath, mount).lstrip(".")
-            except Exception:
-                pass
-        return self._cgroups.get(cgid)
-
-    def decode(self, raw: bytes) -> dict[str, Any]:
-        from ..bpf.engine import LdEvent
-        from ..events import Event
-        from ..policy import kernel_dev
-
-        rec = LdEvent.from_buffer_copy(raw[: __import__("ctypes").sizeof(LdEvent)])
-        reason = self.by_value.get(rec.reason)
-        exe = None
-        try:  # the process may be gone; only trust /proc when the identity matches
-            path = os.readlink(f"/proc/{rec.pid}/exe")
-            st = os.stat(f"/proc/{rec.pid}/exe")
-            if st.st_ino == rec.exe_ino and kernel_dev(st.st_dev) == rec.exe_dev:
-                exe = path
-        except OSError:
-            pass
-        event = Event("denial", "enforcer", "enforcer", time=rec.time_ns / 1e9,
-                      comm=rec.comm.decode("utf-8", "replace"), pid=rec.pid, uid=rec.uid, cgroup_id=rec.cgroup_id,
-                      exe=exe, reason=reason.id if reason else None, what=reason.log if reason else None,
-                      level=reason.level if reason else None,
-                      verdict="denied" if rec.verdict == 1 else "audited")
-        out = event.to_dict()
-        out["exe_id"] = f"{rec.exe_dev >> 20}:{rec.exe_dev & 0xFFFFF}:{rec.exe_ino}"
-        out["cgroup"] = self.cgroup_path(rec.cgroup_id)
-        out["tid"] = rec.tid
-        out["reason_value"] = rec.reason
-        return out
-
-
-def render_event(e: dict[str, Any]) -> str:
-    who = e["exe"] or e["exe_id"]
-    return (f"[{e['time']:12.6f}] {e['verdict']:8} {e['reason'] or e['reason_value']:18} pid {e['pid']} "
-            f"({e['comm']}) uid {e['uid']} exe {who} cgroup {e['cgroup'] or e['cgroup_id']}")
-
-
 # --- remove ------------------------------------------------------------------------
 
 
@@ -323,6 +310,14 @@ def _remove(args: argparse.Namespace) -> Result:
         return Result("enforce", {"dry_run": True, "would_remove": pins},
                       lambda d, _s: "would remove: " + (", ".join(d["would_remove"]) or "nothing (not loaded)"))
     engine.require_root()
+    enforcer = engine.Enforcer.open_pinned()
+    if enforcer is not None:
+        from ..bpf import seal
+
+        try:
+            seal.refuse_if_sealed(enforcer)
+        finally:
+            enforcer.close()
     removed = engine.remove_pins()
     return Result("enforce", {"removed": removed}, _render_remove)
 

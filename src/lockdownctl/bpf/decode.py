@@ -1,0 +1,59 @@
+"""Ring-buffer records of the enforcer -> the shared event record (lockdownctl.events)."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from typing import Any
+
+from ..events import Event
+from ..policy import kernel_dev
+from .engine import LdEvent, cgroup2_mount
+
+
+class EventDecoder:
+    """Ring-buffer records -> the shared event record (lockdownctl.events)."""
+
+    def __init__(self, cat: Any) -> None:
+        self.by_value = {r.value: r for r in cat.reasons if r.value is not None}
+        self._cgroups: dict[int, str] | None = None
+
+    def cgroup_path(self, cgid: int) -> str | None:
+        if self._cgroups is None:
+            self._cgroups = {}
+            try:
+                mount = cgroup2_mount()
+                for dirpath, _dirs, _files in os.walk(mount):
+                    self._cgroups[os.stat(dirpath).st_ino] = "/" + os.path.relpath(dirpath, mount).lstrip(".")
+            except Exception:
+                pass
+        return self._cgroups.get(cgid)
+
+    def decode(self, raw: bytes) -> dict[str, Any]:
+        rec = LdEvent.from_buffer_copy(raw[: ctypes.sizeof(LdEvent)])
+        reason = self.by_value.get(rec.reason)
+        exe = None
+        try:  # the process may be gone; only trust /proc when the identity matches
+            path = os.readlink(f"/proc/{rec.pid}/exe")
+            st = os.stat(f"/proc/{rec.pid}/exe")
+            if st.st_ino == rec.exe_ino and kernel_dev(st.st_dev) == rec.exe_dev:
+                exe = path
+        except OSError:
+            pass
+        event = Event("denial", "enforcer", "enforcer", time=rec.time_ns / 1e9,
+                      comm=rec.comm.decode("utf-8", "replace"), pid=rec.pid, uid=rec.uid, cgroup_id=rec.cgroup_id,
+                      exe=exe, reason=reason.id if reason else None, what=reason.log if reason else None,
+                      level=reason.level if reason else None,
+                      verdict="denied" if rec.verdict == 1 else "audited")
+        out = event.to_dict()
+        out["exe_id"] = f"{rec.exe_dev >> 20}:{rec.exe_dev & 0xFFFFF}:{rec.exe_ino}"
+        out["cgroup"] = self.cgroup_path(rec.cgroup_id)
+        out["tid"] = rec.tid
+        out["reason_value"] = rec.reason
+        return out
+
+
+def render_event(e: dict[str, Any]) -> str:
+    who = e["exe"] or e["exe_id"]
+    return (f"[{e['time']:12.6f}] {e['verdict']:8} {e['reason'] or e['reason_value']:18} pid {e['pid']} "
+            f"({e['comm']}) uid {e['uid']} exe {who} cgroup {e['cgroup'] or e['cgroup_id']}")
