@@ -175,6 +175,10 @@ def kernel_side(root: Root, in_child: bool = False, bpf_trial: bool = True) -> d
         from .bpf.probe import trial_load
 
         out["trial"] = trial_load()
+    if root.live:
+        from .bpf.paths import enforcer_brief
+
+        out["enforcer"] = enforcer_brief()
     return out
 
 
@@ -240,6 +244,7 @@ def collect(root: Root, in_child: bool = False, bpf_trial: bool = True) -> dict[
         "lsm": lsm,
         "secure_boot": sb.to_dict(),
         "bpf_lsm": _bpf_lsm(root, config, lsm["active"], kernel.get("trial")),
+        "enforcer": kernel.get("enforcer", {"loaded": None}),  # None: not the running system
         "kernel": {"release": root.osrelease(), "btf": root.exists("sys/kernel/btf/vmlinux"),
                    "config": config.path if config else None, "euid": os.geteuid() if root.live else None},
         "notes": notes,

@@ -13,7 +13,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from lockdownctl.bpf import engine
+from lockdownctl.bpf import engine, seal
 from tests.conftest import REPO, lockdownctl
 from tests.host.conftest import require, require_root, require_tool
 
@@ -32,10 +32,11 @@ def _our_programs() -> list[str]:
 
 def test_committed_object_rebuilds_identically(tmp_path: Path) -> None:
     require(shutil.which("clang") is not None, "clang not installed (scripts/test.sh installs it)")
-    out = tmp_path / "lockdown.bpf.o"
-    subprocess.run([str(REPO / "scripts" / "build-bpf.sh"), str(out)], check=True)
-    assert out.read_bytes() == Path(engine.OBJECT).read_bytes(), (
-        "src/lockdownctl/bpf/lockdown.bpf.o is not what its source builds to: run scripts/build-bpf.sh")
+    subprocess.run([str(REPO / "scripts" / "build-bpf.sh"), str(tmp_path)], check=True)
+    for committed in (engine.OBJECT, seal.OBJECT):  # the enforcer and the seal
+        name = Path(committed).name
+        assert (tmp_path / name).read_bytes() == Path(committed).read_bytes(), (
+            f"src/lockdownctl/bpf/{name} is not what its source builds to: run scripts/build-bpf.sh")
 
 
 def test_apply_is_refused_with_the_reason_and_leaves_nothing(tmp_path: Path) -> None:
@@ -66,6 +67,7 @@ def test_status_of_an_enforcer_that_is_not_loaded() -> None:
     require_root()
     run = lockdownctl("enforce", "status", "--json")
     assert run.code == 0 and run.json()["data"] == {"loaded": False}
+    assert lockdownctl("status", "--json").json()["data"]["enforcer"] == {"loaded": False}
     assert lockdownctl("enforce", "remove").out.strip() == "not loaded: nothing to remove"
 
 

@@ -38,6 +38,7 @@ def test_status_of_fixture_root(name: str) -> None:
     assert status["secure_boot"]["state"] == sb
     assert status["lsm"]["lockdown_active"] is lockdown_active
     assert status["bpf_lsm"]["trial_load"] == "not-tried"  # never on a fixture
+    assert status["enforcer"] == {"loaded": None}  # only the running system has one
     if kind not in ("none", "unknown"):
         assert status["source"]["evidence"], "a source needs evidence"
 

@@ -111,6 +111,8 @@ def test_scope_denies_tracefs_inside_the_cgroup_only(cgroup: str, enforcer: None
     assert len(denials) == 1 and denials[0]["verdict"] == "denied" and denials[0]["cgroup"] == cgroup
     status = lockdownctl("enforce", "status", "--json").json()["data"]
     assert status["loaded"] and status["counters"]["tracefs"]["denied"] == 1 and status["ring_buffer_drops"] == 0
+    brief = lockdownctl("status", "--json").json()["data"]["enforcer"]  # `status` shows it too
+    assert brief["loaded"] and brief["profile"] == "none" and brief["mode"] == "enforce"
 
 
 @pytest.mark.guest(kernel="all", level="integrity")

@@ -21,14 +21,12 @@ from typing import Any
 
 from ..errors import FeatureMissing, InputError, LockdownctlError, NeedsRoot
 from . import libbpf
+from .paths import LINK_PIN, PIN_DIR, STATE, STATE_DIR
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OBJECT = os.path.join(HERE, "lockdown.bpf.o")
 PROGRAM = "ldctl_locked_down"
-PIN_DIR = "/sys/fs/bpf/lockdownctl"
 BPFFS = "/sys/fs/bpf"
-STATE_DIR = "/run/lockdownctl"
-STATE = STATE_DIR + "/enforcer.json"
 
 # Mirrors of lockdown.h (tests/unit/test_bpf_abi.py compiles the header and
 # compares every size and offset).
@@ -50,7 +48,6 @@ MAPS = {
     "counters": "counters",
     "events": "events",
 }
-LINK_PIN = "link"
 
 
 class LdPolicy(ctypes.Structure):

@@ -114,6 +114,13 @@ def render(data: dict[str, Any], s: Style) -> str:
     lines.append(f"BPF LSM:       {_bpf_text(bpf, s)}")
     if bpf["fix"]:
         lines.append(f"               {bpf['fix']}")
+    enf = data.get("enforcer") or {}
+    if enf.get("loaded"):
+        mode = f"profile {enf.get('profile', '?')}, mode {enf.get('mode', '?')}"
+        sealed = ", sealed" if enf.get("sealed") else ""
+        lines.append(f"Enforcer:      {s.good('loaded')} ({mode}{sealed}; {enf.get('policy_file', '?')})")
+    elif enf.get("loaded") is False:
+        lines.append("Enforcer:      not loaded")
     if "expect" in data:
         ok = data["expect"]["met"]
         verdict = s.good("met") if ok else s.bad("NOT met")
