@@ -68,10 +68,15 @@ def test_probe_enforcer_profiles(guest_capture: Path, tmp_path: Path) -> None:
         try:
             assert run.code == 0, run.err
             results = run_probe(module)
+            events = lockdownctl("enforce", "events", "--json").json()["data"]["events"]
         finally:
             removed = lockdownctl("enforce", "remove")
             assert removed.code == 0, removed.err
         (guest_capture / f"probe-enforcer-{profile}.json").write_text(json.dumps(results, indent=1))
+        # Each operation the profile refused (and that works unlocked) was logged as a denial.
+        logged = {e["reason"] for e in events if e["verdict"] == "denied"}
+        refused = {r["reason"] for op, r in results.items() if not r["ok"] and baseline[op]["ok"]}
+        assert refused <= logged, f"{profile}: refused but not logged: {refused - logged}"
     assert run_probe(module) == baseline  # nothing left enforcing
 
 
