@@ -169,6 +169,19 @@ def test_exception_by_executable(cgroup: str, enforcer: None, tmp_path: Path) ->
 
 
 @pytest.mark.guest(kernel="all", level="none")
+def test_watch_shows_enforcer_events_with_the_kernel_log(cgroup: str, enforcer: None, tmp_path: Path) -> None:
+    apply(write_policy(tmp_path, scoped_policy(cgroup, "  tracefs: deny\n")))
+    assert open_in(cgroup, TRACEFS_FILE) == "denied"
+    run = lockdownctl("watch", "--enforcer", "--json")
+    records = [json.loads(line) for line in run.out.splitlines()]
+    ours = [r for r in records[:-1] if r.get("source") == "enforcer"]
+    assert [(r["reason"], r["verdict"], r["comm"]) for r in ours] == [("tracefs", "denied", "head")]
+    summary = records[-1]["data"]  # the envelope comes last
+    assert summary["inputs"][-1] == "enforcer" and len(summary["inputs"]) == 2  # the kernel log and ours
+    assert summary["denials"] >= 1
+
+
+@pytest.mark.guest(kernel="all", level="none")
 def test_events_carry_pid_and_executable(cgroup: str, enforcer: None, tmp_path: Path) -> None:
     apply(write_policy(tmp_path, scoped_policy(cgroup, "  tracefs: deny\n")))
     procs = cgroup2_root() / cgroup.lstrip("/") / "cgroup.procs"

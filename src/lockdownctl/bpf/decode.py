@@ -30,6 +30,20 @@ class EventDecoder:
         return self._cgroups.get(cgid)
 
     def decode(self, raw: bytes) -> dict[str, Any]:
+        """The event as a dict: the shared record plus the enforcer's own fields."""
+        event, rec = self._event(raw)
+        out = event.to_dict()
+        out["exe_id"] = f"{rec.exe_dev >> 20}:{rec.exe_dev & 0xFFFFF}:{rec.exe_ino}"
+        out["cgroup"] = self.cgroup_path(rec.cgroup_id)
+        out["tid"] = rec.tid
+        out["reason_value"] = rec.reason
+        return out
+
+    def event(self, raw: bytes) -> Event:
+        """The shared record alone (what ``watch`` merges with kernel-log events)."""
+        return self._event(raw)[0]
+
+    def _event(self, raw: bytes) -> tuple[Event, LdEvent]:
         rec = LdEvent.from_buffer_copy(raw[: ctypes.sizeof(LdEvent)])
         reason = self.by_value.get(rec.reason)
         exe = None
@@ -45,12 +59,28 @@ class EventDecoder:
                       exe=exe, reason=reason.id if reason else None, what=reason.log if reason else None,
                       level=reason.level if reason else None,
                       verdict="denied" if rec.verdict == 1 else "audited")
-        out = event.to_dict()
-        out["exe_id"] = f"{rec.exe_dev >> 20}:{rec.exe_dev & 0xFFFFF}:{rec.exe_ino}"
-        out["cgroup"] = self.cgroup_path(rec.cgroup_id)
-        out["tid"] = rec.tid
-        out["reason_value"] = rec.reason
-        return out
+        return event, rec
+
+
+def buffered_events(cat: Any) -> list[Event]:
+    """Consume what the pinned enforcer's ring buffer holds (its events go to
+    one reader: read here, they are gone from ``enforce events``)."""
+    from ..errors import FeatureMissing
+    from . import engine, libbpf
+
+    engine.require_root()
+    enforcer = engine.Enforcer.open_pinned()
+    if enforcer is None:
+        raise FeatureMissing("the enforcer is not loaded (lockdownctl enforce apply FILE loads it)")
+    decoder = EventDecoder(cat)
+    out: list[Event] = []
+    ring = libbpf.RingBuffer(enforcer.fds["events"], lambda raw: out.append(decoder.event(raw)))
+    try:
+        ring.consume()
+    finally:
+        ring.close()
+        enforcer.close()
+    return sorted(out, key=lambda e: e.time or 0.0)
 
 
 def render_event(e: dict[str, Any]) -> str:

@@ -30,6 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--events", metavar="FILE", action="append", default=[],
                         help="also show saved events (JSON lines: watch --json or enforce events --json "
                         "output), merged with the log by time since boot; may be repeated")
+    parser.add_argument("--enforcer", action="store_true",
+                        help="also show the denials and audits the lockdownctl enforcer has buffered "
+                        "(consumes them), merged with the log by time since boot")
     parser.add_argument("--summary", action="store_true",
                         help="print only the summary: per reason and per process, with what to do")
 
@@ -43,6 +46,8 @@ def _inputs(args: argparse.Namespace) -> tuple[list[Iterator[Event]], list[str],
         raise InputError("watch: give either FILE or --journal, not both")
     if args.events and args.follow:
         raise InputError("watch: --events cannot be merged with --follow (saved events have no future)")
+    if args.enforcer and args.follow:
+        raise InputError("watch: --enforcer cannot be merged with --follow (use lockdownctl enforce events --follow)")
     root = Root(args.root)
     counter = sources.Counter()
     streams: list[Iterator[Event]] = []
@@ -63,6 +68,12 @@ def _inputs(args: argparse.Namespace) -> tuple[list[Iterator[Event]], list[str],
     for path in args.events:
         streams.append(iter(sources.read_events(path)))
         names.append(path)
+    if args.enforcer:
+        from ..bpf.decode import buffered_events
+        from ..reasons import catalogue
+
+        streams.append(iter(buffered_events(catalogue())))
+        names.append("enforcer")
     return streams, names, counter
 
 
