@@ -13,7 +13,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from lockdownctl.bpf import engine, seal
+from lockdownctl.bpf import engine, paths, seal
 from tests.conftest import REPO, lockdownctl
 from tests.host.conftest import require, require_root, require_tool
 
@@ -51,7 +51,7 @@ def test_apply_is_refused_with_the_reason_and_leaves_nothing(tmp_path: Path) -> 
     assert run.err.strip() == ("lockdownctl: error: BPF LSM is not usable: the kernel lists bpf among its LSMs but "
                                "refuses LSM programs (EPERM at load); the enforcer cannot run on this kernel")
     assert Path("/proc/self/mountinfo").read_text() == before  # bpffs not mounted, nothing pinned
-    assert not Path(engine.PIN_DIR).exists() and not Path(engine.STATE).exists()
+    assert not Path(paths.PIN_DIR).exists() and not Path(paths.STATE).exists()
     assert _our_programs() == []
 
 
@@ -77,4 +77,4 @@ def test_check_measure_is_refused_with_the_reason() -> None:
     run = lockdownctl("check", "--measure", "1", "--level", "confidentiality")
     assert run.code == 3
     assert "BPF LSM is not usable" in run.err and "refuses LSM programs" in run.err
-    assert _our_programs() == [] and not Path(engine.PIN_DIR).exists()
+    assert _our_programs() == [] and not Path(paths.PIN_DIR).exists()

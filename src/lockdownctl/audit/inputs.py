@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import os
 import re
-import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import InputError
 from ..host.cmdline import Cmdline, parse_cmdline, read_cmdline
-from ..host.kconfig import KConfig, parse_kconfig, read_kconfig
+from ..host.kconfig import KConfig, kconfig_from_bytes, read_kconfig
+from ..host.uki import uki_cmdline
 from ..levels import level_rank
 from ..root import Root, Unreadable
 from .checks import FORCE, SECURE_BOOT_OPTIONS
@@ -52,16 +52,7 @@ def load_config(path: str) -> KConfig:
             data = fh.read()
     except OSError as exc:
         raise InputError(f"{path}: cannot read kernel config: {exc.strerror}") from None
-    if data[:2] == b"\x1f\x8b":
-        try:
-            data = zlib.decompress(data, 16 + zlib.MAX_WBITS)
-        except zlib.error as exc:
-            raise InputError(f"{path}: broken gzip data: {exc}") from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: not text: invalid UTF-8 at byte {exc.start}") from None
-    config = parse_kconfig(text, path)
+    config = kconfig_from_bytes(data, path)
     duplicate_options(config)
     return config
 
@@ -84,28 +75,13 @@ def load_uki(path: str) -> Cmdline:
     ignores whatever the boot loader passes (systemd-stub(7)).
     """
     try:
-        import pefile  # type: ignore[import-untyped]
-    except ImportError:
-        raise InputError("--uki needs the Python package pefile (a dependency of lockdownctl: "
-                         "pip install pefile)") from None
-
-    try:
-        pe = pefile.PE(path, fast_load=True)
+        with open(path, "rb") as fh:
+            data = fh.read()
     except OSError as exc:
         raise InputError(f"{path}: cannot read UKI: {exc.strerror}") from None
-    except pefile.PEFormatError as exc:
-        raise InputError(f"{path}: not a PE image (UKI): {exc.value}") from None
-    try:
-        for section in pe.sections:
-            if section.Name.rstrip(b"\0") == b".cmdline":
-                raw = section.get_data()[: section.Misc_VirtualSize or None]
-                try:
-                    text = raw.split(b"\0", 1)[0].decode("utf-8")
-                except UnicodeDecodeError as exc:
-                    raise InputError(f"{path}:.cmdline: not text: invalid UTF-8 at byte {exc.start}") from None
-                return parse_cmdline(text, f"{path}:.cmdline")
-    finally:
-        pe.close()
+    text = uki_cmdline(data, path)
+    if text is not None:
+        return parse_cmdline(text, f"{path}:.cmdline")
     raise InputError(f"{path}: no .cmdline section: not a unified kernel image with an embedded command line")
 
 

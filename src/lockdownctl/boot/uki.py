@@ -9,7 +9,7 @@ every installed image is read with pefile and verified.
 
 from __future__ import annotations
 
-from ..errors import InputError
+from ..host.uki import uki_cmdline
 from ..root import Root
 from . import kernel_install, tokens
 from .engine import Check, Command, Detection, SetupPlan, View
@@ -25,25 +25,6 @@ def images(view: View) -> list[str]:
     for d in UKI_DIRS:
         out += [f"{d}/{n}" for n in view.listdir(d) if n.lower().endswith(".efi")]
     return out
-
-
-def read_cmdline(data: bytes, where: str) -> str | None:
-    """The ``.cmdline`` section of a PE image (None when it has none)."""
-    import pefile  # type: ignore[import-untyped]
-
-    try:
-        pe = pefile.PE(data=data, fast_load=True)
-    except pefile.PEFormatError as exc:
-        raise InputError(f"{where}: not a PE image: {exc}") from None
-    try:
-        for section in pe.sections:
-            if section.Name.rstrip(b"\0") == b".cmdline":
-                raw = section.get_data()[: section.Misc_VirtualSize or None]
-                text: str = raw.rstrip(b"\0").decode("utf-8", "replace")
-                return text
-        return None
-    finally:
-        pe.close()
 
 
 def detect(root: Root) -> Detection:
@@ -101,7 +82,7 @@ def verify_generated(view: View, level: str | None) -> list[Check]:
         data = view.read_bytes(rel)
         if data is None:
             continue
-        cmdline = read_cmdline(data, view.display(rel))
+        cmdline = uki_cmdline(data, view.display(rel))
         if cmdline is None:
             out.append(Check(view.display(rel), False, "no .cmdline section"))
             continue

@@ -182,7 +182,7 @@ def _render_apply(data: dict[str, Any], s: Style) -> str:
 
 def enforcer_state() -> dict[str, Any]:
     """The loaded enforcer, its policy and counters (root only)."""
-    from ..bpf import engine
+    from ..bpf import engine, paths
     from ..reasons import catalogue
 
     enforcer = engine.Enforcer.open_pinned()
@@ -202,7 +202,7 @@ def enforcer_state() -> dict[str, Any]:
                 for v, c in enumerate(per_reason) if any(c)}
     state = engine.load_state() or {}
     return {
-        "loaded": True, "pin_dir": engine.PIN_DIR, "generation": live["gen"],
+        "loaded": True, "pin_dir": paths.PIN_DIR, "generation": live["gen"],
         "policy_id": f"{live['policy_id']:016x}",
         "mode": "audit" if live["audit"] else "enforce", "scoped": live["scoped"], "sealed": bool(live["sealed"]),
         "sealed_at": _iso(live["sealed"]) if live["sealed"] else None,
@@ -302,11 +302,11 @@ def _events(args: argparse.Namespace) -> Result:
 
 
 def _remove(args: argparse.Namespace) -> Result:
-    from ..bpf import engine
+    from ..bpf import engine, paths
     from ..output import Result
 
     if args.dry_run:
-        pins = sorted(os.listdir(engine.PIN_DIR)) if os.path.isdir(engine.PIN_DIR) else []
+        pins = sorted(os.listdir(paths.PIN_DIR)) if os.path.isdir(paths.PIN_DIR) else []
         return Result("enforce", {"dry_run": True, "would_remove": pins},
                       lambda d, _s: "would remove: " + (", ".join(d["would_remove"]) or "nothing (not loaded)"))
     engine.require_root()

@@ -104,6 +104,23 @@ def parse_kconfig(text: str, path: str) -> KConfig:
     return config
 
 
+def kconfig_from_bytes(data: bytes, path: str) -> KConfig:
+    """A config as found on disk: plain, or gzip-compressed (/proc/config.gz)."""
+    if data[:2] == b"\x1f\x8b":
+        import zlib
+
+        try:
+            # gzip framing (wbits 16+); zlib directly: the gzip module costs more to import.
+            data = zlib.decompress(data, 16 + zlib.MAX_WBITS)
+        except zlib.error as exc:
+            raise InputError(f"{path}: broken gzip data: {exc}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not text: invalid UTF-8 at byte {exc.start}") from None
+    return parse_kconfig(text, path)
+
+
 def candidates(root: Root) -> list[str]:
     release = root.osrelease()
     paths = ["proc/config.gz"]
@@ -121,20 +138,7 @@ def read_kconfig(root: Root, notes: list[str] | None = None) -> KConfig | None:
             if notes is not None:
                 notes.append(f"{data.path}: {data.why}")
             continue
-        path = root.display(rel)
-        if rel.endswith(".gz"):
-            import zlib
-
-            try:
-                # gzip framing (wbits 16+); zlib directly: the gzip module costs more to import.
-                data = zlib.decompress(data, 16 + zlib.MAX_WBITS)
-            except zlib.error as exc:
-                raise InputError(f"{path}: broken gzip data: {exc}") from None
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise InputError(f"{path}: not text: invalid UTF-8 at byte {exc.start}") from None
-        return parse_kconfig(text, path)
+        return kconfig_from_bytes(data, root.display(rel))
     if notes is not None:
         notes.append("kernel configuration not found (" + ", ".join("/" + p for p in candidates(root)) + ")")
     return None
