@@ -21,11 +21,11 @@ import os
 from .host.cmdline import Cmdline, read_cmdline
 from .host.efivars import SecureBoot, read_secure_boot
 from .host.kconfig import KConfig, read_kconfig
-from .host.kmsg import KMSG, LogLine, read_kernel_log
-from .host.securityfs import parse_securityfs, raw_securityfs
-from .klog import level_sets, status_relevant
+from .host.kmsg import KMSG, LogLine
+from .host.securityfs import parse_securityfs
+from .klog import level_sets
 from .levels import LEVELS, level_rank
-from .prefetch import start_status
+from .prefetch import kernel_side, start_status
 from .root import Root, Unreadable
 
 TYPE_CHECKING = False
@@ -158,43 +158,29 @@ def _lsm_state(active: list[str] | None, log: list[LogLine] | None, cmdline: Cmd
     }
 
 
-def kernel_side(root: Root, in_child: bool = False, bpf_trial: bool = True) -> dict[str, Any]:
-    """securityfs, the kernel log lines status needs, and the BPF trial load
-    (skipped with ``bpf_trial`` False: ``audit`` never loads a program).
-
-    Plain data, because on the live system it runs in a child process (which
-    may also unshare its mount namespace to mount securityfs).
-    """
-    out: dict[str, Any] = {"securityfs": raw_securityfs(root, in_child)}
-    log = read_kernel_log(root, want=status_relevant)
-    if isinstance(log, Unreadable):
-        out["log_error"] = f"{log.path}: {log.why} (kernel log not read)"
-    elif log is not None:
-        out["log"] = [[ln.seconds, ln.text, ln.lineno] for ln in log]
-    if root.live and bpf_trial:
-        from .bpf.probe import trial_load
-
-        out["trial"] = trial_load()
-    if root.live:
-        from .bpf.paths import enforcer_brief
-
-        out["enforcer"] = enforcer_brief()
-    return out
-
-
 def read_status(root: Root, started: Child | None = None, bpf_trial: bool = True) -> dict[str, Any]:
     """The ``data`` of ``lockdownctl status --json``.
 
-    On the live system it is collected in a child process (see prefetch.py),
-    which may already have been ``started`` by the CLI.
+    On the live system the kernel-side reads run in a child process (see
+    prefetch.py), which may already have been ``started`` by the CLI; the
+    files are read here meanwhile.
     """
-    if root.live:
-        result: dict[str, Any] = (started or start_status(root.path, bpf_trial)).result()
-        return result
-    return collect(root)
+    child = (started or start_status(root.path, bpf_trial)) if root.live else None
+    files = read_files(root)  # meanwhile
+    return assemble(root, files, child.result() if child is not None else kernel_side(root))
 
 
-def collect(root: Root, in_child: bool = False, bpf_trial: bool = True) -> dict[str, Any]:
+class Files:
+    """What status reads from files: command line, kernel config, EFI variables."""
+
+    def __init__(self, cmdline: Cmdline | None, config: KConfig | None, sb: SecureBoot, notes: list[str]) -> None:
+        self.cmdline = cmdline
+        self.config = config
+        self.sb = sb
+        self.notes = notes
+
+
+def read_files(root: Root) -> Files:
     notes: list[str] = []
     cmdline_r = read_cmdline(root)
     cmdline = cmdline_r if isinstance(cmdline_r, Cmdline) else None
@@ -206,8 +192,12 @@ def collect(root: Root, in_child: bool = False, bpf_trial: bool = True) -> dict[
     config = read_kconfig(root, notes)
     sb = read_secure_boot(root)
     notes += sb.notes
+    return Files(cmdline, config, sb, notes)
 
-    kernel = kernel_side(root, in_child, bpf_trial)
+
+def assemble(root: Root, files: Files, kernel: dict[str, Any]) -> dict[str, Any]:
+    """The status document from the files and the kernel-side reads."""
+    cmdline, config, sb, notes = files.cmdline, files.config, files.sb, list(files.notes)
     sfs = parse_securityfs(kernel["securityfs"], root)
     notes[:0] = sfs.notes
     log = [LogLine(s, t, n) for s, t, n in kernel["log"]] if "log" in kernel else None

@@ -11,8 +11,6 @@ from __future__ import annotations
 import errno
 import os
 
-from . import libbpf
-
 # r0 = 0; exit  (BPF_ALU64|BPF_MOV|BPF_K, BPF_JMP|BPF_EXIT)
 _RETURN_ZERO = [(0xB7, 0, 0, 0), (0x95, 0, 0, 0)]
 VMLINUX_BTF = "/sys/kernel/btf/vmlinux"
@@ -53,6 +51,8 @@ def cached_lsm_btf_id(hook: str) -> int:
     ids = _cached_ids(key) if key else {}
     if isinstance(ids.get(hook), int):
         return ids[hook]
+    from . import libbpf
+
     btf_id = libbpf.find_vmlinux_btf_id(hook, libbpf.BPF_LSM_MAC)
     if key:
         ids[hook] = btf_id
@@ -65,6 +65,56 @@ def cached_lsm_btf_id(hook: str) -> int:
         except OSError:
             pass  # a read-only /run only costs the next run the lookup again
     return btf_id
+
+
+BPF_PROG_TYPE_LSM = 29  # include/uapi/linux/bpf.h
+BPF_LSM_MAC = 27
+SYS_BPF = 321  # x86_64
+BPF_PROG_LOAD = 5
+
+
+def _prog_load_lsm(btf_id: int) -> int:
+    """BPF_PROG_LOAD of the two-instruction program, straight through bpf(2).
+
+    The enforcer goes through libbpf (libbpf.py); this probe runs on every
+    ``status`` and only needs one syscall, and loading libbpf.so costs more
+    than everything else it does (about 2 ms). The layout is the head of
+    union bpf_attr for BPF_PROG_LOAD (include/uapi/linux/bpf.h, stable ABI);
+    the kernel zero-fills the fields after it.
+    """
+    import ctypes
+
+    class ProgLoadAttr(ctypes.Structure):
+        _fields_ = [
+            ("prog_type", ctypes.c_uint32), ("insn_cnt", ctypes.c_uint32), ("insns", ctypes.c_uint64),
+            ("license", ctypes.c_uint64), ("log_level", ctypes.c_uint32), ("log_size", ctypes.c_uint32),
+            ("log_buf", ctypes.c_uint64), ("kern_version", ctypes.c_uint32), ("prog_flags", ctypes.c_uint32),
+            ("prog_name", ctypes.c_char * 16), ("prog_ifindex", ctypes.c_uint32),
+            ("expected_attach_type", ctypes.c_uint32), ("prog_btf_fd", ctypes.c_uint32),
+            ("func_info_rec_size", ctypes.c_uint32), ("func_info", ctypes.c_uint64),
+            ("func_info_cnt", ctypes.c_uint32), ("line_info_rec_size", ctypes.c_uint32),
+            ("line_info", ctypes.c_uint64), ("line_info_cnt", ctypes.c_uint32), ("attach_btf_id", ctypes.c_uint32),
+        ]
+
+    insns = (ctypes.c_uint64 * len(_RETURN_ZERO))(*(_encode(i) for i in _RETURN_ZERO))
+    license = ctypes.create_string_buffer(b"GPL")
+    attr = ProgLoadAttr(prog_type=BPF_PROG_TYPE_LSM, insn_cnt=len(_RETURN_ZERO),
+                        insns=ctypes.addressof(insns), license=ctypes.addressof(license),
+                        prog_name=b"ldctl_probe", expected_attach_type=BPF_LSM_MAC, attach_btf_id=btf_id)
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    fd = libc.syscall(ctypes.c_long(SYS_BPF), ctypes.c_long(BPF_PROG_LOAD), ctypes.byref(attr),
+                      ctypes.c_uint(ctypes.sizeof(attr)))
+    if fd < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+    return int(fd)
+
+
+def _encode(insn: tuple[int, int, int, int]) -> int:
+    """struct bpf_insn as a little-endian u64: code, regs, off (s16), imm (s32)."""
+    code, regs, off, imm = insn
+    return code | (regs << 8) | ((off & 0xFFFF) << 16) | ((imm & 0xFFFFFFFF) << 32)
 
 
 def trial_load() -> dict[str, str | None]:
@@ -80,8 +130,7 @@ def trial_load() -> dict[str, str | None]:
         name = errno.errorcode.get(exc.errno or 0, str(exc.errno))
         return {"result": "refused", "errno": name, "detail": f"no bpf_lsm_locked_down in vmlinux BTF: {exc}"}
     try:
-        fd = libbpf.prog_load(libbpf.BPF_PROG_TYPE_LSM, "ldctl_probe", _RETURN_ZERO,
-                              expected_attach_type=libbpf.BPF_LSM_MAC, attach_btf_id=btf_id)
+        fd = _prog_load_lsm(btf_id)
     except OSError as exc:
         name = errno.errorcode.get(exc.errno or 0, str(exc.errno))
         return {"result": "refused", "errno": name, "detail": f"the kernel refuses LSM programs: {name} at load"}
