@@ -78,3 +78,14 @@ def test_check_measure_is_refused_with_the_reason() -> None:
     assert run.code == 3
     assert "BPF LSM is not usable" in run.err and "refuses LSM programs" in run.err
     assert _our_programs() == [] and not Path(paths.PIN_DIR).exists()
+
+
+def test_seal_dry_run_says_so_and_changes_nothing(tmp_path: Path) -> None:
+    policy = tmp_path / "p.yaml"
+    policy.write_text("version: 1\nprofile: integrity\nseal: true\n")
+    run = lockdownctl("enforce", "apply", str(policy), "--dry-run")
+    assert run.code == 0, run.err
+    assert "Sealed:     would be sealed until reboot" in run.out
+    run = lockdownctl("enforce", "apply", str(policy), "--dry-run", "--seal", "--json")
+    assert run.code == 0 and run.json()["data"]["policy"]["seal"] is True
+    assert not Path(paths.PIN_DIR).exists()

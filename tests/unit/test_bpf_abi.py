@@ -1,4 +1,4 @@
-"""lockdown.h and its ctypes mirror in engine.py agree on every size and offset.
+"""lockdown.h and seal.h and their ctypes mirrors (engine.py, seal.py) agree on every size and offset.
 
 The C side is compiled here with the system C compiler (as the BPF target
 lays structs out like x86-64 for these fixed-width types) and prints its
@@ -14,22 +14,24 @@ from pathlib import Path
 
 import pytest
 
-from lockdownctl.bpf import engine
+from lockdownctl.bpf import engine, seal
 
-HEADER = Path(engine.HERE) / "lockdown.h"
+HEADERS = [Path(engine.HERE) / "lockdown.h", Path(engine.HERE) / "seal.h"]
 STRUCTS = {
     "ld_policy": engine.LdPolicy,
     "ld_exe_key": engine.LdExeKey,
     "ld_id_key": engine.LdIdKey,
     "ld_comm_key": engine.LdCommKey,
     "ld_event": engine.LdEvent,
+    "ld_seal_config": seal.LdSealConfig,
+    "ld_seal_self": seal.LdSealSelf,
 }
 CONSTANTS = {
     "LD_MAX_REASONS": engine.LD_MAX_REASONS, "LD_ALLOW": engine.LD_ALLOW, "LD_DENY": engine.LD_DENY,
     "LD_AUDIT": engine.LD_AUDIT, "LD_COUNT_DENIED": engine.LD_COUNT_DENIED,
     "LD_COUNT_AUDITED": engine.LD_COUNT_AUDITED, "LD_COUNT_EXCEPTED": engine.LD_COUNT_EXCEPTED,
     "LD_NCOUNTERS": engine.LD_NCOUNTERS, "LD_COUNTER_DROPS": engine.LD_COUNTER_DROPS,
-    "LD_COMM_LEN": engine.LD_COMM_LEN,
+    "LD_COMM_LEN": engine.LD_COMM_LEN, "LD_SEAL_MAX": seal.LD_SEAL_MAX, "LD_SEAL_MAX_DEVS": seal.LD_SEAL_MAX_DEVS,
 }
 
 
@@ -37,8 +39,8 @@ def c_layout(tmp_path: Path) -> dict[str, int]:
     cc = shutil.which("cc") or shutil.which("gcc")
     if cc is None:
         pytest.skip("no C compiler")
-    lines = ["#include <stdio.h>", "#include <stddef.h>", "#include <linux/types.h>", f'#include "{HEADER}"',
-             "int main(void) {"]
+    lines = ["#include <stdio.h>", "#include <stddef.h>", "#include <linux/types.h>",
+             *(f'#include "{header}"' for header in HEADERS), "int main(void) {"]
     for name, mirror in STRUCTS.items():
         lines.append(f'printf("{name}.size=%zu\\n", sizeof(struct {name}));')
         for field, *_ in mirror._fields_:

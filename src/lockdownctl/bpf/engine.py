@@ -48,6 +48,11 @@ MAPS = {
     "counters": "counters",
     "events": "events",
 }
+# The maps whose contents are the policy: the program only reads them
+# (BPF_F_RDONLY_PROG, so no other program can write them either), and the
+# seal freezes them (seal.py).
+POLICY_MAPS = ("policy", "exe_exceptions", "cgroup_exceptions", "uid_exceptions", "comm_exceptions",
+               "scope_cgroup")
 
 
 class LdPolicy(ctypes.Structure):
@@ -230,16 +235,26 @@ class Enforcer:
         self.fds = fds
         self.obj = obj
         self.link: int | None = None
+        self.policy_by_update = False  # .bss not mappable writable (a sealed load): see _PolicyByUpdate
 
     # --- lifecycle ------------------------------------------------------------
 
     @classmethod
-    def load(cls) -> Enforcer:
-        """Open and load the object (not attached yet)."""
+    def load(cls, sealed: bool = False) -> Enforcer:
+        """Open and load the object (not attached yet).
+
+        ``sealed``: the policy map too is BPF_F_RDONLY_PROG (no program may
+        write it), which the kernel pairs with no writable mapping: the policy
+        is then written with map updates, before attach only (seal.py)."""
         if not os.path.exists(OBJECT):
             raise FeatureMissing(f"{OBJECT} is missing: reinstall lockdownctl (scripts/build-bpf.sh rebuilds it)")
         obj = libbpf.Object(OBJECT)
         try:
+            for pin in POLICY_MAPS:
+                # fd arrays take no access flags (programs cannot write them); the
+                # policy .bss is written through a writable mapping unless sealed.
+                if pin != "scope_cgroup" and (sealed or pin != "policy"):
+                    libbpf.map_add_flags(obj.map(MAPS[pin]), libbpf.BPF_F_RDONLY_PROG)
             obj.load()
         except OSError as exc:
             obj.close()
@@ -247,7 +262,9 @@ class Enforcer:
             raise FeatureMissing(f"the kernel refused the enforcer's BPF LSM program ({name} at load): "
                                  "lockdownctl status shows why (BPF LSM section)") from None
         fds = {pin: libbpf.map_fd(obj.map(name)) for pin, name in MAPS.items()}
-        return cls(fds, obj)
+        enforcer = cls(fds, obj)
+        enforcer.policy_by_update = sealed
+        return enforcer
 
     @classmethod
     def open_pinned(cls) -> Enforcer | None:
@@ -255,8 +272,12 @@ class Enforcer:
             return None
         fds = {}
         for pin in MAPS:
+            path = os.path.join(PIN_DIR, pin)
             try:
-                fds[pin] = libbpf.obj_get(os.path.join(PIN_DIR, pin))
+                try:
+                    fds[pin] = libbpf.obj_get(path)
+                except PermissionError:  # sealed: the policy maps grant read-only fds only
+                    fds[pin] = libbpf.obj_get_readonly(path)
             except OSError as exc:
                 for fd in fds.values():
                     os.close(fd)
@@ -306,20 +327,26 @@ class Enforcer:
 
     # --- policy -----------------------------------------------------------------
 
-    def _policy_view(self) -> tuple[mmap.mmap, LdPolicy]:
+    def _policy_view(self, writable: bool = True) -> tuple[mmap.mmap | _PolicyCopy, LdPolicy]:
         size = libbpf.map_info(self.fds["policy"]).value_size
         if size < ctypes.sizeof(LdPolicy):
             raise LockdownctlError(f"the enforcer's policy map is {size} bytes, expected "
                                    f"{ctypes.sizeof(LdPolicy)}: a different lockdownctl version is loaded")
         length = (size + mmap.PAGESIZE - 1) // mmap.PAGESIZE * mmap.PAGESIZE
+        if writable and self.policy_by_update:
+            view = _PolicyByUpdate(self.fds["policy"])
+            return view, view.policy
+        if not writable:  # a copy: a sealed map grants read-only fds, which cannot be mapped shared
+            copy = _PolicyCopy(self.fds["policy"])
+            return copy, copy.policy
         mem = mmap.mmap(self.fds["policy"], length, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
         return mem, LdPolicy.from_buffer(mem)
 
     def read_policy(self) -> dict[str, Any]:
-        mem, pol = self._policy_view()
+        mem, pol = self._policy_view(writable=False)
         try:
             slot = pol.gen & 1
-            return {"gen": pol.gen, "slot": slot, "policy_id": pol.policy_id, "sealed": bool(pol.sealed),
+            return {"gen": pol.gen, "slot": slot, "policy_id": pol.policy_id, "sealed": pol.sealed,
                     "audit": bool(pol.audit[slot]), "scoped": bool(pol.scoped[slot]),
                     "table": list(pol.verdict[slot])}
         finally:
@@ -358,6 +385,15 @@ class Enforcer:
             # old slot's exceptions disappear.
             time.sleep(0.02)
             self._clear_slot(old)
+        finally:
+            del pol
+            mem.close()
+
+    def mark_sealed(self, since: int) -> None:
+        """Record the seal's time (Unix seconds) in the policy, just before it is frozen."""
+        mem, pol = self._policy_view()
+        try:
+            pol.sealed = since
         finally:
             del pol
             mem.close()
@@ -464,6 +500,27 @@ def measure(level: str, seconds: float, cat: Any) -> dict[str, Any]:
                           "reason": reason, "count": count}
                          for (comm, exe, reason), count in sorted(seen.items())],
     }
+
+
+class _PolicyCopy:
+    """The policy read whole with a map lookup (works on a read-only fd)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.policy = LdPolicy()
+        libbpf.map_lookup(fd, ctypes.c_uint32(0), self.policy)
+
+    def close(self) -> None:
+        pass
+
+
+class _PolicyByUpdate(_PolicyCopy):
+    """The policy of a sealed load, whose map the kernel will not map writable
+    (BPF_F_RDONLY_PROG): read whole, written back whole by close(). Not atomic
+    for a running program, so only used before attach."""
+
+    def close(self) -> None:
+        libbpf.map_update(self.fd, ctypes.c_uint32(0), self.policy)
 
 
 def require_root() -> None:

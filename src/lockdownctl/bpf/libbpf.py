@@ -95,6 +95,17 @@ _SIGNATURES: dict[str, tuple[object, list[object]]] = {
     "ring_buffer__consume": (_I, [_P]),
     "ring_buffer__free": (None, [_P]),
     "libbpf_num_possible_cpus": (_I, []),
+    # the seal (seal.py)
+    "bpf_map__map_flags": (ctypes.c_uint32, [_P]),
+    "bpf_map__set_map_flags": (_I, [_P, ctypes.c_uint32]),
+    "bpf_map__initial_value": (_P, [_P, ctypes.POINTER(ctypes.c_size_t)]),
+    "bpf_object__btf": (_P, [_P]),
+    "btf__find_by_name_kind": (_I, [_P, _S, ctypes.c_uint32]),
+    "btf__type_by_id": (_P, [_P, ctypes.c_uint32]),
+    "btf__name_by_offset": (_S, [_P, ctypes.c_uint32]),
+    "bpf_object__next_program": (_P, [_P, _P]),
+    "bpf_program__name": (_S, [_P]),
+    "bpf_obj_get_opts": (_I, [_S, _P]),
 }
 
 
@@ -207,6 +218,10 @@ def link_pin(link: int, path: str) -> None:
     _check(lib().bpf_link__pin(link, path.encode()), f"pin {path}")
 
 
+def link_fd(link: int) -> int:
+    return _check(lib().bpf_link__fd(link), "link fd")
+
+
 def link_release(link: int, keep_attached: bool) -> None:
     """Free libbpf's link object; with keep_attached the kernel link (held by
     its pin) survives this process.
@@ -315,3 +330,84 @@ class RingBuffer:
         if self.ptr:
             lib().ring_buffer__free(self.ptr)
             self.ptr = 0
+
+
+# --- the seal (seal.py) ----------------------------------------------------------
+
+BPF_F_RDONLY = 1 << 3  # file_flags of BPF_OBJ_GET: a read-only fd
+BPF_F_RDONLY_PROG = 1 << 7  # map_flags: programs may read, never write
+BTF_KIND_VAR = 14
+BTF_KIND_DATASEC = 15
+
+
+class ObjGetOpts(ctypes.Structure):
+    """struct bpf_obj_get_opts (libbpf 1.0)."""
+
+    _fields_ = [("sz", ctypes.c_size_t), ("file_flags", ctypes.c_uint32), ("pad", ctypes.c_uint32)]
+
+
+def obj_get_readonly(path: str) -> int:
+    """A read-only fd on a pinned object (what a sealed map still grants)."""
+    opts = ObjGetOpts(sz=ctypes.sizeof(ObjGetOpts), file_flags=BPF_F_RDONLY)
+    return _check(lib().bpf_obj_get_opts(path.encode(), ctypes.byref(opts)), f"open pinned {path} read-only")
+
+
+def map_add_flags(map_ptr: int, flags: int) -> None:
+    """Before load: add map_flags (e.g. BPF_F_RDONLY_PROG) to what the object declares."""
+    _check(lib().bpf_map__set_map_flags(map_ptr, lib().bpf_map__map_flags(map_ptr) | flags), "set map flags")
+
+
+class _BtfType(ctypes.Structure):
+    _fields_ = [("name_off", ctypes.c_uint32), ("info", ctypes.c_uint32), ("size", ctypes.c_uint32)]
+
+
+class _VarSecinfo(ctypes.Structure):
+    _fields_ = [("type", ctypes.c_uint32), ("offset", ctypes.c_uint32), ("size", ctypes.c_uint32)]
+
+
+def set_global(obj: Object, section: str, var: str, value: ctypes.Structure) -> None:
+    """Before load: write ``value`` over the variable ``var`` of a data section
+    (".rodata" for const volatile globals), at the offset the object's BTF
+    DATASEC gives for it."""
+    so = lib()
+    btf = _ptr(so.bpf_object__btf(obj.ptr), f"BTF of {obj.path}")
+    sec_id = _check(so.btf__find_by_name_kind(btf, section.encode(), BTF_KIND_DATASEC), f"{section} in BTF")
+    sec = ctypes.cast(_ptr(so.btf__type_by_id(btf, sec_id), section), ctypes.POINTER(_BtfType))
+    vlen = sec[0].info & 0xFFFF
+    infos = ctypes.cast(ctypes.addressof(sec.contents) + ctypes.sizeof(_BtfType), ctypes.POINTER(_VarSecinfo))
+    for i in range(vlen):
+        t = ctypes.cast(_ptr(so.btf__type_by_id(btf, infos[i].type), var), ctypes.POINTER(_BtfType))
+        if so.btf__name_by_offset(btf, t[0].name_off) == var.encode():
+            if infos[i].size != ctypes.sizeof(value):
+                raise OSError(22, f"{section} {var} is {infos[i].size} bytes, expected {ctypes.sizeof(value)}")
+            size = ctypes.c_size_t(0)
+            buf = _ptr(so.bpf_map__initial_value(obj.map(section), ctypes.byref(size)), f"{section} data")
+            if infos[i].offset + infos[i].size > size.value:
+                raise OSError(22, f"{section} {var} lies outside its section")
+            ctypes.memmove(buf + infos[i].offset, ctypes.byref(value), ctypes.sizeof(value))
+            return
+    raise OSError(2, f"no variable {var} in {section} of {obj.path}")
+
+
+def programs(obj: Object) -> list[tuple[str, int]]:
+    """(name, pointer) of every program in the object."""
+    out: list[tuple[str, int]] = []
+    prog = lib().bpf_object__next_program(obj.ptr, None)
+    while prog:
+        out.append((lib().bpf_program__name(prog).decode(), prog))
+        prog = lib().bpf_object__next_program(obj.ptr, prog)
+    return out
+
+
+class BpfLinkInfo(ctypes.Structure):
+    """The head of struct bpf_link_info."""
+
+    _fields_ = [("type", ctypes.c_uint32), ("id", ctypes.c_uint32), ("prog_id", ctypes.c_uint32),
+                ("pad", ctypes.c_uint8 * 52)]
+
+
+def link_info(fd: int) -> BpfLinkInfo:
+    info = BpfLinkInfo()
+    size = ctypes.c_uint32(ctypes.sizeof(info))
+    _check(lib().bpf_obj_get_info_by_fd(fd, ctypes.byref(info), ctypes.byref(size)), "link info")
+    return info

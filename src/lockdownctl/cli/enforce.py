@@ -82,18 +82,7 @@ def _apply(args: argparse.Namespace) -> Result:
     engine.require_root()
     resolved = engine.resolve(policy, cat)
     enforcer = engine.Enforcer.open_pinned()
-    if enforcer is None:
-        engine.require_bpf_lsm()
-        enforcer = engine.Enforcer.load()
-        try:
-            enforcer.write_policy(resolved)
-            data["mounted_bpffs"] = enforcer.attach_and_pin()
-        except BaseException:
-            enforcer.close()
-            engine.remove_pins()
-            raise
-        data["action"] = "loaded"
-    else:
+    if enforcer is not None:
         from ..bpf import seal
 
         try:
@@ -101,6 +90,12 @@ def _apply(args: argparse.Namespace) -> Result:
         except BaseException:
             enforcer.close()
             raise
+    if enforcer is None or policy.seal:
+        if enforcer is None:
+            engine.require_bpf_lsm()
+        data["action"] = "loaded" if enforcer is None else "replaced"
+        enforcer, data["mounted_bpffs"] = _load_new(resolved, policy.seal, enforcer)
+    else:
         current = engine.load_state()
         unchanged = current is not None and current.get("digest") == resolved.digest()
         if not unchanged:
@@ -118,8 +113,43 @@ def _apply(args: argparse.Namespace) -> Result:
                        "policy_id": data["policy_id"], "verdicts": table, "digest": resolved.digest(),
                        "exceptions": {k: [label for _i, _m, label in v] for k, v in resolved.exceptions.items()},
                        "scope": resolved.scope, "mode": policy.mode, "profile": policy.profile,
-                       "sealed_at": data["seal"]["sealed_at"] if "seal" in data else None})
+                       "sealed": "seal" in data,
+                       "sealed_at": _iso(data["seal"]["sealed_at"]) if "seal" in data else None})
     return Result("enforce", data, _render_apply, warnings=warnings)
+
+
+def _load_new(resolved: Any, sealing: bool, previous: Any) -> tuple[Any, bool]:
+    """Load, fill, attach and pin a new enforcer; with ``sealing`` its policy is
+    frozen before attach. A ``previous`` (unsealed) enforcer stays attached until
+    the new one is: its link is held open while its pins are replaced."""
+    from ..bpf import engine, libbpf, seal
+    from ..bpf.paths import LINK_PIN, PIN_DIR
+
+    if sealing:
+        seal.check_loadable()  # the kernel's verdict on the seal before anything one-way
+    enforcer = engine.Enforcer.load(sealed=sealing)
+    held = None
+    try:
+        enforcer.write_policy(resolved)
+        if sealing:
+            seal.freeze(enforcer)
+        if previous is not None:
+            held = libbpf.obj_get(os.path.join(PIN_DIR, LINK_PIN))
+            previous.close()
+            previous = None
+            engine.remove_pins()
+        mounted = enforcer.attach_and_pin()
+    except BaseException:
+        enforcer.close()
+        if previous is not None:
+            previous.close()
+        else:
+            engine.remove_pins()
+        raise
+    finally:
+        if held is not None:
+            os.close(held)  # the previous enforcer detaches now, after the new one attached
+    return enforcer, mounted
 
 
 def _seal_warnings(policy: Any, table: dict[str, str], kernel_level: str | None, cat: Any) -> list[str]:
@@ -154,6 +184,7 @@ def _kernel_level() -> str | None:
 def _render_apply(data: dict[str, Any], s: Style) -> str:
     pol = data["policy"]
     action = {"dry-run": "would enforce (dry run, nothing changed)", "loaded": "loaded and attached",
+              "replaced": "loaded and attached in place of the unsealed one",
               "updated": "updated in place", "unchanged": "already enforced, unchanged"}[data["action"]]
     lines = [f"Enforcer:   {s.bold(action)}",
              f"Policy:     {pol['source']} (profile {pol['profile']}, mode {pol['mode']}, id {data['policy_id']})"]

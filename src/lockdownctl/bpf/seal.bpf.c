@@ -1,0 +1,214 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * lockdownctl seal: the enforced policy cannot be lowered until reboot.
+ *
+ * Loaded after the enforcer (lockdown.bpf.c) by `lockdownctl enforce apply
+ * --seal`, once its maps are frozen. Each program refuses one way root could
+ * lower the policy; seal.py lists them and why the other ways are closed
+ * already (frozen maps, BPF_F_RDONLY_PROG, the trampoline's first-denial-wins
+ * order for LSM programs).
+ *
+ * Rules kept here, as in lockdown.bpf.c: a non-zero `ret` is passed through;
+ * kernel structures are read with BTF-typed direct loads, never with
+ * bpf_probe_read*() (refused at lockdown confidentiality); ids and inode
+ * numbers come from user space (rodata before load, .bss before freeze).
+ */
+#include <linux/types.h>
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include "vmlinux_min.h"
+#include "seal.h"
+
+#define EPERM 1
+#define MAY_WRITE 0x2
+#define FMODE_WRITE 0x2
+
+char LICENSE[] SEC("license") = "GPL";
+
+const volatile struct ld_seal_config cfg = {};
+struct ld_seal_self self = {};
+
+#pragma clang attribute push(__attribute__((preserve_access_index)), apply_to = record)
+struct dentry {
+	struct inode *d_inode;
+};
+
+struct vfsmount {
+	struct dentry *mnt_root;
+	struct super_block *mnt_sb;
+};
+
+struct path {
+	struct vfsmount *mnt;
+	struct dentry *dentry;
+};
+
+struct bpf_map {
+	__u32 id;
+};
+
+struct bpf_prog_aux {
+	__u32 id;
+};
+
+struct bpf_prog {
+	struct bpf_prog_aux *aux;
+};
+#pragma clang attribute pop
+
+static __always_inline int has_u32(const volatile __u32 *a, const __u32 *b, __u32 v)
+{
+	if (!v)
+		return 0;
+#pragma unroll
+	for (int i = 0; i < LD_SEAL_MAX; i++)
+		if (a[i] == v || b[i] == v)
+			return 1;
+	return 0;
+}
+
+static __always_inline int has_ino(const volatile __u64 *a, const __u64 *b, __u64 v)
+{
+#pragma unroll
+	for (int i = 0; i < LD_SEAL_MAX; i++)
+		if (a[i] == v || b[i] == v)
+			return 1;
+	return 0;
+}
+
+static __always_inline int on_bpffs(struct inode *inode)
+{
+	return inode && inode->i_sb->s_dev == cfg.bpffs_dev;
+}
+
+static __always_inline int is_pin_dir(struct inode *inode)
+{
+	return on_bpffs(inode) && inode->i_ino == cfg.pin_dir_ino;
+}
+
+static __always_inline int is_link_pin(struct inode *inode)
+{
+	return on_bpffs(inode) && has_ino(cfg.link_pin_inos, self.link_pin_inos, inode->i_ino);
+}
+
+/*
+ * bpf(2): no fd for our links by id (an fd detaches or updates them); no
+ * program that could override a return value (fmod_ret) or replace a BPF
+ * program's code (freplace); no map-element iterator (it may write map
+ * values regardless of BPF_F_RDONLY_PROG and freezing).
+ */
+SEC("lsm/bpf")
+int BPF_PROG(ldctl_seal_bpf, int cmd, union bpf_attr *attr, unsigned int size, int ret)
+{
+	if (ret)
+		return ret;
+	if (cmd == BPF_LINK_GET_FD_BY_ID)
+		return has_u32(cfg.link_ids, self.link_ids, attr->link_id) ? -EPERM : 0;
+	if (cmd == BPF_PROG_LOAD) {
+		__u32 type = attr->prog_type;
+
+		if (type == BPF_PROG_TYPE_EXT)
+			return -EPERM;
+		if (type == BPF_PROG_TYPE_TRACING && attr->expected_attach_type == BPF_MODIFY_RETURN)
+			return -EPERM;
+		if (type == BPF_PROG_TYPE_TRACING && attr->expected_attach_type == BPF_TRACE_ITER &&
+		    cfg.map_elem_iter_btf_id && attr->attach_btf_id == cfg.map_elem_iter_btf_id)
+			return -EPERM;
+	}
+	return 0;
+}
+
+/* A writable fd to a map that holds the policy (by id or by pin). */
+SEC("lsm/bpf_map")
+int BPF_PROG(ldctl_seal_bpf_map, struct bpf_map *map, unsigned int fmode, int ret)
+{
+	if (ret)
+		return ret;
+	if ((fmode & FMODE_WRITE) && has_u32(cfg.map_ids, self.map_ids, map->id))
+		return -EPERM;
+	return 0;
+}
+
+/* BPF_OBJ_GET on a link pin opens it for writing: that fd could detach it. */
+SEC("lsm/inode_permission")
+int BPF_PROG(ldctl_seal_inode_permission, struct inode *inode, int mask, int ret)
+{
+	if (ret)
+		return ret;
+	if ((mask & MAY_WRITE) && is_link_pin(inode))
+		return -EPERM;
+	return 0;
+}
+
+/* Removing a pin releases what it holds: the link's pin detaches the program. */
+SEC("lsm/inode_unlink")
+int BPF_PROG(ldctl_seal_inode_unlink, struct inode *dir, struct dentry *dentry, int ret)
+{
+	if (ret)
+		return ret;
+	return is_pin_dir(dir) ? -EPERM : 0;
+}
+
+SEC("lsm/inode_rmdir")
+int BPF_PROG(ldctl_seal_inode_rmdir, struct inode *dir, struct dentry *dentry, int ret)
+{
+	if (ret)
+		return ret;
+	return is_pin_dir(dir) || is_pin_dir(dentry->d_inode) ? -EPERM : 0;
+}
+
+/* Renaming a pin away (then removing it), or the directory, or over either. */
+SEC("lsm/inode_rename")
+int BPF_PROG(ldctl_seal_inode_rename, struct inode *old_dir, struct dentry *old_dentry,
+	     struct inode *new_dir, struct dentry *new_dentry, int ret)
+{
+	if (ret)
+		return ret;
+	if (is_pin_dir(old_dir) || is_pin_dir(new_dir) || is_pin_dir(old_dentry->d_inode) ||
+	    is_pin_dir(new_dentry->d_inode))
+		return -EPERM;
+	return 0;
+}
+
+static __always_inline int protected_sb(struct super_block *sb)
+{
+	__u32 dev = sb->s_dev;
+
+#pragma unroll
+	for (int i = 0; i < LD_SEAL_MAX_DEVS; i++)
+		if (cfg.mount_devs[i] && cfg.mount_devs[i] == dev)
+			return 1;
+	return 0;
+}
+
+/*
+ * Unmounting the bpffs frees its pins (and so detaches the programs); a lazy
+ * unmount of a mount it hangs from (/sys, /) detaches it too.
+ */
+SEC("lsm/sb_umount")
+int BPF_PROG(ldctl_seal_sb_umount, struct vfsmount *mnt, int flags, int ret)
+{
+	if (ret)
+		return ret;
+	return protected_sb(mnt->mnt_sb) ? -EPERM : 0;
+}
+
+/* No mount onto the bpffs (over the pins), no remount of it, no bind over it. */
+SEC("lsm/sb_mount")
+int BPF_PROG(ldctl_seal_sb_mount, const char *dev_name, const struct path *path, const char *type,
+	     unsigned long flags, void *data, int ret)
+{
+	if (ret)
+		return ret;
+	return path->mnt->mnt_sb->s_dev == cfg.bpffs_dev ? -EPERM : 0;
+}
+
+/* The new mount API: move_mount(2) onto the bpffs. */
+SEC("lsm/move_mount")
+int BPF_PROG(ldctl_seal_move_mount, const struct path *from_path, const struct path *to_path, int ret)
+{
+	if (ret)
+		return ret;
+	return to_path->mnt->mnt_sb->s_dev == cfg.bpffs_dev ? -EPERM : 0;
+}

@@ -1,0 +1,212 @@
+"""The seal: after ``lockdownctl enforce apply --seal`` nobody, root included,
+can lower the enforced policy until reboot.
+
+How each way of lowering it is closed (tests/vm/test_zy_seal.py tries each):
+
+- writing the policy maps (syscall update/delete, a writable mmap):
+  BPF_MAP_FREEZE, the kernel's own one-way switch;
+- writing them from a BPF program: BPF_F_RDONLY_PROG, set at load by the
+  enforcer (engine.py), and no map-element iterator programs (which write
+  map values regardless of it) may load;
+- a writable fd to a policy map, by id or by pin: the ``bpf_map`` hook;
+- detaching or updating a link (ours or the enforcer's): that needs an fd to
+  the link; by id the ``bpf`` hook refuses BPF_LINK_GET_FD_BY_ID, by pin
+  ``inode_permission`` refuses the writable open BPF_OBJ_GET needs for links;
+- removing or renaming the pins (the link's pin is its last reference):
+  ``inode_unlink``, ``inode_rmdir``, ``inode_rename`` on the pin directory;
+- unmounting bpffs (frees the pins), or lazily a mount it hangs from:
+  ``sb_umount``; mounting over it or remounting it: ``sb_mount``,
+  ``move_mount``;
+- a program that changes a hook's return value: fmod_ret (BPF_MODIFY_RETURN)
+  and freplace (BPF_PROG_TYPE_EXT) programs may not load. New BPF LSM
+  programs may: on one hook the first non-zero return ends the chain (the
+  trampoline skips the rest), so they can add denials, never undo ours;
+- killing the loader: there is none; the pins hold everything;
+- ``lockdownctl enforce remove`` and ``apply``: refused ("policy is sealed
+  until reboot"): a frozen policy cannot be changed, not even tightened.
+
+The seal's own objects are protected the same way: their link ids, map ids
+and pin inodes are written into the seal's .bss (BPF_F_RDONLY_PROG), which
+is then frozen. The enforcer's are known before the seal loads and are in
+its .rodata (``const volatile struct ld_seal_config cfg``).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import time
+from typing import Any
+
+from ..errors import FeatureMissing, LockdownctlError
+from . import engine, libbpf
+from .paths import LINK_PIN, PIN_DIR
+
+OBJECT = os.path.join(engine.HERE, "seal.bpf.o")
+PIN_PREFIX = "seal-"  # pins of the seal's links, next to the enforcer's in PIN_DIR
+BPF_TRACE_ITER = 28  # enum bpf_attach_type
+
+# Mirrors of seal.h (tests/unit/test_bpf_abi.py compares sizes and offsets).
+LD_SEAL_MAX = 16
+LD_SEAL_MAX_DEVS = 4
+
+
+class LdSealConfig(ctypes.Structure):
+    _fields_ = [
+        ("bpffs_dev", ctypes.c_uint32),
+        ("map_elem_iter_btf_id", ctypes.c_uint32),
+        ("pin_dir_ino", ctypes.c_uint64),
+        ("mount_devs", ctypes.c_uint32 * LD_SEAL_MAX_DEVS),
+        ("link_ids", ctypes.c_uint32 * LD_SEAL_MAX),
+        ("map_ids", ctypes.c_uint32 * LD_SEAL_MAX),
+        ("link_pin_inos", ctypes.c_uint64 * LD_SEAL_MAX),
+    ]
+
+
+class LdSealSelf(ctypes.Structure):
+    _fields_ = [
+        ("sealed_at", ctypes.c_uint64),
+        ("link_ids", ctypes.c_uint32 * LD_SEAL_MAX),
+        ("map_ids", ctypes.c_uint32 * LD_SEAL_MAX),
+        ("link_pin_inos", ctypes.c_uint64 * LD_SEAL_MAX),
+    ]
+
+
+class Sealed(LockdownctlError):
+    """A change to a sealed policy (exit 1, like lowering the kernel's own level)."""
+
+    code = "sealed"
+    exit_code = 1
+
+    def __init__(self, since: int) -> None:
+        when = time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(since)) if since else "an earlier apply"
+        super().__init__(f"policy is sealed until reboot (sealed since {when})")
+        self.since = since
+
+
+def seal_pins() -> list[str]:
+    if not os.path.isdir(PIN_DIR):
+        return []
+    return sorted(n for n in os.listdir(PIN_DIR) if n.startswith(PIN_PREFIX))
+
+
+def sealed_since(enforcer: engine.Enforcer) -> int:
+    """Unix time of the seal (0: not sealed). Seal pins without the mark (a
+    seal that failed half-way) count as sealed too: the policy is frozen."""
+    since = int(enforcer.read_policy()["sealed"])
+    if not since and seal_pins():
+        since = int(os.stat(os.path.join(PIN_DIR, seal_pins()[0])).st_mtime) or 1
+    return since
+
+
+def refuse_if_sealed(enforcer: engine.Enforcer) -> None:
+    since = sealed_since(enforcer)
+    if since:
+        raise Sealed(since)
+
+
+def _mount_devs() -> list[int]:
+    """kernel dev_t of bpffs and of every mount above it (/sys, /): unmounting
+    any of them (lazily) would take the pins away."""
+    from ..policy import kernel_dev
+
+    devs: list[int] = []
+    path = engine.BPFFS
+    while True:
+        dev = kernel_dev(os.stat(path).st_dev)
+        if dev not in devs:
+            devs.append(dev)
+        if path == "/":
+            break
+        path = os.path.dirname(path)
+    if len(devs) > LD_SEAL_MAX_DEVS:
+        raise LockdownctlError(f"{engine.BPFFS} hangs from {len(devs)} mounts; the seal protects at most "
+                               f"{LD_SEAL_MAX_DEVS}")
+    return devs
+
+
+def _config(enforcer: engine.Enforcer) -> LdSealConfig:
+    from ..policy import kernel_dev
+
+    cfg = LdSealConfig()
+    link_path = os.path.join(PIN_DIR, LINK_PIN)
+    fd = libbpf.obj_get(link_path)
+    try:
+        cfg.link_ids[0] = libbpf.link_info(fd).id
+    finally:
+        os.close(fd)
+    for i, pin in enumerate(engine.POLICY_MAPS):
+        cfg.map_ids[i] = libbpf.map_info(enforcer.fds[pin]).id
+    st = os.stat(PIN_DIR)
+    cfg.bpffs_dev = kernel_dev(st.st_dev)
+    cfg.pin_dir_ino = st.st_ino
+    cfg.link_pin_inos[0] = os.stat(link_path).st_ino
+    for i, dev in enumerate(_mount_devs()):
+        cfg.mount_devs[i] = dev
+    try:
+        cfg.map_elem_iter_btf_id = libbpf.find_vmlinux_btf_id("bpf_map_elem", BPF_TRACE_ITER)
+    except OSError:
+        cfg.map_elem_iter_btf_id = 0  # a kernel without map iterators: nothing to refuse
+    return cfg
+
+
+def _open(cfg: LdSealConfig) -> libbpf.Object:
+    if not os.path.exists(OBJECT):
+        raise FeatureMissing(f"{OBJECT} is missing: reinstall lockdownctl (scripts/build-bpf.sh rebuilds it)")
+    obj = libbpf.Object(OBJECT)
+    try:
+        libbpf.set_global(obj, ".rodata", "cfg", cfg)
+        libbpf.map_add_flags(obj.map(".bss"), libbpf.BPF_F_RDONLY_PROG)
+        obj.load()
+    except OSError as exc:
+        obj.close()
+        name = errno.errorcode.get(exc.errno or 0, str(exc.errno))
+        raise FeatureMissing(f"the kernel refused the seal's BPF LSM programs ({name} at load): "
+                             "nothing was changed") from None
+    return obj
+
+
+def check_loadable() -> None:
+    """Load (never attach) the seal with an empty configuration: the kernel's
+    verdict before anything one-way happens."""
+    _open(LdSealConfig()).close()
+
+
+def freeze(enforcer: engine.Enforcer) -> int:
+    """Mark a loaded, not yet attached enforcer sealed (now) and freeze its
+    policy maps: from here on its policy cannot change. Returns the time."""
+    since = int(time.time())
+    enforcer.mark_sealed(since)
+    for pin in engine.POLICY_MAPS:
+        libbpf.map_freeze(enforcer.fds[pin])
+    return since
+
+
+def seal(enforcer: engine.Enforcer) -> dict[str, Any]:
+    """Load and attach the seal over the pinned, frozen enforcer ``enforcer``. One way."""
+    cfg = _config(enforcer)
+    obj = _open(cfg)
+    try:
+        own = LdSealSelf(sealed_at=time.time_ns())
+        own.map_ids[0] = libbpf.map_info(libbpf.map_fd(obj.map(".bss"))).id
+        own.map_ids[1] = libbpf.map_info(libbpf.map_fd(obj.map(".rodata"))).id
+        pins = []
+        for i, (name, prog) in enumerate(libbpf.programs(obj)):
+            link = libbpf.attach(prog)
+            path = os.path.join(PIN_DIR, PIN_PREFIX + name.removeprefix("ldctl_seal_"))
+            try:
+                libbpf.link_pin(link, path)
+                own.link_ids[i] = libbpf.link_info(libbpf.link_fd(link)).id
+            finally:
+                libbpf.link_release(link, keep_attached=True)
+            own.link_pin_inos[i] = os.stat(path).st_ino
+            pins.append(path)
+        bss = libbpf.map_fd(obj.map(".bss"))
+        libbpf.map_update(bss, ctypes.c_uint32(0), own)
+        libbpf.map_freeze(bss)
+    finally:
+        obj.close()
+    return {"sealed_at": int(enforcer.read_policy()["sealed"]), "pins": pins,
+            "protected": {"link_ids": [i for i in cfg.link_ids if i], "map_ids": [i for i in cfg.map_ids if i],
+                          "seal_link_ids": [i for i in own.link_ids if i]}}
