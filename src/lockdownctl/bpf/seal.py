@@ -11,7 +11,9 @@ How each way of lowering it is closed (tests/vm/test_zy_seal.py tries each):
 - a writable fd to a policy map, by id or by pin: the ``bpf_map`` hook;
 - detaching or updating a link (ours or the enforcer's): that needs an fd to
   the link; by id the ``bpf`` hook refuses BPF_LINK_GET_FD_BY_ID, by pin
-  ``inode_permission`` refuses the writable open BPF_OBJ_GET needs for links;
+  ``inode_permission`` refuses the writable open BPF_OBJ_GET needs for links
+  (Debian's 6.1 and 6.12 cannot detach or update LSM links at all:
+  EOPNOTSUPP; the fd is refused for kernels that can);
 - removing or renaming the pins (the link's pin is its last reference):
   ``inode_unlink``, ``inode_rmdir``, ``inode_rename`` on the pin directory;
 - unmounting bpffs (frees the pins), or lazily a mount it hangs from:

@@ -117,7 +117,7 @@ def render(data: dict[str, Any], s: Style) -> str:
     enf = data.get("enforcer") or {}
     if enf.get("loaded"):
         mode = f"profile {enf.get('profile', '?')}, mode {enf.get('mode', '?')}"
-        sealed = ", sealed" if enf.get("sealed") else ""
+        sealed = f", sealed until reboot, since {enf.get('sealed_at') or '?'}" if enf.get("sealed") else ""
         lines.append(f"Enforcer:      {s.good('loaded')} ({mode}{sealed}; {enf.get('policy_file', '?')})")
     elif enf.get("loaded") is False:
         lines.append("Enforcer:      not loaded")
