@@ -92,12 +92,23 @@ def main() -> None:
         producer.communicate()
         per_reason, drops = enforcer.counters()
         denied = sum(c[0] for c in per_reason)
+        # The rate above is bounded by how fast the producer can be denied;
+        # the consumer's own rate: let denials pile up (no reader), then drain.
+        pile = 10000  # fits the 1 MiB ring buffer (80-byte records)
+        subprocess.run([binary, TRACEFS, str(pile)], check=True, capture_output=True,
+                       preexec_fn=lambda: (cg / "cgroup.procs").write_text(str(os.getpid())))
+        before = received
+        start = time.perf_counter()
+        ring.consume()
+        drain = time.perf_counter() - start
+        drained = received - before
         ring.close()
         enforcer.close()
         remove()
-        result["events"] = {"denied": denied, "received": received, "drops": drops,
-                            "accounted": received + drops == denied, "seconds": elapsed,
-                            "delivered_per_second": received / elapsed}
+        result["events"] = {"denied": denied, "received": before, "drops": drops,
+                            "accounted": before + drops == denied, "seconds": elapsed,
+                            "delivered_per_second": before / elapsed,
+                            "drained": drained, "drain_seconds": drain, "drain_per_second": drained / drain}
     finally:
         cg.rmdir()
     print(json.dumps(result))

@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -80,7 +81,9 @@ def test_probe_enforcer_profiles(guest_capture: Path, tmp_path: Path) -> None:
     assert run_probe(module) == baseline  # nothing left enforcing
 
 
-def boot_capture(request: pytest.FixtureRequest, target: Target, name: str) -> dict[str, dict[str, object]]:
+def boot_capture(request: pytest.FixtureRequest, target: Target, name: str) -> dict[str, Any]:
+    """A JSON file a guest test of ``target`` wrote to its capture directory
+    (boots that guest now if this session has not yet)."""
     if os.environ.get("LOCKDOWNCTL_IN_GUEST") == "1":
         pytest.skip("compares guests: runs on the host")
     boot = request.config.stash[RUNS].get(target, request.session)
@@ -94,7 +97,7 @@ def boot_capture(request: pytest.FixtureRequest, target: Target, name: str) -> d
     if not path.exists():
         pytest.fail(f"guest {target.name} wrote no {name}: its probe test did not run or failed "
                     f"(select tests/vm/test_fidelity.py whole; results in {boot.result.results})")
-    result: dict[str, dict[str, object]] = json.loads(path.read_text())
+    result: dict[str, Any] = json.loads(path.read_text())
     return result
 
 
