@@ -15,9 +15,9 @@ import pytest
 
 from lockdownctl.boot import tokens
 from lockdownctl.boot.shell import parse_value, scan
-from lockdownctl.host.uki import uki_cmdline as read_cmdline
 from lockdownctl.boot.unit import UNIT_TEXT
 from lockdownctl.errors import InputError
+from lockdownctl.host.uki import uki_cmdline as read_cmdline
 from tests.conftest import DATA, REPO, ROOTS, lockdownctl
 
 BOOT = DATA / "boot"
