@@ -292,6 +292,7 @@ ROUTES = [
     Route("umount-lazy-sysfs", lambda i: sh("umount", "-l", "/sys"), unsealed=False),
     Route("mount-over-pin-dir", lambda i: sh("mount", "-t", "tmpfs", "ldctl-over", str(PIN_DIR)), lowers=False),
     Route("mount-over-bpffs", lambda i: sh("mount", "-t", "tmpfs", "ldctl-over", engine.BPFFS), lowers=False),
+    Route("sysctl-ftrace-disabled", lambda i: sh("sysctl", "-w", "kernel.ftrace_enabled=0")),
     Route("kill-9-holders", kill_loader, lowers=False),
     Route("load-fmod-ret-security_locked_down",
           load_only(BPF_PROG_TYPE_TRACING, BPF_MODIFY_RETURN, "security_locked_down"), lowers=False),
@@ -330,7 +331,9 @@ def fstype_at(path: str) -> str | None:
 
 
 def restore() -> None:
-    """Undo what an unsealed route left behind: over-mounts, the bpffs, pins."""
+    """Undo what an unsealed route left behind: ftrace off, over-mounts, the bpffs, pins."""
+    if Path("/proc/sys/kernel/ftrace_enabled").read_text().strip() != "1":
+        sh("sysctl", "-w", "kernel.ftrace_enabled=1")
     for path in (str(PIN_DIR), engine.BPFFS):
         while fstype_at(path) == "tmpfs" and sh("umount", path):
             pass
@@ -370,6 +373,9 @@ def sealed(cgroup: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, o
     if not SEALED:
         restore()
         policy = write_policy(tmp_path_factory.mktemp("seal") / "p.yaml")
+        # Sealing an enforcer already running replaces it by a sealed load (see test_seal_applies).
+        assert lockdownctl("enforce", "apply", policy).code == 0
+        SEALED["unsealed_prog_ids"] = our_prog_ids()
         run = lockdownctl("enforce", "apply", policy, "--seal", "--json")
         assert run.code == 0, run.err
         env = run.json()
@@ -381,10 +387,23 @@ def sealed(cgroup: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, o
     return SEALED
 
 
+def our_prog_ids() -> set[int]:
+    """Ids of the enforcer's programs (program fds stay available when sealed)."""
+    out = subprocess.run([BPFTOOL, "-j", "prog", "show"], capture_output=True, text=True, check=True).stdout
+    return {p["id"] for p in json.loads(out) if p.get("name") == "ldctl_locked_down"}
+
+
 @pytest.mark.guest(kernel="all", level="none")
 def test_seal_applies(sealed: dict[str, object]) -> None:
     seal = sealed["seal"]
-    assert isinstance(seal, dict) and len(seal["pins"]) == 9
+    assert isinstance(seal, dict) and len(seal["pins"]) == 10
+    assert sealed["action"] == "replaced"
+    for _ in range(50):  # the unsealed program is freed after an RCU grace period
+        now = our_prog_ids()
+        if len(now) == 1:
+            break
+        time.sleep(0.1)
+    assert len(now) == 1 and not now & sealed["unsealed_prog_ids"]  # type: ignore[operator]
     assert any("root can change the kernel through them" in w for w in sealed["warnings"])  # type: ignore[attr-defined]
     assert guarded() == "denied"
     status = lockdownctl("enforce", "status", "--json")

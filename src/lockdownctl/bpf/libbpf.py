@@ -106,6 +106,7 @@ _SIGNATURES: dict[str, tuple[object, list[object]]] = {
     "bpf_object__next_program": (_P, [_P, _P]),
     "bpf_program__name": (_S, [_P]),
     "bpf_obj_get_opts": (_I, [_S, _P]),
+    "bpf_program__attach_cgroup": (_P, [_P, _I]),
 }
 
 
@@ -212,6 +213,11 @@ def map_pin(map_ptr: int, path: str) -> None:
 def attach(prog_ptr: int) -> int:
     """Attach by the program's section (lsm/<hook>); returns the bpf_link."""
     return _ptr(lib().bpf_program__attach(prog_ptr), "attach")
+
+
+def attach_cgroup(prog_ptr: int, cgroup_fd: int) -> int:
+    """Attach a cgroup program (e.g. cgroup/sysctl) to a cgroup through a link; returns the bpf_link."""
+    return _ptr(lib().bpf_program__attach_cgroup(prog_ptr, cgroup_fd), "attach to cgroup")
 
 
 def link_pin(link: int, path: str) -> None:

@@ -212,3 +212,30 @@ int BPF_PROG(ldctl_seal_move_mount, const struct path *from_path, const struct p
 		return ret;
 	return to_path->mnt->mnt_sb->s_dev == cfg.bpffs_dev ? -EPERM : 0;
 }
+
+/*
+ * sysctl kernel.ftrace_enabled=0 turns every ftrace call site into a nop,
+ * BPF trampolines included: every BPF LSM program (the enforcer's and ours)
+ * would stop running. A cgroup/sysctl program on the root cgroup (inherited
+ * by every cgroup; attached through a link, which BPF_PROG_DETACH cannot
+ * remove) refuses that write. 1: allow, 0: refuse (EPERM).
+ */
+#define LE8(a, b, c, d, e, f, g, h) \
+	((__u64)(a) | (__u64)(b) << 8 | (__u64)(c) << 16 | (__u64)(d) << 24 | \
+	 (__u64)(e) << 32 | (__u64)(f) << 40 | (__u64)(g) << 48 | (__u64)(h) << 56)
+
+SEC("cgroup/sysctl")
+int ldctl_seal_sysctl(struct bpf_sysctl *ctx)
+{
+	__u64 name[3] = {};	/* "kernel/ftrace_enabled": 21 bytes and a NUL */
+
+	if (!ctx->write)
+		return 1;
+	if (bpf_sysctl_get_name(ctx, (char *)name, sizeof(name), 0) != 21)
+		return 1;
+	if (name[0] == LE8('k', 'e', 'r', 'n', 'e', 'l', '/', 'f') &&
+	    name[1] == LE8('t', 'r', 'a', 'c', 'e', '_', 'e', 'n') &&
+	    name[2] == LE8('a', 'b', 'l', 'e', 'd', 0, 0, 0))
+		return 0;
+	return 1;
+}

@@ -23,6 +23,9 @@ How each way of lowering it is closed (tests/vm/test_zy_seal.py tries each):
   and freplace (BPF_PROG_TYPE_EXT) programs may not load. New BPF LSM
   programs may: on one hook the first non-zero return ends the chain (the
   trampoline skips the rest), so they can add denials, never undo ours;
+- ``sysctl kernel.ftrace_enabled=0``, which turns every BPF trampoline (so
+  every BPF LSM program) into a nop: a cgroup/sysctl program on the root
+  cgroup refuses that write;
 - killing the loader: there is none; the pins hold everything;
 - ``lockdownctl enforce remove`` and ``apply``: refused ("policy is sealed
   until reboot"): a frozen policy cannot be changed, not even tightened.
@@ -48,6 +51,7 @@ from .paths import LINK_PIN, PIN_DIR
 OBJECT = os.path.join(engine.HERE, "seal.bpf.o")
 PIN_PREFIX = "seal-"  # pins of the seal's links, next to the enforcer's in PIN_DIR
 BPF_TRACE_ITER = 28  # enum bpf_attach_type
+SYSCTL_PROGRAM = "ldctl_seal_sysctl"  # cgroup/sysctl: attached to the root cgroup, not by section
 
 # Mirrors of seal.h (tests/unit/test_bpf_abi.py compares sizes and offsets).
 LD_SEAL_MAX = 16
@@ -194,8 +198,13 @@ def seal(enforcer: engine.Enforcer) -> dict[str, Any]:
         own.map_ids[0] = libbpf.map_info(libbpf.map_fd(obj.map(".bss"))).id
         own.map_ids[1] = libbpf.map_info(libbpf.map_fd(obj.map(".rodata"))).id
         pins = []
-        for i, (name, prog) in enumerate(libbpf.programs(obj)):
-            link = libbpf.attach(prog)
+        root_cgroup = os.open(engine.cgroup2_mount(), os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            links = [(name, libbpf.attach_cgroup(prog, root_cgroup) if name == SYSCTL_PROGRAM
+                      else libbpf.attach(prog)) for name, prog in libbpf.programs(obj)]
+        finally:
+            os.close(root_cgroup)
+        for i, (name, link) in enumerate(links):
             path = os.path.join(PIN_DIR, PIN_PREFIX + name.removeprefix("ldctl_seal_"))
             try:
                 libbpf.link_pin(link, path)
