@@ -6,7 +6,9 @@ Triggers (planted in the guests' writable overlays of /lib and /etc):
 - an unsigned copy of a small module of the running kernel under
   /lib/modules/$(uname -r)/extra/ (module_signature);
 - tests/data/check/hardware/positive's port-probe.service, enabled, whose
-  ExecStart reads /dev/port with dd (dev_mem).
+  ExecStart reads /dev/port with dd (dev_mem);
+- a logind drop-in that hibernates when the lid closes (hibernation); the
+  guest's command line is the runner's, so this stands in for resume=.
 """
 
 from __future__ import annotations
@@ -44,7 +46,10 @@ def plant(tmp: Path) -> dict[str, str]:
     link = wants / unit.name
     if not link.exists():
         link.symlink_to(unit)
-    return {"module": str(module), "unit": str(unit)}
+    logind = Path("/etc/systemd/logind.conf.d/90-ldctl-test.conf")
+    logind.parent.mkdir(parents=True, exist_ok=True)
+    logind.write_text("[Login]\nHandleLidSwitch=hibernate\n")
+    return {"module": str(module), "unit": str(unit), "logind": str(logind)}
 
 
 def predictions(planted: dict[str, str]) -> dict[str, Any]:
@@ -64,8 +69,9 @@ def test_predict(guest_capture: Path, tmp_path: Path) -> None:
     planted = plant(tmp_path)
     found = predictions(planted)
     (guest_capture / "check-predictions.json").write_text(json.dumps({"planted": planted, "found": found}))
-    assert set(found) == {"module", "unit"}, found
+    assert set(found) == {"module", "unit", "logind"}, found
     assert found["module"]["reason"] == "module_signature" and found["unit"]["reason"] == "dev_mem"
+    assert found["logind"]["reason"] == "hibernation"
 
 
 @pytest.mark.guest(kernel="all", level="integrity")
@@ -77,12 +83,16 @@ def test_confirm(guest_capture: Path, tmp_path: Path) -> None:
     exec_start = re.search(r"^ExecStart=(.+)$", Path(planted["unit"]).read_text(), re.M)
     assert exec_start is not None
     dd = subprocess.run(exec_start.group(1).split(), capture_output=True, text=True, check=False)
+    # Hibernation: hibernation_available() asks lockdown when the state is read.
+    offered = Path("/sys/power/state").read_text().split()
     log = subprocess.run(["dmesg"], capture_output=True, text=True, check=True).stdout
     confirmed = {
         "module": {"failed": insmod.returncode != 0, "error": insmod.stderr.strip(),
                    "logged": "unsigned module loading is restricted" in log},
         "unit": {"failed": dd.returncode != 0, "error": dd.stderr.strip(),
                  "logged": bool(re.search(r"Lockdown: dd: /dev/mem,kmem,port is restricted", log))},
+        "logind": {"failed": "disk" not in offered, "error": f"/sys/power/state: {' '.join(offered)}",
+                   "logged": "hibernation is restricted" in log},
     }
     (guest_capture / "check-confirmed.json").write_text(json.dumps(confirmed))
     assert all(c["failed"] and c["logged"] for c in confirmed.values()), confirmed
@@ -95,3 +105,12 @@ def test_predictions_came_true(request: pytest.FixtureRequest, kernel: str) -> N
     for name, finding in predicted["found"].items():
         assert finding["confidence"] in ("breaks", "likely"), finding
         assert confirmed[name]["failed"] and confirmed[name]["logged"], (name, finding, confirmed[name])
+
+
+@pytest.mark.guest(kernel="all", level="all")
+def test_every_finding_has_evidence_in_every_guest() -> None:
+    run = lockdownctl("check", "--level", "confidentiality", "--json")
+    assert run.code in (0, 1), run.err
+    data = run.json()["data"]
+    for finding in data["findings"]:
+        assert finding["evidence"] and all(e["where"] and e["text"] for e in finding["evidence"]), finding
