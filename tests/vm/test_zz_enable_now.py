@@ -28,7 +28,7 @@ def test_enable_now_raises_then_refuses_lowering(guest_target: Target) -> None:
     assert data["now"]["from"] == "none" and data["now"]["written"] is True
     assert data["now"]["after"] == "none integrity [confidentiality]"
 
-    down = lockdownctl("enable", "integrity", "--now", "--json")
+    down = lockdownctl("enable", "integrity", "--now", "--force", "--json")
     assert down.code == 1, down.err
     refused = down.json()["data"]["now"]["refused"]
     assert "would lower it from confidentiality" in refused and "only go up until reboot" in refused
