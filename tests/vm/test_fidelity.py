@@ -78,7 +78,7 @@ def test_probe_enforcer_profiles(guest_capture: Path, tmp_path: Path) -> None:
         # denial: of its own reason, or of the one that gates the way to it (a kprobe
         # event is written through tracefs, whose open is refused first).
         logged = {e["reason"] for e in events if e["verdict"] == "denied"}
-        refused = {r["reason"] for op, r in results.items() if not r["ok"] and baseline[op]["ok"]}
+        refused = {str(r["reason"]) for op, r in results.items() if not r["ok"] and baseline[op]["ok"]}
         gated_by = {"kprobes": "tracefs"}
         missing = {r for r in refused if r not in logged and gated_by.get(r) not in logged}
         assert not missing, f"{profile}: refused but not logged: {missing}"
