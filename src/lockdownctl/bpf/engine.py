@@ -16,6 +16,7 @@ import json
 import mmap
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -224,6 +225,24 @@ def ensure_bpffs() -> bool:
     return True
 
 
+def load_object(path: str, what: str, prepare: Callable[[libbpf.Object], None], after: str) -> libbpf.Object:
+    """Open a committed BPF object, ``prepare`` it (flags, .rodata), load it.
+
+    Every failure is exit 3 naming what the kernel refused and the errno;
+    ``after`` says what the user should know next. Nothing stays open."""
+    if not os.path.exists(path):
+        raise FeatureMissing(f"{path} is missing: reinstall lockdownctl (scripts/build-bpf.sh rebuilds it)")
+    obj = libbpf.Object(path)
+    try:
+        prepare(obj)
+        obj.load()
+    except OSError as exc:
+        obj.close()
+        name = errno.errorcode.get(exc.errno or 0, str(exc.errno))
+        raise FeatureMissing(f"the kernel refused {what} ({name} at load): {after}") from None
+    return obj
+
+
 def pinned() -> bool:
     return os.path.exists(os.path.join(PIN_DIR, LINK_PIN))
 
@@ -246,21 +265,15 @@ class Enforcer:
         ``sealed``: the policy map too is BPF_F_RDONLY_PROG (no program may
         write it), which the kernel pairs with no writable mapping: the policy
         is then written with map updates, before attach only (seal.py)."""
-        if not os.path.exists(OBJECT):
-            raise FeatureMissing(f"{OBJECT} is missing: reinstall lockdownctl (scripts/build-bpf.sh rebuilds it)")
-        obj = libbpf.Object(OBJECT)
-        try:
+        def prepare(obj: libbpf.Object) -> None:
             for pin in POLICY_MAPS:
                 # fd arrays take no access flags (programs cannot write them); the
                 # policy .bss is written through a writable mapping unless sealed.
                 if pin != "scope_cgroup" and (sealed or pin != "policy"):
                     libbpf.map_add_flags(obj.map(MAPS[pin]), libbpf.BPF_F_RDONLY_PROG)
-            obj.load()
-        except OSError as exc:
-            obj.close()
-            name = errno.errorcode.get(exc.errno or 0, str(exc.errno))
-            raise FeatureMissing(f"the kernel refused the enforcer's BPF LSM program ({name} at load): "
-                                 "lockdownctl status shows why (BPF LSM section)") from None
+
+        obj = load_object(OBJECT, "the enforcer's BPF LSM program", prepare,
+                          "lockdownctl status shows why (BPF LSM section)")
         fds = {pin: libbpf.map_fd(obj.map(name)) for pin, name in MAPS.items()}
         enforcer = cls(fds, obj)
         enforcer.policy_by_update = sealed

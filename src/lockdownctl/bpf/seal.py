@@ -39,12 +39,11 @@ its .rodata (``const volatile struct ld_seal_config cfg``).
 from __future__ import annotations
 
 import ctypes
-import errno
 import os
 import time
 from typing import Any
 
-from ..errors import FeatureMissing, LockdownctlError
+from ..errors import LockdownctlError
 from . import engine, libbpf
 from .paths import LINK_PIN, PIN_DIR
 
@@ -158,19 +157,11 @@ def _config(enforcer: engine.Enforcer) -> LdSealConfig:
 
 
 def _open(cfg: LdSealConfig) -> libbpf.Object:
-    if not os.path.exists(OBJECT):
-        raise FeatureMissing(f"{OBJECT} is missing: reinstall lockdownctl (scripts/build-bpf.sh rebuilds it)")
-    obj = libbpf.Object(OBJECT)
-    try:
+    def prepare(obj: libbpf.Object) -> None:
         libbpf.set_global(obj, ".rodata", "cfg", cfg)
         libbpf.map_add_flags(obj.map(".bss"), libbpf.BPF_F_RDONLY_PROG)
-        obj.load()
-    except OSError as exc:
-        obj.close()
-        name = errno.errorcode.get(exc.errno or 0, str(exc.errno))
-        raise FeatureMissing(f"the kernel refused the seal's BPF LSM programs ({name} at load): "
-                             "nothing was changed") from None
-    return obj
+
+    return engine.load_object(OBJECT, "the seal's BPF LSM programs", prepare, "nothing was changed")
 
 
 def check_loadable() -> None:
