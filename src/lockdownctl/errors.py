@@ -7,6 +7,7 @@ EXIT_FINDINGS = 1
 EXIT_INPUT = 2
 EXIT_FEATURE = 3
 EXIT_ROOT = 4
+EXIT_OUTPUT = 74  # standard output could not be written (sysexits EX_IOERR)
 
 
 class LockdownctlError(Exception):
@@ -39,3 +40,10 @@ class NeedsRoot(LockdownctlError):
 
     code = "needs-root"
     exit_code = EXIT_ROOT
+
+
+class OutputError(LockdownctlError):
+    """Standard output could not be written: a full disk, an I/O error (exit 74)."""
+
+    code = "output"
+    exit_code = EXIT_OUTPUT

@@ -13,6 +13,9 @@ if TYPE_CHECKING:
 SHOW = {"fail": ("fail", "warn"), "ok": ("ok",), "all": ("ok", "fail", "warn", "skip")}
 
 
+ONE_SHOT = True  # bounded work, then exit: no cyclic GC needed (cli.entry)
+
+
 def _count(text: str) -> int:
     import argparse
 

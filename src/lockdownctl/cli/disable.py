@@ -12,6 +12,8 @@ if TYPE_CHECKING:
 
     from ..output import Result, Style
 
+ONE_SHOT = True  # bounded work, then exit: no cyclic GC needed (cli.entry)
+
 HELP = "remove lockdown= from the boot setup (the running kernel keeps its level until reboot)"
 
 

@@ -12,6 +12,8 @@ if TYPE_CHECKING:
 
     from ..output import Result, Style
 
+ONE_SHOT = True  # bounded work, then exit: no cyclic GC needed (cli.entry)
+
 HELP = "turn lockdown on at boot through the detected boot setup (or now, through securityfs)"
 
 

@@ -11,6 +11,9 @@ if TYPE_CHECKING:
     import argparse
     from typing import Any
 
+ONE_SHOT = True  # bounded work, then exit: no cyclic GC needed (cli.entry)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("reason", nargs="?", metavar="REASON",
                         help="a reason id (dev_mem), enum name (LOCKDOWN_DEV_MEM) or a pasted "

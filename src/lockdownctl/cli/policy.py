@@ -10,6 +10,9 @@ if TYPE_CHECKING:
     from ..output import Result, Style
 
 
+ONE_SHOT = True  # bounded work, then exit: no cyclic GC needed (cli.entry)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     validate = actions.add_parser("validate", help="check a policy file against this kernel's reasons")

@@ -16,6 +16,9 @@ if TYPE_CHECKING:
     from ..root import Child
 
 
+ONE_SHOT = True  # bounded work, then exit: no cyclic GC needed (cli.entry)
+
+
 def prefetch(argv: list[str]) -> Child | None:
     """Start the live kernel-side reads before argparse runs (see status.py).
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -49,9 +48,9 @@ def error_envelope(command: str, exc: LockdownctlError) -> dict[str, Any]:
 
 
 def dump_json(obj: Any, compact: bool = False) -> str:
-    if compact:
-        return json.dumps(obj, separators=(",", ":"))
-    return json.dumps(obj, indent=2, sort_keys=False)
+    from .jsontext import dumps
+
+    return dumps(obj, indent=None if compact else 2)
 
 
 class Style:
