@@ -33,6 +33,7 @@ import yaml
 from .errors import InputError
 from .levels import LEVELS, level_rank
 from .reasons import Catalogue
+from .yamldoc import compose
 
 VERDICTS = ("allow", "deny", "audit")
 MODES = ("enforce", "audit")
@@ -134,14 +135,7 @@ class _Doc:
 def parse_policy(text: str, path: str, cat: Catalogue) -> Policy:
     """Validate a policy against the catalogue of the kernel it will run on."""
     doc = _Doc(path)
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = f":{mark.line + 1}" if mark else ""
-        raise InputError(f"{path}{line}: not valid YAML: {exc.problem or exc.context}") from None
-    except yaml.YAMLError as exc:
-        raise InputError(f"{path}: not valid YAML: {exc}") from None
+    root = compose(text, path)
     if root is None:
         raise InputError(f"{path}: empty policy (expected a mapping with at least 'version: 1')")
     top = doc.mapping(root, "the policy", TOP_KEYS)

@@ -468,8 +468,9 @@ def catalogue(btf_path: str | Path | None = None, root: Path | str = "/") -> Cat
     except FileNotFoundError:
         if btf_path is not None:
             raise InputError(f"{path}: no such BTF file") from None
-        release = Path(root, "proc/sys/kernel/osrelease")
-        return merge(None, release.read_text().strip() if release.exists() else None)
+        from .root import Root
+
+        return merge(None, Root(root).osrelease())
     except OSError as exc:
         raise InputError(f"{path}: cannot read BTF: {exc.strerror}") from None
     return merge(parse_lockdown_enum(data, str(path)))

@@ -95,7 +95,12 @@ class Root:
         """``uname -r`` of the kernel this root describes."""
         text = self.read_text("proc/sys/kernel/osrelease")
         if isinstance(text, str) and text.strip():
-            return text.strip()
+            release = text.strip()
+            # It names directories (/lib/modules/RELEASE, /boot/config-RELEASE):
+            # one printable word without a slash, as utsname's release is.
+            if not release.isprintable() or any(c.isspace() or c == "/" for c in release):
+                raise InputError(f"{self / 'proc/sys/kernel/osrelease'}: malformed kernel release {release!r}")
+            return release
         return os.uname().release if self.live else None
 
 

@@ -99,6 +99,8 @@ CASES_BAD = {
     "rules-unknown-reason.yaml": (["--rules"], "rules-unknown-reason.yaml:7: unknown lockdown reason 'kprobe'"),
     "rules-unknown-check.yaml": (["--rules"], "rules-unknown-check.yaml:2: skip: unknown check 'no_such_check'"),
     "rules-not-yaml.yaml": (["--rules"], "rules-not-yaml.yaml:2: not valid YAML"),
+    "rules-nul-character.yaml": (["--rules"],
+                                 "rules-nul-character.yaml:3: not valid YAML: character U+0000 is not allowed"),
     "rules-override-combined.yaml": (["--rules"], "rules-override-combined.yaml:3: devmem combines several"),
     "uki-not-pe.efi": (["--uki"], "uki-not-pe.efi: not a PE image (UKI)"),
 }

@@ -94,7 +94,11 @@ def test_policy_id_ignores_layout() -> None:
         ("version: 1\nscope: /x\n", "p.yaml:2: scope must be a mapping"),
         ("version: 1\nreasons: [msr]\n", "p.yaml:2: reasons must be a mapping"),
         ("version: 1\n  bad: indent\n", "p.yaml:2: not valid YAML"),
-        ("version: [1\n", "p.yaml:2: not valid YAML"),
+        # found at the end of the stream: named on the last line, which exists
+        ("version: [1\n", "p.yaml:1: not valid YAML"),
+        ("version: 1\nreasons: {msr: deny\n", "p.yaml:2: not valid YAML"),
+        ("version: 1\nprofile: integrity\x00\n", "p.yaml:2: not valid YAML: character U+0000 is not allowed"),
+        ("version: 1\n\nprofile: \x1b[1m\n", "p.yaml:3: not valid YAML: character U+001B is not allowed"),
     ],
 )
 def test_bad_policies_name_file_and_line(text: str, message: str) -> None:

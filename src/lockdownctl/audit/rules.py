@@ -29,6 +29,7 @@ import yaml
 
 from ..errors import InputError
 from ..levels import LEVELS
+from ..yamldoc import compose
 from .engine import AllOf, AnyOf, Check, Cond, Node
 
 _TOP = ("version", "skip", "override", "checks")
@@ -117,12 +118,7 @@ def load_rules(path: str, known_ids: set[str], reason_ok: Any) -> Rules:
             text = fh.read()
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: cannot read rules: {exc}") from None
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = min(mark.line + 1, max(1, text.count("\n"))) if mark else 1  # end of stream: last line
-        raise InputError(f"{path}:{line}: not valid YAML: {exc.problem or exc.context}") from None
+    root = compose(text, path)
     reader = _Reader(path)
     if root is None:
         raise InputError(f"{path}:1: empty rules file")

@@ -171,11 +171,9 @@ def _read_tracing(ctx: Context) -> dict[str, Any] | None:
     def read(base: str) -> dict[str, Any]:
         out: dict[str, Any] = {"base": base}
         for name in TRACING_FILES:
-            try:
-                with open(os.path.join(ctx.root.path, base, name)) as fh:
-                    out[name] = fh.read(65536)
-            except OSError:
-                pass
+            text = ctx.root.read_text(f"{base}/{name}")  # InputError names a file that is not text
+            if isinstance(text, str):
+                out[name] = text[:65536]
         try:
             out["instances"] = sorted(os.listdir(os.path.join(ctx.root.path, base, "instances")))
         except OSError:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 
+from ..errors import InputError
 from ..host.modules import read_conf_lines
 from ..host.systemd import read_conf
 from .engine import Context, Evidence, Finding, reason_yaml
@@ -41,10 +42,10 @@ def detect(ctx: Context) -> list[Finding]:
                     f"{key}= on the kernel command line: hibernation and resume are configured",
                     [Evidence("cmdline", cmdline.path, f"{key}={value}")],
                 )
-    device = ctx.root.read_text("sys/power/resume")
-    if isinstance(device, str) and device.strip() not in ("", "0:0"):
-        ev = [Evidence("sysfs", ctx.root.display("sys/power/resume"), device.strip())]
-        image = _pending_image(ctx, device.strip())
+    device = _resume_device(ctx)
+    if device is not None and device != "0:0":
+        ev = [Evidence("sysfs", ctx.root.display("sys/power/resume"), device)]
+        image = _pending_image(ctx, device)
         if image:
             ev.append(image)
             add(
@@ -104,6 +105,19 @@ def detect(ctx: Context) -> list[Finding]:
                 )
             )
     return out
+
+
+def _resume_device(ctx: Context) -> str | None:
+    """``MAJOR:MINOR`` from /sys/power/resume (kernel/power/hibernate.c resume_show())."""
+    text = ctx.root.read_text("sys/power/resume")
+    if not isinstance(text, str) or not text.strip():
+        return None
+    device = text.strip()
+    major, colon, minor = device.partition(":")
+    if not (colon and major.isascii() and major.isdigit() and minor.isascii() and minor.isdigit()):
+        raise InputError(f"{ctx.root.display('sys/power/resume')}: malformed resume device {device!r} "
+                         "(expected MAJOR:MINOR)")
+    return device
 
 
 def _pending_image(ctx: Context, device: str) -> Evidence | None:
