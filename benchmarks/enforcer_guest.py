@@ -23,12 +23,12 @@ from tests.conftest import lockdownctl_inproc as lockdownctl  # noqa: E402
 TRACEFS = "/sys/kernel/tracing/trace"
 
 
-def open_loop(binary: str, n: int, cgroup: Path | None = None) -> tuple[float, int]:
+def open_loop(binary: str, n: int, cgroup: Path | None = None, path: str = TRACEFS) -> tuple[float, int]:
     def enter() -> None:
         if cgroup is not None:
             (cgroup / "cgroup.procs").write_text(str(os.getpid()))
 
-    out = subprocess.run([binary, TRACEFS, str(n)], capture_output=True, text=True, check=True, preexec_fn=enter)
+    out = subprocess.run([binary, path, str(n)], capture_output=True, text=True, check=True, preexec_fn=enter)
     ns, denied = out.stdout.split()
     return float(ns), int(denied)
 
@@ -54,6 +54,29 @@ def hot_path(binary: str, policy: str, rounds: int, n: int) -> dict[str, float]:
         remove()
     return {"ns_without": statistics.median(without), "ns_with": statistics.median(with_),
             "ratio": statistics.median(with_) / statistics.median(without)}
+
+
+def seal_cost(binary: str, policy: str, rounds: int, n: int) -> dict[str, float]:
+    """Opens with the enforcer loaded, then with it sealed (the seal adds hooks
+    on every path lookup: inode_permission). Sealing is one way until reboot,
+    so the rounds cannot interleave: all unsealed rounds first, then sealed.
+    Two paths: tracefs (4 components) and a 7-component path."""
+    deep = "/usr/share/doc/python3/copyright" if os.path.exists("/usr/share/doc/python3/copyright") else TRACEFS
+    apply(policy)
+    before = {TRACEFS: [open_loop(binary, n, path=TRACEFS)[0] for _ in range(rounds)],
+              deep: [open_loop(binary, n, path=deep)[0] for _ in range(rounds)]}
+    path = Path(tempfile.mkdtemp()) / "p.yaml"
+    path.write_text(policy)
+    run = lockdownctl("enforce", "apply", "--seal", str(path))
+    assert run.code == 0, run.err
+    after = {TRACEFS: [open_loop(binary, n, path=TRACEFS)[0] for _ in range(rounds)],
+             deep: [open_loop(binary, n, path=deep)[0] for _ in range(rounds)]}
+    out: dict[str, float] = {}
+    for name, p in (("tracefs", TRACEFS), ("deep", deep)):
+        out[f"{name}_ns_unsealed"] = statistics.median(before[p])
+        out[f"{name}_ns_sealed"] = statistics.median(after[p])
+        out[f"{name}_ratio"] = out[f"{name}_ns_sealed"] / out[f"{name}_ns_unsealed"]
+    return out
 
 
 def main() -> None:
@@ -111,6 +134,8 @@ def main() -> None:
                             "drained": drained, "drain_seconds": drain, "drain_per_second": drained / drain}
     finally:
         cg.rmdir()
+    if "--seal" in sys.argv:  # last: nothing can be removed after it until the guest powers off
+        result["seal"] = seal_cost(binary, allowed, rounds, n)
     print(json.dumps(result))
 
 
