@@ -13,6 +13,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
@@ -84,8 +85,8 @@ def main() -> None:
     allowed = "version: 1\nprofile: none\nreasons:\n  kcore: deny\n"  # tracefs stays allowed
     many = allowed + "exceptions:\n" + "".join(f"  - uid: {100000 + i}\n    allow: [kcore]\n" for i in range(10000))
     open_loop(binary, n)  # warm up
-    result = {"hot_path": hot_path(binary, allowed, rounds, n),
-              "hot_path_10000_exceptions": hot_path(binary, many, rounds, n)}
+    result: dict[str, dict[str, Any]] = {"hot_path": hot_path(binary, allowed, rounds, n),
+                                         "hot_path_10000_exceptions": hot_path(binary, many, rounds, n)}
 
     # Event throughput: every open in a cgroup is denied and recorded.
     from lockdownctl.bpf import engine, libbpf
@@ -117,21 +118,26 @@ def main() -> None:
         denied = sum(c[0] for c in per_reason)
         # The rate above is bounded by how fast the producer can be denied;
         # the consumer's own rate: let denials pile up (no reader), then drain.
+        # A guest under TCG is noisy: the median of several pile-and-drain rounds.
         pile = 10000  # fits the 1 MiB ring buffer (80-byte records)
-        subprocess.run([binary, TRACEFS, str(pile)], check=True, capture_output=True,
-                       preexec_fn=lambda: (cg / "cgroup.procs").write_text(str(os.getpid())))
         before = received
-        start = time.perf_counter()
-        ring.consume()
-        drain = time.perf_counter() - start
-        drained = received - before
+        drains: list[tuple[float, int]] = []
+        for _ in range(max(rounds, 3)):
+            subprocess.run([binary, TRACEFS, str(pile)], check=True, capture_output=True,
+                           preexec_fn=lambda: (cg / "cgroup.procs").write_text(str(os.getpid())))
+            start_count = received
+            start = time.perf_counter()
+            ring.consume()
+            drains.append((time.perf_counter() - start, received - start_count))
+        drain, drained = sorted(drains, key=lambda d: d[1] / d[0])[len(drains) // 2]
         ring.close()
         enforcer.close()
         remove()
         result["events"] = {"denied": denied, "received": before, "drops": drops,
                             "accounted": before + drops == denied, "seconds": elapsed,
                             "delivered_per_second": before / elapsed,
-                            "drained": drained, "drain_seconds": drain, "drain_per_second": drained / drain}
+                            "drained": drained, "drain_seconds": drain, "drain_per_second": drained / drain,
+                            "drain_rounds_per_second": [round(n / t) for t, n in drains]}
     finally:
         cg.rmdir()
     if "--seal" in sys.argv:  # last: nothing can be removed after it until the guest powers off

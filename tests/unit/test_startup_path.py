@@ -23,7 +23,7 @@ from lockdownctl.cli import VERBS, _add_verb, verb_parser
 from lockdownctl.cli.fastargs import Recorder, Unsupported, parse
 from lockdownctl.errors import EXIT_OUTPUT
 from lockdownctl.output.jsontext import dumps
-from tests.conftest import REPO, ROOTS
+from tests.conftest import DATA, REPO, ROOTS
 
 # --- JSON text ---------------------------------------------------------------
 
@@ -134,7 +134,9 @@ def test_usage_errors_are_still_argparses() -> None:
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full to fill")
 @pytest.mark.parametrize("args", [["explain"], ["explain", "--json"],
-                                  ["status", "--json", "--root", str(ROOTS / "host-6.18-kconfig-integrity")]])
+                                  ["status", "--json", "--root", str(ROOTS / "host-6.18-kconfig-integrity")],
+                                  ["watch", str(DATA / "klog/formats/dmesg.txt")],  # streamed lines
+                                  ["watch", "--json", str(DATA / "klog/formats/dmesg.txt")]])
 def test_a_full_disk_is_reported(args: list[str]) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     with open("/dev/full", "wb") as full:

@@ -313,24 +313,44 @@ def map_info(fd: int) -> BpfMapInfo:
 
 
 class RingBuffer:
-    """libbpf's ring_buffer over one map fd, calling ``callback(bytes)``."""
+    """libbpf's ring_buffer over one map fd, calling ``callback(bytes)``.
+
+    An exception in the callback (a closed pipe, ^C, a full disk) cannot cross
+    the C frames of libbpf: ctypes would print it and carry on with the next
+    record. So the callback stops libbpf (a negative return ends the poll with
+    the record consumed) and :meth:`poll` / :meth:`consume` raise it.
+    """
 
     def __init__(self, fd: int, callback: Callable[[bytes], None]) -> None:
+        self._error: BaseException | None = None
+
         def sample(_ctx: int | None, data: int | None, size: int) -> int:
-            callback(ctypes.string_at(data or 0, size))
+            try:
+                callback(ctypes.string_at(data or 0, size))
+            except BaseException as exc:  # re-raised by poll/consume
+                self._error = exc
+                return -1
             return 0
 
         self._sample = SAMPLE_FN(sample)  # must outlive the ring buffer
         self.ptr = _ptr(lib().ring_buffer__new(fd, self._sample, None, None), "ring_buffer__new")
 
+    def _raise_callback_error(self) -> None:
+        error, self._error = self._error, None
+        if error is not None:
+            raise error
+
     def poll(self, timeout_ms: int) -> int:
         ret: int = lib().ring_buffer__poll(self.ptr, timeout_ms)
+        self._raise_callback_error()
         if ret < 0 and -ret != 4:  # EINTR: a signal, the caller decides
             raise OSError(-ret, f"ring_buffer__poll: {os.strerror(-ret)}")
         return max(ret, 0)
 
     def consume(self) -> int:
-        return max(int(lib().ring_buffer__consume(self.ptr)), 0)
+        ret = int(lib().ring_buffer__consume(self.ptr))
+        self._raise_callback_error()
+        return max(ret, 0)
 
     def close(self) -> None:
         if self.ptr:

@@ -142,16 +142,14 @@ def entry() -> None:
     except BrokenPipeError:
         pass  # the reader went away (lockdownctl ... | head): as in main()
     except OSError as exc:  # a full disk under a redirected stdout: never lose output silently
-        print(f"lockdownctl: error: {_output_failed(exc).message}", file=sys.stderr)
+        from ..output import output_error
+
+        print(f"lockdownctl: error: {output_error(exc).message}", file=sys.stderr)
         code = OutputError.exit_code
     try:
         sys.stderr.flush()
     finally:
         os._exit(code)
-
-
-def _output_failed(exc: OSError) -> OutputError:
-    return OutputError(f"cannot write the output: {exc.strerror or exc}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -204,7 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _emit(result: Result, as_json: bool) -> int:
-    from ..output import Style, dump_json, envelope
+    from ..output import Style, dump_json, envelope, write_stdout
 
     if as_json:
         text = dump_json(envelope(result.command, result.data, result.exit_code, warnings=result.warnings),
@@ -214,10 +212,5 @@ def _emit(result: Result, as_json: bool) -> int:
             print(f"lockdownctl: warning: {warning}", file=sys.stderr)
         text = result.text(result.data, Style.for_stream())
     if text:
-        try:
-            print(text)
-        except BrokenPipeError:
-            raise
-        except OSError as exc:
-            raise _output_failed(exc) from None
+        write_stdout(text + "\n")
     return result.exit_code

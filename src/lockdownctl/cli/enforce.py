@@ -287,7 +287,7 @@ def _events(args: argparse.Namespace) -> Result:
 
     from ..bpf import engine, libbpf
     from ..errors import FeatureMissing
-    from ..output import Result
+    from ..output import Result, write_stdout
     from ..reasons import catalogue
 
     engine.require_root()
@@ -303,7 +303,7 @@ def _events(args: argparse.Namespace) -> Result:
     def on_event(raw: bytes) -> None:
         event = decoder.decode(raw)
         if args.follow:
-            print(json.dumps(event) if args.json else render_event(event), flush=True)
+            write_stdout((json.dumps(event) if args.json else render_event(event)) + "\n", flush=True)
         else:
             collected.append(event)
 

@@ -91,19 +91,17 @@ def _stop_on_sigterm() -> Any:
 def run(args: argparse.Namespace) -> Result:
     import json
     import signal
-    import sys
 
     from ..errors import EXIT_FINDINGS, EXIT_OK
     from ..events import merge
     from ..klog.sources import Stop
     from ..klog.summary import Summary
-    from ..output import Result, Style
+    from ..output import Result, Style, write_stdout
 
     streams, names, counter = _inputs(args)
     stream = merge(*streams) if len(streams) > 1 else streams[0]
     summary = Summary()
     style = Style.for_stream()
-    out = sys.stdout
     show = not args.summary
     previous = _stop_on_sigterm()
     interrupted = False
@@ -112,9 +110,8 @@ def run(args: argparse.Namespace) -> Result:
         for event in stream:
             summary.add(event)
             if show:
-                out.write((encode(event.__dict__) if args.json else render_event(event, style)) + "\n")
-                if args.follow:
-                    out.flush()
+                write_stdout((encode(event.__dict__) if args.json else render_event(event, style)) + "\n",
+                             flush=args.follow)
     except (Stop, KeyboardInterrupt):
         interrupted = True
     finally:

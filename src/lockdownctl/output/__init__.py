@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
-from ..errors import EXIT_FINDINGS, EXIT_OK, LockdownctlError
+from ..errors import EXIT_FINDINGS, EXIT_OK, LockdownctlError, OutputError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -45,6 +45,23 @@ def envelope(command: str, data: Any, exit_code: int, errors: list[dict[str, str
 
 def error_envelope(command: str, exc: LockdownctlError) -> dict[str, Any]:
     return envelope(command, None, exc.exit_code, [{"code": exc.code, "message": exc.message}])
+
+
+def output_error(exc: OSError) -> OutputError:
+    return OutputError(f"cannot write the output: {exc.strerror or exc}")
+
+
+def write_stdout(text: str, flush: bool = False) -> None:
+    """Standard output, where a failed write is exit 74 with one line, not a
+    bug; a closed pipe (``| head``) stays BrokenPipeError: not an error at all."""
+    try:
+        sys.stdout.write(text)
+        if flush:
+            sys.stdout.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise output_error(exc) from None
 
 
 def dump_json(obj: Any, compact: bool = False) -> str:
