@@ -5,7 +5,7 @@ needs enum, functools and collections): more than lockdownctl's own work in a
 ``status --json`` run (benchmarks/startup.py). Writing JSON needs none of it:
 strings are escaped by the C function json itself uses (``_json``, json's
 accelerator, with json.encoder's pure-Python twin as the fallback), the rest is
-structure. tests/unit/test_jsontext.py checks the output equals json.dumps on
+structure. tests/unit/test_startup_path.py checks the output equals json.dumps on
 generated data, both layouts.
 """
 
