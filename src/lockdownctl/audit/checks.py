@@ -14,16 +14,14 @@ integrity or above" reads the same in both.
 
 from __future__ import annotations
 
-from .engine import ALL_REASONS, Check, Cond, all_of, any_of
+from ..kfacts import FORCE_NONE, FORCE_OPTIONS, SECURE_BOOT_OPTIONS
+from ..kfacts import UPSTREAM_FORCE as FORCE
+from ..levels import level_rank
+from .engine import ALL_REASONS, Check, Cond, Node, all_of, any_of
 
 _I = "integrity"
 _C = "confidentiality"
-FORCE = {_I: "CONFIG_LOCK_DOWN_KERNEL_FORCE_INTEGRITY", _C: "CONFIG_LOCK_DOWN_KERNEL_FORCE_CONFIDENTIALITY"}
-FORCE_NONE = "CONFIG_LOCK_DOWN_KERNEL_FORCE_NONE"
-# The distro patch "efi: Lock down the kernel if booted in secure boot mode"
-# under its names over time (kernel-facts.md 3.1); it locks at integrity.
-SECURE_BOOT_OPTIONS = ("CONFIG_LOCK_DOWN_IN_EFI_SECURE_BOOT", "CONFIG_EFI_SECURE_BOOT_LOCK_DOWN",
-                       "CONFIG_LOCK_DOWN_KERNEL")
+__all__ = ["FORCE", "FORCE_NONE", "SECURE_BOOT_OPTIONS", "checks"]
 
 
 def kconfig(name: str, expected: str) -> Cond:
@@ -36,6 +34,12 @@ def unset(name: str) -> Cond:
 
 def level(at_least: str) -> Cond:
     return Cond("runtime", "level", f"at least {at_least}")
+
+
+def _forced_at_least(target: str) -> Node:
+    """Any option that forces ``target`` or a higher level on every boot (kfacts.FORCE_OPTIONS)."""
+    conds: list[Node] = [kconfig(opt, "y") for opt, lvl in FORCE_OPTIONS if level_rank(lvl) >= level_rank(target)]
+    return conds[0] if len(conds) == 1 else any_of(*conds)
 
 
 def _force_fix(target: str) -> tuple[str, ...]:
@@ -74,8 +78,7 @@ def _lockdown(target: str) -> list[Check]:
               "distro Secure Boot patch (setup_arch()) or a write to /sys/kernel/security/lockdown",
               may_break="every operation of every reason up to the level: see lockdownctl explain"),
         Check("lockdown_forced_by_kconfig", f"Kconfig forces {target} (no boot-menu edit can lower it)",
-              any_of(kconfig(FORCE[_I], "y"), kconfig(FORCE[_C], "y")) if target == _I
-              else kconfig(FORCE[_C], "y"),
+              _forced_at_least(target),
               (ALL_REASONS,), level=target, group="lockdown", advisory=True, fix=_force_fix(target),
               effect="security/lockdown/lockdown.c lockdown_lsm_init() (choice "
               "CONFIG_LOCK_DOWN_KERNEL_FORCE_NONE/INTEGRITY/CONFIDENTIALITY)",
