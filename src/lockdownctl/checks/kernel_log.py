@@ -11,7 +11,8 @@ kernel-facts.md 0.2).
 from __future__ import annotations
 
 from ..events import Event
-from ..klog.parser import candidate, classify
+from ..klog import level_answer, ratelimit_answer
+from ..klog.parser import classify_message
 from .engine import Context, Evidence, Finding, exception_yaml
 
 NAME = "kernel-log"
@@ -21,9 +22,7 @@ def events(ctx: Context) -> list[tuple[Event, Evidence]]:
     """Every lockdown event in the kernel log, with the evidence that cites its line."""
     out = []
     for line in ctx.log:
-        if not candidate(line.text):
-            continue
-        event = classify(line.text, line.text, "kernel log", line.lineno or None, line.seconds)
+        event = classify_message(line.text, "kernel log", line.lineno or None, line.seconds)
         if event is not None:
             out.append((event, ctx.log_evidence(line)))
     return out
@@ -40,8 +39,9 @@ def detect(ctx: Context) -> list[Finding]:
     groups: dict[tuple[str, str, str], list[tuple[Event, Evidence]]] = {}
     for event, evidence in events(ctx):
         if event.kind == "ratelimit":
-            ctx.notes.append(f"{evidence.where}: the kernel rate-limited its lockdown messages "
-                             f"({event.suppressed} suppressed): log counts are lower bounds")
+            ctx.notes.append(f"{evidence.where}: {ratelimit_answer(event.suppressed, event.what)}")
+        elif event.kind == "level-set":
+            ctx.notes.append(f"{evidence.where}: {level_answer(event.where or '', event.level)}")
         elif event.kind == "unparsed" or (event.kind == "denial" and event.reason is None):
             what = f" ({event.what!r})" if event.what else ""
             ctx.notes.append(f"{evidence.where}: a lockdown line lockdownctl does not understand{what}: "

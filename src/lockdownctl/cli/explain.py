@@ -38,31 +38,13 @@ def _reason_dict(reason: Any) -> dict[str, Any]:
     return out
 
 
-# Who locked the kernel down, by the kind of a level-set line's <where> (klog.WHERE_KINDS).
-_BY = {
-    "secure_boot": "by Secure Boot (the distribution's patch: {sb})",
-    "cmdline": "by lockdown= on the kernel command line",
-    "kconfig": "by the kernel configuration ({force})",
-    "securityfs": "at run time through /sys/kernel/security/lockdown",
-}
-
-
 def line_answer(event: Any) -> str:
     """One sentence for a level-set or rate-limit line (the recogniser's Event)."""
-    from ..kfacts import FORCE_OPTIONS, SECURE_BOOT_OPTIONS
-    from ..klog import WHERE_KINDS
+    from ..klog import level_answer, ratelimit_answer
 
     if event.kind == "ratelimit":
-        return (f"the kernel suppressed {event.suppressed} lockdown messages ({event.what}): counts read from "
-                "the log are lower bounds")
-    kind = "sysrq" if event.where == "sysrq" else WHERE_KINDS.get((event.where or "").lower(), "unknown")
-    if kind == "sysrq":
-        return "lockdown was lifted with the distribution's SysRq key: the level is none until the next boot"
-    by = _BY.get(kind, f"from {event.where!r}").format(sb=", ".join(SECURE_BOOT_OPTIONS),
-                                                       force=", ".join(o for o, _ in FORCE_OPTIONS))
-    if event.level:
-        return f"this kernel was locked down to {event.level} {by}"
-    return f"this kernel was locked down {by} (the line does not say the level: /sys/kernel/security/lockdown does)"
+        return ratelimit_answer(event.suppressed, event.what)
+    return level_answer(event.where or "", event.level)
 
 
 def _from_line(text: str, cat: Any) -> tuple[Any, dict[str, Any]] | None:

@@ -23,7 +23,7 @@ option-to-lift-kernel-lockdown.patch).
 from __future__ import annotations
 
 from ..host.kmsg import LogLine
-from ..kfacts import SECURE_BOOT_LEVEL
+from ..kfacts import FORCE_OPTIONS, SECURE_BOOT_LEVEL, SECURE_BOOT_OPTIONS
 
 LEVEL_SET_PREFIXES = ("Kernel is locked down from ", "Kernel is early locked down from ")
 # Every known ending: "; see man kernel_lockdown.7", Debian's "; see https://wiki.debian.org/SecureBoot".
@@ -100,3 +100,29 @@ def level_sets(lines: list[LogLine]) -> list[LevelSet]:
         if found is not None and found[1] != "sysrq":
             out.append(LevelSet(found[0], found[1], line, found[2]))
     return out
+
+
+# Who locked the kernel down, by the kind of a level-set line's <where>.
+_BY = {
+    "secure_boot": "by Secure Boot (the distribution's patch: {sb})",
+    "cmdline": "by lockdown= on the kernel command line",
+    "kconfig": "by the kernel configuration ({force})",
+    "securityfs": "at run time through /sys/kernel/security/lockdown",
+}
+
+
+def level_answer(where: str, level: str | None) -> str:
+    """What a level-set line says, in one sentence (explain prints it, check notes it)."""
+    kind = "sysrq" if where == "sysrq" else WHERE_KINDS.get(where.lower(), "unknown")
+    if kind == "sysrq":
+        return "lockdown was lifted with the distribution's SysRq key: the level is none until the next boot"
+    by = _BY.get(kind, f"from {where!r}").format(sb=", ".join(SECURE_BOOT_OPTIONS),
+                                                 force=", ".join(o for o, _ in FORCE_OPTIONS))
+    if level:
+        return f"this kernel was locked down to {level} {by}"
+    return f"this kernel was locked down {by} (the line does not say the level: /sys/kernel/security/lockdown does)"
+
+
+def ratelimit_answer(suppressed: int | None, func: str | None) -> str:
+    return (f"the kernel suppressed {suppressed} lockdown messages ({func}): counts read from the log are "
+            "lower bounds")

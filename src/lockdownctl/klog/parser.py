@@ -266,7 +266,8 @@ def _denial(match: re.Match[str], raw: str, source: str, lineno: int | None, sec
             wall: str | None, pid: int | None) -> Event:
     comm, what, found = split_denial(match.group(2))
     reason = found[0].id if found else None
-    old = found[1] if found else False
+    # The pre-5.4 series capitalised some phrases the LSM prints in lower case ("Direct PCI access").
+    old = (found[1] or what.strip() != found[0].log) if found else False
     dialect = "suse-early" if match.group(1) else "pre-5.4" if old or comm is None else "upstream"
     return Event("denial", source, dialect, raw, time=seconds, wall_time=wall, comm=comm, pid=pid,
                  reason=reason, what=what, level=_LEVEL.get(reason) if reason else None, verdict="denied",
@@ -335,6 +336,16 @@ def classify(text: str, raw: str, source: str = "file", lineno: int | None = Non
     if any(marker in text for marker in LOOKS_LIKE_LOCKDOWN):
         return Event("unparsed", source, None, raw, time=seconds, wall_time=wall, lineno=lineno)
     return None
+
+
+def classify_message(text: str, source: str = "kernel log", lineno: int | None = None,
+                     seconds: float | None = None) -> Event | None:
+    """The event in one message as a kernel-log reader delivers it (host.kmsg.LogLine.text:
+    no prefix), read like :func:`parse_line` reads a line: at most RAW_MAX characters."""
+    if not candidate(text):
+        return None
+    text = _window(text)
+    return classify(text, text, source, lineno, seconds)
 
 
 def scan_block(data: bytes, end: int, source: str, first_lineno: int | None,
