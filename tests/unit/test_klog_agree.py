@@ -17,6 +17,7 @@ for lines that are not about lockdown.
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import Any
 
@@ -129,3 +130,63 @@ def test_the_corpus_covers_every_kind() -> None:
     kinds = {a[0] for _, line in LINES if (a := _watch(line)) is not None}
     assert kinds == {"denial", "level-set", "ratelimit", "unparsed"}
     assert len(LINES) > 500
+
+
+# --- explain on the lines users paste ---------------------------------------------------
+
+@pytest.mark.parametrize(("line", "answer"), [
+    ("Kernel is locked down from EFI Secure Boot mode; see man kernel_lockdown.7",
+     "this kernel was locked down to integrity by Secure Boot"),
+    ("[    0.000000] Kernel is locked down from EFI secure boot; see https://wiki.debian.org/SecureBoot",
+     "this kernel was locked down to integrity by Secure Boot"),
+    ("Kernel is locked down from command line; see man kernel_lockdown.7",
+     "this kernel was locked down by lockdown= on the kernel command line"),
+    ("lockdown_is_locked_down: 27 callbacks suppressed", "the kernel suppressed 27 lockdown messages"),
+])
+def test_explain_answers_level_set_and_rate_limit_lines(line: str, answer: str, tmp_path: Path) -> None:
+    from tests.conftest import lockdownctl
+
+    run = lockdownctl("explain", line, "--root", str(tmp_path))
+    assert run.code == 0 and run.out.startswith(answer), run.out + run.err
+    data = json.loads(lockdownctl("explain", "--json", line, "--root", str(tmp_path)).out)["data"]
+    assert data["reason"] is None and data["line"]["answer"].startswith(answer)
+
+
+@pytest.mark.parametrize(("line", "reason", "what"), [
+    ("Could not create tracefs 'kprobe_events' entry", "tracefs", "a side effect of a lockdown denial"),
+    ("crc7: loading of unsigned module is rejected", "module_signature", "a side effect of a lockdown denial"),
+    ("ACPI: kernel is locked down, ignoring table override", "acpi_tables", "a side effect of a lockdown denial"),
+    ('audit: type=1400 audit(1.2:3): avc:  denied  { integrity } for  pid=2 comm="flashrom" '
+     'lockdown_reason="/dev/mem,kmem,port" tclass=lockdown permissive=0', "dev_mem", "an SELinux lockdown record"),
+    ("Lockdown: a: b: /proc/kcore access is restricted; see man kernel_lockdown.7", "kcore",
+     "a lockdown denial (upstream dialect), process 'a: b'"),
+])
+def test_explain_names_the_reason_of_side_effects(line: str, reason: str, what: str, tmp_path: Path) -> None:
+    from tests.conftest import lockdownctl
+
+    run = lockdownctl("explain", line, "--root", str(tmp_path))
+    assert run.code == 0 and run.out.startswith(f"{reason} (LOCKDOWN_{reason.upper()}"), run.out + run.err
+    assert f"This line:    {what}" in run.out
+
+
+def test_explain_refuses_what_it_cannot_read(tmp_path: Path) -> None:
+    from tests.conftest import lockdownctl
+
+    run = lockdownctl("explain", "devmem", "--root", str(tmp_path))
+    assert run.code == 2 and "(did you mean 'dev_mem'?)" in run.err
+    run = lockdownctl("explain", "Lockdown: x: use of quantum entanglement is restricted", "--root", str(tmp_path))
+    assert run.code == 2 and "'use of quantum entanglement', a lockdown reason lockdownctl does not know" in run.err
+    run = lockdownctl("explain", "Lockdown: xx", "--root", str(tmp_path))
+    assert run.code == 2 and "does not understand" in run.err
+
+
+def test_check_reads_a_huge_log_line_in_bounded_time(tmp_path: Path) -> None:
+    """A message of 1 MiB of "Lockdown: " with no end made the denial expression quadratic."""
+    import time
+
+    ctx = Context(Root(tmp_path), "confidentiality", merge(None), {})
+    ctx.__dict__["log"] = [LogLine(1.0, "Lockdown: " * 100_000, 1)]
+    start = time.perf_counter()
+    assert kernel_log.detect(ctx) == []
+    assert time.perf_counter() - start < 5
+    assert any("does not understand" in n for n in ctx.notes)
