@@ -50,12 +50,12 @@ KCONFIG: tuple[tuple[str, str, str, str, str], ...] = (
     # Pre-5.4: one level, printed "Kernel is locked down from config" at every boot. Its one
     # level refused what integrity refuses and more (kprobes, BPF reads, /proc/kcore): at least
     # integrity.
-    ("CONFIG_LOCK_DOWN_MANDATORY", "force", "integrity", "pre-5.4 series (RHEL 8, Ubuntu 18.04)",
+    ("CONFIG_LOCK_DOWN_MANDATORY", "force", "integrity", "pre-5.4 series (RHEL-based OpenVZ, Ubuntu 18.04)",
      "OpenVZ/vzkernel security/Kconfig and security/lock_down.c @2319788ec594; "
      "thekubajx29/ws-bionic security/lock_down.c @4aa496d5e982"),
     # Pre-5.4: only makes lockdown possible (lockdown= on the command line); the Secure Boot
     # option selects it. Not a reason to expect a locked-down kernel.
-    ("CONFIG_LOCK_DOWN_KERNEL", "allow", "", "pre-5.4 series (Debian 10, RHEL 8, Ubuntu 18.04)",
+    ("CONFIG_LOCK_DOWN_KERNEL", "allow", "", "pre-5.4 series (Debian 10, RHEL-based OpenVZ, Ubuntu 18.04)",
      "OpenVZ/vzkernel security/Kconfig @2319788ec594 ('Allow the kernel to be locked down ... can be "
      "triggered by adding lockdown=1'); ParrotSec/linux-parrot debian/patches/features/all/lockdown/"
      "0001-Add-the-ability-to-lock-down-access-to-the-running-k.patch @e20cba76c6c2"),
@@ -70,14 +70,6 @@ FORCE_NONE = next(o for o, eff, *_ in KCONFIG if eff == "none")
 # Options under which booting with Secure Boot locks down (at integrity, every family).
 SECURE_BOOT_OPTIONS: tuple[str, ...] = tuple(o for o, eff, *_ in KCONFIG if eff == "secure_boot")
 SECURE_BOOT_LEVEL = "integrity"
-
-
-def forced_level(get: Callable[[str], str | None]) -> tuple[str, str] | None:
-    """(option, level) of the highest forcing option set to y; ``get(option)`` reads the config."""
-    from .levels import level_rank
-
-    found = [(o, lvl) for o, lvl in FORCE_OPTIONS if get(o) == "y"]
-    return max(found, key=lambda f: level_rank(f[1])) if found else None
 
 
 def secure_boot_option(get: Callable[[str], str | None]) -> str | None:
