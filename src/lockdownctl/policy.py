@@ -32,7 +32,7 @@ import yaml
 
 from .errors import InputError
 from .levels import LEVELS, level_rank
-from .reasons import Catalogue
+from .reasons import Catalogue, suggest
 from .yamldoc import compose
 
 VERDICTS = ("allow", "deny", "audit")
@@ -162,7 +162,8 @@ def parse_policy(text: str, path: str, cat: Catalogue) -> Policy:
         name = doc.string(node, what)
         reason = cat.find(name)
         if reason is None:
-            raise doc.err(node, f"unknown lockdown reason {name!r} in {what} (valid: {', '.join(valid_ids)})")
+            raise doc.err(node, f"unknown lockdown reason {name!r} in {what}{suggest(name, list(valid_ids))} "
+                          f"(valid: {', '.join(valid_ids)})")
         if cat.from_btf and not reason.on_kernel:
             policy.warnings.append(f"{path}:{node.start_mark.line + 1}: reason {reason.id} is not on this "
                                    "kernel: it cannot occur here")
