@@ -28,6 +28,7 @@ FIXTURES = ["debian12-grub-cloud", "fedora39-bls", "rhel8-bls-kernelopts", "arch
 # system, so a second plan still lists it (files are unchanged).
 COMMAND_ONLY_AGAIN = {"rhel8-bls-kernelopts", "silverblue39-rpm-ostree", "uki-kernel-install"}
 HAD_TOKEN = {"debian12-grub-cloud", "uki-kernel-install"}  # the fixture carries an old lockdown= token
+HAD_HIGHER = {"debian12-grub-cloud", "uki-kernel-install"}  # ... at confidentiality: enable integrity lowers it
 
 
 def scratch(tmp_path: Path, name: str) -> Path:
@@ -57,25 +58,47 @@ def diffs(data: dict[str, Any]) -> str:
     return "".join(c["diff"] for s in data["setups"] for c in s["changes"])
 
 
-@pytest.mark.parametrize("name", FIXTURES)
-def test_plan_matches_golden_diff(name: str, tmp_path: Path) -> None:
+# The level each fixture is enabled at in the round-trip tests: one that lowers
+# nothing (a fixture with lockdown=confidentiality refuses integrity).
+LEVEL = {name: "confidentiality" if name in HAD_HIGHER else "integrity" for name in FIXTURES}
+GOLDEN_CASES = ([(name, LEVEL[name], False) for name in FIXTURES]
+                + [(name, "integrity", True) for name in sorted(HAD_HIGHER)])
+
+
+@pytest.mark.parametrize(("name", "level", "force"), GOLDEN_CASES)
+def test_plan_matches_golden_diff(name: str, level: str, force: bool, tmp_path: Path) -> None:
     root = scratch(tmp_path, name)
     before = tree(root)
-    code, data = run_json("enable", "integrity", "--dry-run", "--root", str(root))
+    code, data = run_json("enable", level, "--dry-run", "--root", str(root), *(["--force"] if force else []))
     assert code == 0, data
     assert tree(root) == before and not (root / "var").exists()  # a dry run writes nothing
-    golden = GOLDEN / f"{name}.enable-integrity.diff"
+    golden = GOLDEN / f"{name}.enable-{level}{'-force' if force else ''}.diff"
     if os.environ.get("LOCKDOWNCTL_REGOLD") == "1":
         golden.write_text(diffs(data))
     assert diffs(data) == golden.read_text()
     assert all(c["ok"] for s in data["setups"] for c in s["verify"])
+    # --force names every token it lowers; without it nothing is lowered
+    assert bool(data["lowers"]) == force
+    warnings = run_json_warnings(data)
+    assert all(f"--force: lowers {lo['where']} from lockdown={lo['level']}" in warnings for lo in data["lowers"])
+
+
+def run_json_warnings(data: dict[str, Any]) -> str:
+    return "\n".join(w for s in data["setups"] for w in s["warnings"])
+
+
+def test_golden_files_all_have_a_case() -> None:
+    cases = {f"{n}.enable-{lv}{'-force' if f else ''}.diff" for n, lv, f in GOLDEN_CASES}
+    assert {p.name for p in GOLDEN.iterdir()} == cases
 
 
 @pytest.mark.parametrize("name", FIXTURES)
 def test_apply_verify_idempotent_disable(name: str, tmp_path: Path) -> None:
     root = scratch(tmp_path, name)
     original = tree(root)
-    code, data = run_json("enable", "integrity", "--root", str(root))
+    # (the UKI fixture is at confidentiality already: lower it explicitly, so that something is applied)
+    args = ["integrity", "--force"] if name == "uki-kernel-install" else [LEVEL[name]]
+    code, data = run_json("enable", *args, "--root", str(root))
     assert code == 0 and data["verified"] is True, data
     applied = data["applied"]
     commands = [c["text"] for s in data["setups"] for c in s["commands"]]
@@ -91,7 +114,7 @@ def test_apply_verify_idempotent_disable(name: str, tmp_path: Path) -> None:
         assert all(c["ok"] for c in setup["verify"]), setup["verify"]
     after_enable = tree(root)
     # a second run changes no file
-    code, again = run_json("enable", "integrity", "--root", str(root))
+    code, again = run_json("enable", *args, "--root", str(root))
     assert code == 0 and tree(root) == after_enable
     assert not [c for s in again["setups"] for c in s["changes"]]
     if name not in COMMAND_ONLY_AGAIN:
@@ -107,6 +130,73 @@ def test_apply_verify_idempotent_disable(name: str, tmp_path: Path) -> None:
     assert code == 0 and not [c for s in off_again["setups"] for c in s["changes"]]
 
 
+def _append(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+
+
+def _higher_in(root: Path, name: str) -> str:
+    """Put a lockdown=confidentiality where the setup keeps its command line; where it is."""
+    if name == "grub.cfg":  # the generated entries only: regenerating would lower them
+        _append(root / "etc/default/grub", " lockdown=confidentiality", "")
+        (root / "boot/grub").mkdir(parents=True)
+        (root / "boot/grub/grub.cfg").write_text("menuentry 'Debian' {\n\tlinux /vmlinuz root=/dev/vda1 ro "
+                                                 "lockdown=confidentiality\n}\n")
+        return "boot/grub/grub.cfg:2 (linux line)"
+    if name == "fedora39-bls":
+        entry = "boot/loader/entries/f1c3a9e27b4d4e5f8a6b0c2d4e6f8a1b-6.6.9-200.fc39.x86_64.conf"
+        _append(root / entry, "rhgb quiet", "rhgb quiet lockdown=confidentiality")
+        return f"{entry}:5 (options)"
+    if name == "rhel8-bls-kernelopts":
+        _append(root / "boot/grub2/grubenv", "rhgb quiet", "rhgb quiet lockdown=confidentiality")
+        return "boot/grub2/grubenv:3 (kernelopts)"
+    if name == "arch-systemd-boot":
+        _append(root / "etc/kernel/cmdline", "splash", "splash lockdown=confidentiality")
+        return "etc/kernel/cmdline:1"
+    if name == "popos22-kernelstub":
+        _append(root / "etc/kernelstub/configuration", '"loglevel=0",', '"loglevel=0", "lockdown=confidentiality",')
+        return "etc/kernelstub/configuration (user.kernel_options)"
+    if name == "silverblue39-rpm-ostree":
+        _append(root / "boot/loader/entries/ostree-1-fedora.conf", "rhgb quiet", "rhgb quiet lockdown=confidentiality")
+        return "boot/loader/entries/ostree-1-fedora.conf:3 (options)"
+    if name == "uki-signed-only":  # --unit: the confidentiality instance is enabled
+        wants = root / "etc/systemd/system/sysinit.target.wants"
+        wants.mkdir(parents=True)
+        (wants / "lockdownctl-lockdown@confidentiality.service").symlink_to("../lockdownctl-lockdown@.service")
+        return "sysinit.target.wants/lockdownctl-lockdown@confidentiality.service"
+    return {"debian12-grub-cloud": "etc/default/grub:9 (GRUB_CMDLINE_LINUX_DEFAULT)",
+            "uki-kernel-install": "etc/kernel/cmdline:1"}[name]
+
+
+@pytest.mark.parametrize("name", [*FIXTURES, "grub.cfg", "uki-signed-only"])
+def test_enable_never_lowers_without_force(name: str, tmp_path: Path) -> None:
+    """Issue 14.1: a higher lockdown= in any entry or variable is refused, naming it; --force lowers it."""
+    root = scratch(tmp_path, "debian12-grub-cloud" if name == "grub.cfg" else name)
+    where = _higher_in(root, name)
+    unit = ["--unit"] if name == "uki-signed-only" else []
+    before = tree(root)
+    for dry in ([], ["--dry-run"]):
+        code, data = run_json("enable", "integrity", *unit, *dry, "--root", str(root))
+        assert code == 1, data
+        assert "would lower the boot level" in data["refused"] and where in data["refused"], data["refused"]
+        assert "lockdown=confidentiality" in data["refused"] and "--force" in data["refused"]
+        assert any(lo["where"].endswith(where) and lo["level"] == "confidentiality" for lo in data["lowers"])
+        assert tree(root) == before and not (root / "var").exists()
+    text = lockdownctl("enable", "integrity", *unit, "--root", str(root))
+    assert text.code == 1 and text.out.startswith("refused: enable integrity would lower the boot level: ")
+    # the same level, or a higher one, is never refused
+    code, data = run_json("enable", "confidentiality", *unit, "--dry-run", "--root", str(root))
+    assert "refused" not in data and not data["lowers"], data
+    # --force lowers it, and says so
+    code, data = run_json("enable", "integrity", *unit, "--force", "--root", str(root))
+    assert "refused" not in data and data["verified"] is not False, data
+    assert any(where in w and "--force: lowers" in w for w in run_json_warnings(data).splitlines())
+    # disable may always lower
+    code, data = run_json("disable", *unit, "--root", str(root))
+    assert "refused" not in data
+
+
 def test_confidentiality_replaces_integrity(tmp_path: Path) -> None:
     root = scratch(tmp_path, "arch-systemd-boot")
     assert lockdownctl("enable", "integrity", "--root", str(root)).code == 0
@@ -118,7 +208,7 @@ def test_confidentiality_replaces_integrity(tmp_path: Path) -> None:
 
 def test_grub_cloud_dropin_pitfall_reported(tmp_path: Path) -> None:
     root = scratch(tmp_path, "debian12-grub-cloud")
-    _, data = run_json("enable", "integrity", "--dry-run", "--root", str(root))
+    _, data = run_json("enable", "confidentiality", "--dry-run", "--root", str(root))
     (setup,) = data["setups"]
     assert any("10_cloud.cfg:2: assigns GRUB_CMDLINE_LINUX without $GRUB_CMDLINE_LINUX" in n for n in setup["notes"])
     assert [c["path"] for c in setup["changes"]] == ["/etc/default/grub", "/etc/default/grub.d/99-lockdownctl.cfg"]
@@ -129,11 +219,11 @@ def test_grub_cloud_dropin_pitfall_reported(tmp_path: Path) -> None:
 def test_grub_dropin_sorts_after_a_later_reset(tmp_path: Path) -> None:
     root = scratch(tmp_path, "debian12-grub-cloud")
     (root / "etc/default/grub.d/zz-late.cfg").write_text('GRUB_CMDLINE_LINUX="console=hvc0"\n')
-    code, data = run_json("enable", "integrity", "--root", str(root))
+    code, data = run_json("enable", "confidentiality", "--root", str(root))
     assert code == 0 and data["verified"]
     assert (root / "etc/default/grub.d/zz99-lockdownctl.cfg").exists()
     checks = data["setups"][0]["verify"]
-    assert "console=hvc0 lockdown=integrity" in checks[0]["detail"]
+    assert "console=hvc0 lockdown=confidentiality" in checks[0]["detail"]
 
 
 def test_grub_without_dropin_dir_edits_in_place(tmp_path: Path) -> None:
@@ -167,7 +257,7 @@ def test_mixed_quoting_refused_with_line(tmp_path: Path) -> None:
     path = root / "etc/default/grub"
     path.write_text(path.read_text().replace('GRUB_CMDLINE_LINUX_DEFAULT="quiet lockdown=confidentiality"',
                                              "GRUB_CMDLINE_LINUX_DEFAULT=\"quiet\"' lockdown=confidentiality'"))
-    run = lockdownctl("enable", "integrity", "--root", str(root))
+    run = lockdownctl("enable", "confidentiality", "--root", str(root))
     assert run.code == 2 and f"{path}:9:" in run.err and "mixes quoting" in run.err
 
 
@@ -195,7 +285,7 @@ def test_uki_stale_image_needs_rebuild(tmp_path: Path) -> None:
     code, data = run_json("enable", "confidentiality", "--dry-run", "--root", str(root))
     # /etc/kernel/cmdline already says confidentiality; the image too: nothing to do
     assert code == 0 and data["changed"] is False
-    code, data = run_json("enable", "integrity", "--dry-run", "--root", str(root))
+    code, data = run_json("enable", "integrity", "--dry-run", "--force", "--root", str(root))
     assert [c["argv"][0] for c in data["setups"][0]["commands"]] == ["kernel-install"]
 
 

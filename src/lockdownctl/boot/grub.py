@@ -255,6 +255,30 @@ def custom_entries(view: View) -> list[str]:
     return out
 
 
+def present_defaults(view: View) -> list[tuple[str, str]]:
+    """(where, value) of every lockdown= in the command-line variables of every sourced file."""
+    out = []
+    for rel in sources(view):
+        text = view.read(rel) or ""
+        for a in scan(text, view.display(rel)):
+            if a.name in VARS:
+                literal = parse_value(a.raw).evaluate({})[0]
+                out += [(f"{view.display(rel)}:{a.line} ({a.name})", v)
+                        for v in tokens.lockdown_values(literal, view.display(rel))]
+    return out
+
+
+def present(view: View) -> list[tuple[str, str]]:
+    """Every lockdown= the plan would remove: the variables and the generated entries."""
+    out = present_defaults(view)
+    for rel in GENERATED:
+        text = view.read(rel)
+        if text is not None:
+            out += [(f"{view.display(rel)}:{n} (linux line)", v) for n, args in linux_lines(text)
+                    for v in tokens.lockdown_values(args, view.display(rel))]
+    return out
+
+
 def plan(view: View, level: str | None) -> SetupPlan:
     result = SetupPlan(ID, TITLE)
     result.changes, result.notes = plan_defaults(view, level)

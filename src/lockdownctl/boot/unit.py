@@ -63,6 +63,11 @@ def enabled(view: View) -> list[str]:
             if n.startswith(prefix + "@") and n.endswith(suffix) and n != NAME]
 
 
+def present(view: View) -> list[tuple[str, str]]:
+    """Levels the boot unit raises to (enabled instances)."""
+    return [(view.display(f"{WANTS}/{instance(lv)}"), lv) for lv in enabled(view)]
+
+
 def _systemctl(view: View, *args: str) -> list[str]:
     root = [] if view.root.live else [f"--root={view.root.path}"]
     return ["systemctl", *root, *args]
