@@ -197,6 +197,28 @@ def test_enable_never_lowers_without_force(name: str, tmp_path: Path) -> None:
     assert "refused" not in data
 
 
+@pytest.mark.parametrize("target", ["/usr/share/grub/default/grub", "../../usr/share/grub/default/grub"])
+def test_enable_writes_through_a_symlinked_defaults_file(target: str, tmp_path: Path) -> None:
+    """Issue 14.5: the link stays, its target inside the root is written (atomically), the backup is complete."""
+    root = scratch(tmp_path, "debian12-grub-cloud")
+    real = root / "usr/share/grub/default/grub"
+    real.parent.mkdir(parents=True)
+    (root / "etc/default/grub").rename(real)
+    (root / "etc/default/grub").symlink_to(target)
+    original = real.read_text()
+    code, data = run_json("enable", "confidentiality", "--root", str(root))
+    assert code == 0 and data["verified"] is True, data
+    assert os.readlink(root / "etc/default/grub") == target  # still the same link
+    assert 'GRUB_CMDLINE_LINUX_DEFAULT="quiet"\n' in real.read_text()
+    (backup,) = [f["backup"] for f in data["applied"]["files"] if f["path"] == "/etc/default/grub"]
+    assert (root / backup.lstrip("/")).read_text() == original
+    assert not (root / backup.lstrip("/")).is_symlink()
+    assert not [p for p in real.parent.iterdir() if p.name != "grub"]  # no temporary file left
+    code, data = run_json("disable", "--root", str(root))
+    assert code == 0 and os.readlink(root / "etc/default/grub") == target
+    assert "lockdown=" not in real.read_text()
+
+
 def test_confidentiality_replaces_integrity(tmp_path: Path) -> None:
     root = scratch(tmp_path, "arch-systemd-boot")
     assert lockdownctl("enable", "integrity", "--root", str(root)).code == 0
