@@ -274,6 +274,37 @@ def test_unbalanced_quotes_write_nothing(tmp_path: Path, line: str) -> None:
     assert tree(root) == before and not (root / "var").exists()
 
 
+@pytest.mark.parametrize(("rel", "line", "what"), [
+    ("etc/default/grub", 'if [ -e /x ]; then GRUB_CMDLINE_LINUX="lockdown=confidentiality"; fi', "reserved word 'if'"),
+    ("etc/default/grub", 'GRUB_CMDLINE_LINUX="${GRUB_CMDLINE_LINUX:-quiet} x"', "only $NAME and ${NAME}"),
+    ("etc/default/grub", 'X=1 true; GRUB_CMDLINE_LINUX="$X"', "an assignment before the command 'true'"),
+    ("etc/default/grub", 'GRUB_CMDLINE_LINUX="$1"', "positional or special parameter"),
+    ("etc/default/grub", "cat <<EOF", "the command 'cat'"),
+    ("etc/default/grub", "GRUB_X=1 <<EOF", "here-document"),
+    ("etc/default/grub", "{ GRUB_CMDLINE_LINUX=x; }", "reserved word '{'"),
+    ("etc/default/grub", "! GRUB_CMDLINE_LINUX=x", "reserved word '!'"),
+    ("etc/default/grub", ". /etc/default/grub.local", "the command '.'"),
+    ("etc/default/grub.d/15_timeout.cfg", "case x in x) GRUB_CMDLINE_LINUX=y;; esac", "reserved word 'case'"),
+    ("etc/default/grub.d/15_timeout.cfg", 'GRUB_CMDLINE_LINUX_DEFAULT="$(cat /etc/cmdline)"', "not known here"),
+    ("etc/default/grub.d/15_timeout.cfg", 'X=`echo a`; GRUB_CMDLINE_LINUX="$X"', "not known here"),
+])
+def test_unmodelled_shell_refused_with_file_and_line(tmp_path: Path, rel: str, line: str, what: str) -> None:
+    """Issue 15.5: never guess what sh would make of a construct shell.py does not evaluate."""
+    root = scratch(tmp_path, "debian12-grub-cloud")
+    path = root / rel
+    lines = path.read_text().splitlines(keepends=True)
+    lines.insert(1, line + "\n")
+    path.write_text("".join(lines))
+    before = tree(root)
+    for args in ([], ["--force"], ["--dry-run"]):
+        run = lockdownctl("enable", "confidentiality", *args, "--root", str(root))
+        assert run.code == 2, run.out
+        assert run.err.startswith(f"lockdownctl: error: {path}:2: ") and what in run.err, run.err
+        assert len(run.err.splitlines()) == 1
+    assert lockdownctl("disable", "--root", str(root)).code == 2
+    assert tree(root) == before and not (root / "var").exists()
+
+
 def test_mixed_quoting_refused_with_line(tmp_path: Path) -> None:
     root = scratch(tmp_path, "debian12-grub-cloud")
     path = root / "etc/default/grub"
@@ -320,6 +351,31 @@ def test_unit_install_and_remove(tmp_path: Path) -> None:
         f"systemctl --root={root} enable lockdownctl-lockdown@integrity.service"]
     code, data = run_json("disable", "--unit", "--root", str(root))
     assert code == 0 and not (root / "etc/systemd/system/lockdownctl-lockdown@.service").exists()
+
+
+def test_unit_dry_run_says_would(tmp_path: Path) -> None:
+    """Walkthrough 1.1: a dry run never claims "installed" or "removed"."""
+    root = scratch(tmp_path, "uki-signed-only")
+    unit = "etc/systemd/system/lockdownctl-lockdown@.service"
+    code, data = run_json("enable", "integrity", "--unit", "--dry-run", "--root", str(root))
+    assert code == 0 and [c["detail"] for s in data["setups"] for c in s["verify"]] == ["would install"]
+    text = lockdownctl("enable", "integrity", "--unit", "--dry-run", "--root", str(root)).out
+    assert f"{unit}: would install" in text and ": installed" not in text and not (root / unit).exists()
+    text = lockdownctl("disable", "--unit", "--dry-run", "--root", str(root)).out
+    assert f"{unit}: not installed" in text and "removed" not in text
+    assert lockdownctl("enable", "integrity", "--unit", "--root", str(root)).code == 0
+    text = lockdownctl("disable", "--unit", "--dry-run", "--root", str(root)).out
+    assert f"{unit}: would remove" in text and "removed" not in text and (root / unit).exists()
+    code, data = run_json("disable", "--unit", "--root", str(root))
+    assert data["setups"][0]["verify"][0]["detail"] == "not installed"
+
+
+def test_disable_with_no_setup_does_not_advise_raising(tmp_path: Path) -> None:
+    code, data = run_json("disable", "--dry-run", "--root", str(tmp_path))
+    (problem,) = data["problems"]
+    assert code == 1 and "raise" not in problem and "no lockdown= to remove" in problem
+    code, data = run_json("enable", "integrity", "--dry-run", "--root", str(tmp_path))
+    assert "use --unit to raise the level" in data["problems"][0]
 
 
 def test_packaged_unit_is_the_one_installed() -> None:
