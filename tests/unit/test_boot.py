@@ -8,22 +8,34 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from lockdownctl.boot import tokens
+from lockdownctl.boot.engine import View
+from lockdownctl.boot.grub import evaluate as grub_evaluate
+from lockdownctl.boot.grub import own_dropin
+from lockdownctl.boot.run import execute
 from lockdownctl.boot.shell import parse_value, scan
 from lockdownctl.boot.unit import UNIT_TEXT
 from lockdownctl.errors import InputError
 from lockdownctl.host.uki import uki_cmdline as read_cmdline
+from lockdownctl.levels import LEVELS, level_rank
+from lockdownctl.root import Root
 from tests.conftest import DATA, REPO, ROOTS, lockdownctl
 
 BOOT = DATA / "boot"
 GOLDEN = BOOT / "golden"
 FIXTURES = ["debian12-grub-cloud", "fedora39-bls", "rhel8-bls-kernelopts", "arch-systemd-boot",
             "popos22-kernelstub", "uki-kernel-install", "silverblue39-rpm-ostree"]
+# Roots that are not round-tripped, and the test that uses each; support directories.
+ELSEWHERE = {"uki-signed-only": "test_uki_without_rebuild_source_points_to_unit"}
+SUPPORT = {"golden", "grub-mkconfig"}
 # Setups whose regeneration command cannot run for a --root that is not the live
 # system, so a second plan still lists it (files are unchanged).
 COMMAND_ONLY_AGAIN = {"rhel8-bls-kernelopts", "silverblue39-rpm-ostree", "uki-kernel-install"}
@@ -217,6 +229,72 @@ def test_enable_writes_through_a_symlinked_defaults_file(target: str, tmp_path: 
     code, data = run_json("disable", "--root", str(root))
     assert code == 0 and os.readlink(root / "etc/default/grub") == target
     assert "lockdown=" not in real.read_text()
+
+
+def test_every_boot_fixture_is_covered() -> None:
+    """A new tree under tests/data/boot is round-tripped (FIXTURES) or has its own test."""
+    trees = {p.name for p in BOOT.iterdir() if p.is_dir()}
+    assert trees - SUPPORT == set(FIXTURES) | set(ELSEWHERE), "add it to FIXTURES (or ELSEWHERE with its test)"
+    source = Path(__file__).read_text()
+    for name, test in ELSEWHERE.items():
+        body = source.split(f"def {test}(", 1)[1].split("\ndef ", 1)[0]
+        assert f'"{name}"' in body, f"{test} does not use {name}"
+    readme = (BOOT / "README.md").read_text()
+    assert all(f"| `{name}` |" in readme for name in trees - SUPPORT), "every root has a row in README.md"
+
+
+def _grub_root(tmp: Path, values: dict[str, list[str]], dropin: str | None) -> Path:
+    root = tmp / "root"
+    shutil.copytree(BOOT / "debian12-grub-cloud", root, symlinks=True)
+    grub = root / "etc/default/grub"
+    text = grub.read_text().replace('GRUB_CMDLINE_LINUX_DEFAULT="quiet lockdown=confidentiality"',
+                                    'GRUB_CMDLINE_LINUX_DEFAULT="{default}"')
+    text = text.replace('GRUB_CMDLINE_LINUX=""', 'GRUB_CMDLINE_LINUX="{linux}"')
+    grub.write_text(text.format(default=" ".join(values["default"]), linux=" ".join(values["linux"])))
+    cloud = root / "etc/default/grub.d/10_cloud.cfg"
+    cloud.write_text(cloud.read_text().replace("consoleblank=0", " ".join(["consoleblank=0", *values["cloud"]])))
+    if dropin:
+        (root / "etc/default/grub.d/99-lockdownctl.cfg").write_text(own_dropin(dropin))
+    return root
+
+
+def _entry_levels(root: Path) -> dict[str, int]:
+    """The level each kind of GRUB entry boots at (the highest valid lockdown=, as the kernel keeps)."""
+    env, _, _ = grub_evaluate(View(Root(root)))
+    linux = env.get("GRUB_CMDLINE_LINUX", "")
+    out = {}
+    for entry, cmdline in (("normal", linux + " " + env.get("GRUB_CMDLINE_LINUX_DEFAULT", "")), ("recovery", linux)):
+        valid = [v for v in tokens.lockdown_values(cmdline, entry) if v in LEVELS[1:]]
+        out[entry] = max((level_rank(v) for v in valid), default=0)
+    return out
+
+
+_TOKEN = st.sampled_from(["lockdown=integrity", "lockdown=confidentiality", "lockdown=none", "lockdown=bogus",
+                          "quiet", "splash"])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(values=st.fixed_dictionaries({k: st.lists(_TOKEN, max_size=3) for k in ("default", "linux", "cloud")}),
+       dropin=st.sampled_from([None, "integrity", "confidentiality"]),
+       level=st.sampled_from(["integrity", "confidentiality"]))
+def test_grub_plan_never_lowers(values: dict[str, list[str]], dropin: str | None, level: str) -> None:
+    """Issue 14.1 as a property: whatever lockdown= the GRUB variables hold, enable either
+    refuses (naming a higher token that is there) or leaves no entry lower than before."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = _grub_root(Path(tmp), values, dropin)
+        before = _entry_levels(root)
+        written = [*values["default"], *values["linux"], *values["cloud"], f"lockdown={dropin}"]
+        higher = [t for t in written if t in ("lockdown=integrity", "lockdown=confidentiality")
+                  and level_rank(t.split("=")[1]) > level_rank(level)]
+        data = execute(Root(root), level, dry_run=False, use_unit=False)
+        if higher:
+            assert data["exit_code"] == 1 and "would lower the boot level" in data["refused"]
+            assert all(lo["level"] == "confidentiality" for lo in data["lowers"]) and data["applied"] is None
+            assert _entry_levels(root) == before
+        else:
+            assert "refused" not in data and data["verified"], data
+            after = _entry_levels(root)
+            assert all(after[e] >= before[e] for e in before) and set(after.values()) == {level_rank(level)}
 
 
 def test_confidentiality_replaces_integrity(tmp_path: Path) -> None:
