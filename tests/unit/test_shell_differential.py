@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import subprocess
 import tempfile
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -21,6 +22,7 @@ from hypothesis import strategies as st
 
 from lockdownctl.boot.shell import Unmodelled, source
 from lockdownctl.errors import InputError
+from tests.conftest import DATA
 
 SH = "/bin/sh"
 _NAMES = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -195,3 +197,13 @@ statement = st.one_of(
 @given(lines=st.lists(statement, min_size=1, max_size=6))
 def test_generated_files(lines: list[str]) -> None:
     compare("\n".join(lines) + "\n")
+
+
+GRUB_FILES = sorted(p for p in (DATA / "boot").glob("*/etc/default/grub*") if p.is_file()) + sorted(
+    (DATA / "boot").glob("*/etc/default/grub.d/*.cfg"))
+
+
+@pytest.mark.parametrize("path", GRUB_FILES, ids=lambda p: str(p.relative_to(DATA / "boot")))
+def test_distribution_files_against_sh(path: Path) -> None:
+    """The fixtures' real /etc/default/grub files (Debian, Fedora, RHEL) and drop-ins are read, not refused."""
+    assert compare(path.read_text()) in ("exact", "inexact")
