@@ -522,14 +522,15 @@ def catalogue(btf_path: str | Path | None = None, root: Path | str = "/") -> Cat
     A missing BTF file is not an error (older or BTF-less kernels): the table's
     mainline values are used and ``from_btf`` is False. A malformed one is.
     """
-    path = Path(btf_path) if btf_path is not None else Path(root) / VMLINUX_BTF
+    from .root import Root
+
+    # The running kernel's BTF is read through Root: links in a --root tree stay inside it.
+    path = Path(btf_path) if btf_path is not None else Path(Root(root) / VMLINUX_BTF)
     try:
         data = path.read_bytes()
     except FileNotFoundError:
         if btf_path is not None:
             raise InputError(f"{path}: no such BTF file") from None
-        from .root import Root
-
         return merge(None, Root(root).osrelease())
     except OSError as exc:
         raise InputError(f"{path}: cannot read BTF: {exc.strerror}") from None

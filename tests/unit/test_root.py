@@ -150,3 +150,25 @@ def test_root_link_to_proc_config_gz_reads_no_host_file(verb: str, tmp_path: Pat
     run = lockdownctl(verb, "--root", str(root))
     assert "Traceback" not in run.err and "forced by kernel configuration" not in run.out, run.out
     assert "proc/config.gz: Too many levels of symbolic links" in run.out + run.err
+
+
+def test_root_btf_link_to_host_file_is_not_read(tmp_path: Path) -> None:
+    """explain --root reads the kernel's BTF through Root: a link out of the root is not followed."""
+    import lzma
+
+    root, outside = _tree(tmp_path)
+    (root / "sys/kernel/btf").mkdir(parents=True)
+    btf = Path(__file__).parents[1] / "data/btf/vmlinux-6.18.44-fc-v657.btf.xz"
+    (outside / "vmlinux").write_bytes(lzma.decompress(btf.read_bytes()))
+    (root / "sys/kernel/btf/vmlinux").symlink_to(outside / "vmlinux")
+
+    def from_btf() -> object:
+        run = lockdownctl("explain", "--root", str(root), "--json")
+        assert "Traceback" not in run.err, run.err
+        return run.json()["data"]["kernel"]["btf"]
+
+    assert from_btf() is False
+    # control: the same file inside the root is read
+    (root / "sys/kernel/btf/vmlinux").unlink()
+    (root / "sys/kernel/btf/vmlinux").write_bytes((outside / "vmlinux").read_bytes())
+    assert from_btf() is True

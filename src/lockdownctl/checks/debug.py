@@ -176,10 +176,7 @@ def _read_tracing(ctx: Context) -> dict[str, Any] | None:
             text = ctx.root.read_text(f"{base}/{name}")  # InputError names a file that is not text
             if isinstance(text, str):
                 out[name] = text[:65536]
-        try:
-            out["instances"] = sorted(os.listdir(os.path.join(ctx.root.path, base, "instances")))
-        except OSError:
-            out["instances"] = []
+        out["instances"] = ctx.root.listdir(f"{base}/instances")  # resolved inside --root
         return out
 
     for base in ("sys/kernel/tracing", "sys/kernel/debug/tracing"):
