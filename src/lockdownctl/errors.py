@@ -7,6 +7,9 @@ EXIT_FINDINGS = 1
 EXIT_INPUT = 2
 EXIT_FEATURE = 3
 EXIT_ROOT = 4
+# Nothing could be decided: every check lacked the input it needs (an empty
+# --root, an empty log). Not a pass: a verdict needs evidence that was read.
+EXIT_UNDECIDED = 5
 EXIT_OUTPUT = 74  # standard output could not be written (sysexits EX_IOERR)
 
 
@@ -40,6 +43,11 @@ class NeedsRoot(LockdownctlError):
 
     code = "needs-root"
     exit_code = EXIT_ROOT
+
+
+def status_word(exit_code: int) -> str:
+    """The envelope's ``status`` for an exit code."""
+    return {EXIT_OK: "ok", EXIT_FINDINGS: "findings", EXIT_UNDECIDED: "undecided"}.get(exit_code, "error")
 
 
 class OutputError(LockdownctlError):

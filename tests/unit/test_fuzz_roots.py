@@ -17,10 +17,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lockdownctl.errors import EXIT_FEATURE, EXIT_FINDINGS, EXIT_INPUT, EXIT_OK, EXIT_ROOT
+from lockdownctl.errors import EXIT_FEATURE, EXIT_FINDINGS, EXIT_INPUT, EXIT_OK, EXIT_ROOT, EXIT_UNDECIDED
 from tests.conftest import DATA, REPO, ROOTS, lockdownctl_inproc
 
-DOCUMENTED = {EXIT_OK, EXIT_FINDINGS, EXIT_INPUT, EXIT_FEATURE, EXIT_ROOT}
+DOCUMENTED = {EXIT_OK, EXIT_FINDINGS, EXIT_INPUT, EXIT_FEATURE, EXIT_ROOT, EXIT_UNDECIDED}
 VERBS = (("status",), ("audit",), ("check", "--level", "confidentiality"), ("explain", "dev_mem"))
 
 

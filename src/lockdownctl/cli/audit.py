@@ -4,11 +4,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..errors import EXIT_FINDINGS, EXIT_OK
+from ..errors import EXIT_FINDINGS, EXIT_OK, EXIT_UNDECIDED
 from ..output import Result, Style, table
 
 if TYPE_CHECKING:
     import argparse
+
+# What each source of facts is, and how to give it (for "nothing could be checked").
+MISSING = {
+    "kconfig": "kernel config (--config FILE, or /proc/config.gz or /boot/config-RELEASE in the root)",
+    "cmdline": "kernel command line (--cmdline or --uki, or /proc/cmdline in the root)",
+    "sysctl": "sysctl values (--sysctl FILE with the output of sysctl -a, or /proc/sys in the root)",
+    "runtime": "the running kernel's level and LSM list (securityfs), or a kernel config to derive them from",
+}
 
 SHOW = {"fail": ("fail", "warn"), "ok": ("ok",), "all": ("ok", "fail", "warn", "skip")}
 
@@ -72,7 +80,11 @@ def run(args: argparse.Namespace) -> Result:
             raise InputError(str(exc)) from None
         results.append(engine.CheckResult(check, verdict, outcome, reasons).to_dict())
     counts = {v: sum(1 for r in results if r["verdict"] == v) for v in ("ok", "fail", "warn", "skip")}
-    passed = counts["fail"] <= args.threshold
+    # Sources that left a check undecided: the input that was not there at all.
+    missing = sorted({leaf["source"] for r in results if r["verdict"] == "skip" for leaf in r["leaves"]
+                      if leaf["ok"] is None and leaf["where"] is None}, key=tuple(MISSING).index)
+    decided = counts["ok"] + counts["fail"] + counts["warn"]
+    passed = decided > 0 and counts["fail"] <= args.threshold
     named = {rid for c, _o, _v in evaluated for rid in c.reasons}
     uncovered = [r.id for r in TABLE if r.level == "integrity" or args.target == "confidentiality"]
     uncovered = [rid for rid in uncovered if rid not in named]
@@ -91,7 +103,8 @@ def run(args: argparse.Namespace) -> Result:
         "target": args.target,
         "lockdown": lockdown,
         "inputs": inputs.describe,
-        "summary": {**counts, "threshold": args.threshold, "passed": passed},
+        "summary": {**counts, "threshold": args.threshold, "passed": passed, "decided": decided},
+        "missing_inputs": [{"source": m, "what": MISSING[m]} for m in missing],
         "checks": [r for r in results if r["verdict"] in SHOW[args.show]],
         "uncovered_reasons": uncovered,
         "notes": inputs.notes,
@@ -103,6 +116,8 @@ def run(args: argparse.Namespace) -> Result:
         after = engine.evaluate(checks, facts.with_assignments({o: v for o, v, _c in assignments}), args.target)
         data["fragment_leaves_failing"] = [c.id for c, _o, v in after if v == "fail"]
         return Result("audit", data, render_fragment, EXIT_OK)
+    if not decided:  # every check skipped: an audit of nothing is not a pass
+        return Result("audit", data, render, EXIT_UNDECIDED)
     return Result("audit", data, render, EXIT_OK if passed else EXIT_FINDINGS)
 
 
@@ -142,6 +157,14 @@ def render(data: dict[str, Any], s: Style) -> str:
     for note in data["notes"]:
         lines.append(s.dim(f"note: {note}"))
     sm = data["summary"]
+    missing = [m["what"] for m in data["missing_inputs"]]
+    if not sm["decided"]:
+        lines.append(s.bad("no check could be decided: missing " + "; ".join(missing or ["every input"])))
+        lines.append(f"Result:    {s.bad('UNDECIDED')}: nothing could be checked ({sm['skip']} skipped: "
+                     "no input); not a pass")
+        return "\n".join(lines)
+    if missing and sm["skip"]:
+        lines.append(s.dim("skipped for lack of: " + "; ".join(missing)))
     verdict = s.good("PASS") if sm["passed"] else s.bad("FAIL")
     lines.append(f"Result:    {verdict}: {sm['ok']} ok, {sm['fail']} failed, {sm['warn']} warnings, "
                  f"{sm['skip']} skipped (no input); threshold {sm['threshold']}")
