@@ -11,14 +11,18 @@ requires a documented exit code, no traceback and no verdict of "all clear".
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from lockdownctl.errors import EXIT_FEATURE, EXIT_FINDINGS, EXIT_INPUT, EXIT_OK, EXIT_ROOT
-from tests.conftest import DATA, Run, lockdownctl
+from tests.conftest import DATA, REPO, Run, lockdownctl
 
 # The documented codes (README, lockdownctl(8)), stated here as users read them.
 EXIT_UNDECIDED = 5
@@ -127,3 +131,102 @@ def test_check_of_a_root_with_only_a_release_is_unknown(tmp_path: Path) -> None:
 def test_check_of_the_running_system_has_evidence() -> None:
     env = lockdownctl("check", "--json").json()
     assert env["data"]["verdict"] != "unknown" and env["data"]["evidence"]["kernel release"]
+
+
+# --- watch ------------------------------------------------------------------------------
+
+
+def run_stdin(data: bytes, *args: str) -> Run:
+    """The real command line with ``data`` on its standard input."""
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    proc = subprocess.run([sys.executable, "-m", "lockdownctl", *args], input=data, capture_output=True,
+                          env=env, timeout=300, check=False)
+    return Run(proc.returncode, proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace"))
+
+
+GARBAGE = b"\xfe\x00" + bytes(range(256)) * 16
+
+
+def test_watch_binary_garbage_file_is_not_text(tmp_path: Path) -> None:
+    path = tmp_path / "garbage.bin"
+    path.write_bytes(GARBAGE)
+    run = lockdownctl("watch", str(path))
+    assert run.code == EXIT_INPUT and f"{path}: not text" in run.err and "0 denials" not in run.out
+
+
+def test_watch_binary_garbage_on_stdin_is_not_text() -> None:
+    run = run_stdin(GARBAGE * 100, "watch", "-")
+    assert run.code == EXIT_INPUT and "-: not text" in run.err and "0 denials" not in run.out
+
+
+def test_watch_text_in_no_kernel_log_format_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_text("shopping list\nmilk\neggs\n")
+    run = lockdownctl("watch", str(path), "--summary")
+    assert run.code == EXIT_INPUT and "not a kernel log" in run.err and str(path) in run.err
+    run = run_stdin(path.read_bytes(), "watch", "-", "--json")
+    assert run.code == EXIT_INPUT and "0 denials" not in run.out
+
+
+def test_watch_a_real_log_with_no_lockdown_line_is_clean() -> None:
+    """The other side: a log that was understood and holds nothing is 0 denials."""
+    text = b"[    0.000000] Linux version 6.1.0-56-amd64\n[    1.000000] usb 1-1: new device\n"
+    run = run_stdin(text, "watch", "-", "--summary")
+    assert run.code == EXIT_OK and "0 denials" in run.out and "2 lines" in run.out
+
+
+def test_watch_empty_source_says_empty_not_clean() -> None:
+    run = lockdownctl("watch", "/dev/null")
+    assert run.code == EXIT_UNDECIDED and "empty" in run.out and "0 denials" not in run.out
+    run = run_stdin(b"", "watch", "-", "--json")
+    env = json.loads(run.out.splitlines()[-1])
+    assert run.code == EXIT_UNDECIDED and env["status"] == "undecided" and env["data"]["empty"] is True
+
+
+def test_watch_a_directory_names_it(tmp_path: Path) -> None:
+    run = lockdownctl("watch", str(tmp_path))
+    assert run.code == EXIT_INPUT and f"{tmp_path}: is a directory" in run.err and "file:" not in run.err
+
+
+def test_watch_unreadable_named_file_is_exit_2(tmp_path: Path) -> None:
+    path = tmp_path / "unreadlog"
+    path.write_text("[    1.000000] x\n")
+    path.chmod(0)
+    run = lockdownctl("watch", str(path), user="65534")
+    assert run.code == EXIT_INPUT, run.err
+
+
+def test_watch_since_boot_without_follow_is_a_usage_error() -> None:
+    run = lockdownctl("watch", "--since-boot", "/dev/null")
+    assert run.code == EXIT_INPUT and "--since-boot" in run.err
+
+
+def test_watch_a_line_longer_than_a_mebibyte_on_stdin_is_counted() -> None:
+    line = b"[    1.000000] " + b"A" * (3 << 20)  # no newline at the end, as in the walkthrough
+    run = run_stdin(line, "watch", "-", "--json", "--summary")
+    env = json.loads(run.out)
+    assert run.code == EXIT_OK and env["data"]["lines"] == 1
+
+
+def _journal_has_kernel_lines() -> bool:
+    exe = shutil.which("journalctl")
+    if exe is None:
+        return False
+    proc = subprocess.run([exe, "-k", "-n", "1", "-o", "json", "--no-pager"], capture_output=True, check=False)
+    return proc.returncode == 0 and bool(proc.stdout.strip())
+
+
+def test_watch_journal_without_kernel_messages_is_exit_3() -> None:
+    """On a host whose journal holds no kernel messages (this build host: no
+    journal files), --journal is "no journal" (exit 3), never "journal, 0 lines"."""
+    if _journal_has_kernel_lines():
+        pytest.skip("this host's journal holds kernel messages")
+    run = lockdownctl("watch", "--journal", "--summary")
+    assert run.code == EXIT_FEATURE and "0 denials" not in run.out, (run.out, run.err)
+    assert "journal" in run.err
+
+
+def test_watch_journal_of_a_root_without_one_is_exit_3(tmp_path: Path) -> None:
+    (tmp_path / "var/log/journal").mkdir(parents=True)
+    run = lockdownctl("watch", "--journal", "--root", str(tmp_path))
+    assert run.code == EXIT_FEATURE and "0 denials" not in run.out
