@@ -20,8 +20,21 @@ class LockdownctlError(Exception):
     exit_code = EXIT_INPUT
 
     def __init__(self, message: str) -> None:
+        message = clip(message)
         super().__init__(message)
         self.message = message
+
+
+MAX_MESSAGE = 1024  # an error is one line a person reads: a 100 KB argument is not echoed whole
+
+
+def clip(message: str) -> str:
+    """The message with its middle cut when it is longer than MAX_MESSAGE
+    (the start names the file or value, the end says what to do)."""
+    if len(message) <= MAX_MESSAGE:
+        return message
+    head, tail = 300, MAX_MESSAGE - 300 - 40
+    return f"{message[:head]}...[{len(message) - head - tail} characters cut]...{message[-tail:]}"
 
 
 class InputError(LockdownctlError):

@@ -230,3 +230,69 @@ def test_watch_journal_of_a_root_without_one_is_exit_3(tmp_path: Path) -> None:
     (tmp_path / "var/log/journal").mkdir(parents=True)
     run = lockdownctl("watch", "--journal", "--root", str(tmp_path))
     assert run.code == EXIT_FEATURE and "0 denials" not in run.out
+
+
+# --- smaller: policy messages, stdin, output errors, long arguments ---------------------
+
+
+def test_policy_version_as_a_string_is_version_1(tmp_path: Path) -> None:
+    path = tmp_path / "ystr.yaml"
+    path.write_text('version: "1"\nprofile: integrity\n')
+    run = lockdownctl("policy", "validate", str(path))
+    assert run.code == EXIT_OK, run.err
+    path.write_text('version: "2"\n')
+    run = lockdownctl("policy", "validate", str(path))
+    assert run.code == EXIT_INPUT and "the string '2'" in run.err
+    path.write_text("version: true\n")  # True == 1 in Python: still not version 1
+    assert lockdownctl("policy", "validate", str(path)).code == EXIT_INPUT
+
+
+def test_policy_yaml11_boolean_says_how_it_was_read(tmp_path: Path) -> None:
+    path = tmp_path / "yoff.yaml"
+    path.write_text("version: 1\nprofile: integrity\nreasons:\n  hibernation: off\n")
+    run = lockdownctl("policy", "validate", str(path))
+    assert run.code == EXIT_INPUT and f"{path}:4:" in run.err
+    assert "YAML 1.1" in run.err and "off" in run.err and "False" not in run.err, run.err
+
+
+def test_policy_validate_dash_reads_stdin() -> None:
+    run = run_stdin(b"version: 1\nprofile: integrity\n", "policy", "validate", "-")
+    assert run.code == EXIT_OK and run.out.startswith("-: valid"), run.err
+    run = run_stdin(b"version: 1\nprofile: integrty\n", "policy", "validate", "-")
+    assert run.code == EXIT_INPUT and "-:2:" in run.err
+    run = run_stdin(GARBAGE, "policy", "validate", "-")
+    assert run.code == EXIT_INPUT and "-: not text" in run.err
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--version"], ["status", "--help"], ["watch", "--help"]])
+def test_help_and_version_into_a_full_disk_exit_74(args: list[str]) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run([sys.executable, "-m", "lockdownctl", *args], stdout=full, stderr=subprocess.PIPE,
+                              env=env, timeout=60, check=False, text=True)
+    assert proc.returncode == EXIT_OUTPUT and "cannot write the output" in proc.stderr, proc.stderr
+
+
+def test_a_100k_argument_is_not_echoed_whole() -> None:
+    run = lockdownctl("explain", "A" * 100_000)
+    assert run.code == EXIT_INPUT and len(run.err) < 2000 and "characters cut" in run.err
+
+
+def test_policy_yaml_uses_libyaml_and_keeps_line_numbers(tmp_path: Path) -> None:
+    import yaml
+
+    from lockdownctl import yamldoc
+
+    if yaml.__with_libyaml__:
+        assert yamldoc.LOADER.__name__ == "CSafeLoader"
+    path = tmp_path / "huge.yaml"
+    # the walkthrough's case: a valid policy plus one 20 MB comment line
+    path.write_text("version: 1\nprofile: integrity\n# " + "x" * (20 << 20) + "\nreasons:\n  hibernaton: allow\n")
+    import time
+
+    start = time.perf_counter()
+    run = lockdownctl("policy", "validate", str(path))
+    seconds = time.perf_counter() - start
+    assert run.code == EXIT_INPUT and f"{path}:5: unknown lockdown reason 'hibernaton'" in run.err
+    if yaml.__with_libyaml__:
+        assert seconds < 3, seconds  # the pure-Python parser took 5-14 s here
