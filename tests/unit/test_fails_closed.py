@@ -11,6 +11,7 @@ requires a documented exit code, no traceback and no verdict of "all clear".
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import re
@@ -20,6 +21,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from lockdownctl.errors import EXIT_FEATURE, EXIT_FINDINGS, EXIT_INPUT, EXIT_OK, EXIT_ROOT
 from tests.conftest import DATA, REPO, Run, lockdownctl
@@ -296,3 +299,199 @@ def test_policy_yaml_uses_libyaml_and_keeps_line_numbers(tmp_path: Path) -> None
     assert run.code == EXIT_INPUT and f"{path}:5: unknown lockdown reason 'hibernaton'" in run.err
     if yaml.__with_libyaml__:
         assert seconds < 3, seconds  # the pure-Python parser took 5-14 s here
+
+
+# --- every verb on bad input: a documented code, no traceback, never an all-clear -------
+
+# What each verb says when all is clear; none of it may appear on bad input.
+ALL_CLEAR = {
+    "audit": re.compile(r"Result:\s+\S*PASS"),
+    "check": re.compile(r"info: \S*ready"),
+    "watch": re.compile(r"\b0 denials\b"),
+    "policy": re.compile(r": \S*valid\b"),
+    "enforce": re.compile(r"would enforce|\benforcing\b"),
+    "enable": re.compile(r"\bverified\b"),
+    "disable": re.compile(r"\bverified\b"),
+    "status": re.compile(r"Expected:.*: \S*met\b"),  # only with --expect ("NOT met" is not all clear)
+    "explain": re.compile(r"(?!)"),  # explains; has no verdict (never matches)
+}
+# Verbs whose envelope status "ok" is itself the all-clear (status and explain report, they do not
+# judge; disable with nothing to remove lowers nothing).
+JUDGES = {"audit", "check", "watch", "policy", "enforce", "enable"}
+
+
+def assert_fails_closed(argv: tuple[str, ...] | list[str], text: Run, as_json: Run) -> None:
+    verb = argv[0]
+    for run in (text, as_json):
+        assert run.code in DOCUMENTED, (argv, run.code, run.err)
+        _no_traceback(run)
+    assert not ALL_CLEAR[verb].search(text.out), (argv, text.out)
+    assert text.code == as_json.code, (argv, text.code, as_json.code, as_json.err)
+    if verb == "watch" and as_json.out.strip() and as_json.code in (EXIT_OK, EXIT_FINDINGS, EXIT_UNDECIDED):
+        env = json.loads(as_json.out.strip().splitlines()[-1])
+    else:
+        env = json.loads(as_json.out) if as_json.out.strip() else None
+    if env is not None:
+        assert (env["exit_code"] == as_json.code and env["status"] != "ok") or verb not in JUDGES, (argv, env)
+        data = env.get("data") or {}
+        assert not (data.get("summary") or {}).get("passed"), (argv, data.get("summary"))
+        assert data.get("verdict") not in ("ready",), argv
+        assert data.get("valid") is not True, argv
+    if "--expect" in argv:
+        assert text.code != EXIT_OK, (argv, text.out)
+
+
+def run_both(argv: list[str], stdin: bytes | None = None) -> tuple[Run, Run]:
+    if stdin is not None:
+        return run_stdin(stdin, *argv), run_stdin(stdin, *argv, "--json")
+    from tests.conftest import lockdownctl_inproc
+
+    return lockdownctl_inproc(*argv), lockdownctl_inproc(*argv, "--json")
+
+
+POLICY_FLOW = "version: 1\nprofile: integrity\nreasons: {hibernation: audit, kexec: deny, msr: allow}\n"
+RULES_FLOW = "version: 1\nskip: [sysctl_kptr_restrict, sysctl_dmesg_restrict]\n"
+CONFIG = (DATA / "kconfig/config-6.1.0-56-amd64").read_bytes()
+
+
+def _truncated_yaml(text: str, fraction: float) -> bytes:
+    """Cut inside the flow collection: never a complete, valid document."""
+    start, end = text.index("{" if "{" in text else "[") + 1, text.rindex("}" if "{" in text else "]")
+    return text[: start + int((end - start) * fraction)].encode()
+
+
+BAD_FILES: dict[str, bytes | None] = {  # None: a directory where a file belongs
+    "empty": b"",
+    "garbage": b"\x8b\x1f\xfe\x00" + bytes(__import__("random").Random(14).randbytes(3000)),
+    "truncated-gzip": gzip.compress(CONFIG)[:5000],
+    "truncated-yaml": _truncated_yaml(POLICY_FLOW, 0.5),
+    "truncated-rules": _truncated_yaml(RULES_FLOW, 0.6),
+    "directory": None,
+}
+
+FILE_VERBS: list[list[str]] = [
+    ["audit", "--config", "{f}"],
+    ["audit", "--cmdline", "{f}"],
+    ["audit", "--sysctl", "{f}"],
+    ["audit", "--uki", "{f}"],
+    ["audit", "--rules", "{f}"],
+    ["explain", "dev_mem", "--btf", "{f}"],
+    ["watch", "{f}"],
+    ["policy", "validate", "{f}"],
+    ["enforce", "apply", "--dry-run", "{f}"],
+]
+
+
+def _bad_file(tmp_path: Path, kind: str) -> Path:
+    path = tmp_path / f"input-{kind}"
+    content = BAD_FILES.get(kind)
+    if kind == "missing":
+        return path
+    if content is None:
+        path.mkdir()
+    else:
+        path.write_bytes(content)
+    return path
+
+
+@pytest.mark.parametrize("kind", [*BAD_FILES, "missing"])
+@pytest.mark.parametrize("template", FILE_VERBS, ids=lambda t: "-".join(a for a in t if a != "{f}"))
+def test_every_file_input_fails_closed(template: list[str], kind: str, tmp_path: Path) -> None:
+    path = _bad_file(tmp_path, kind)
+    if kind == "truncated-rules" and "--rules" not in template:
+        pytest.skip("a rules file only for --rules")
+    argv = [a.replace("{f}", str(path)) for a in template]
+    if "--rules" in argv:  # a config, so that only the rules are bad
+        argv += ["--config", str(DATA / "kconfig/config-6.1.0-56-amd64")]
+    text, as_json = run_both(argv)
+    assert_fails_closed(argv, text, as_json)
+    if kind != "empty" or (template[0] == "audit" and "--cmdline" in template):
+        # every bad file but an empty command line (a command line may be empty) is refused
+        assert text.code != EXIT_OK, (argv, text.out)
+
+
+@pytest.mark.parametrize("kind", ["empty", "garbage", "truncated-gzip", "truncated-yaml"])
+@pytest.mark.parametrize("argv", [["watch", "-"], ["policy", "validate", "-"]], ids=lambda a: a[0])
+def test_every_stdin_input_fails_closed(argv: list[str], kind: str) -> None:
+    content = BAD_FILES[kind]
+    assert content is not None
+    text, as_json = run_both(argv, content)
+    assert_fails_closed(argv, text, as_json)
+    assert text.code != EXIT_OK
+
+
+ROOT_VERBS: list[list[str]] = [
+    ["status"],
+    ["status", "--expect", "integrity"],
+    ["explain", "dev_mem"],
+    ["check"],
+    ["check", "--level", "confidentiality"],
+    ["audit"],
+    ["watch"],
+    ["enable", "integrity", "--dry-run"],
+    ["disable", "--dry-run"],
+]
+
+
+def _tree(top: Path, damage: str) -> Path:
+    """A root: empty, missing, a file, or a real one (status fixture, check
+    detector fixture, boot setup) with every file damaged the same way."""
+    root = top / f"root-{damage}"
+    if damage == "missing":
+        return root
+    if damage == "a-file":
+        root.write_bytes(BAD_FILES["garbage"] or b"")
+        return root
+    root.mkdir()
+    if damage == "empty-dir":
+        return root
+    for src in (DATA / "roots/debian12-6.1-sb-integrity", DATA / "check/hardware/positive",
+                DATA / "boot/debian12-grub-cloud"):
+        shutil.copytree(src, root, dirs_exist_ok=True, symlinks=True)
+    for path in sorted(root.rglob("*"), reverse=True):
+        if not path.is_file() or path.is_symlink() or "usr/sbin" in str(path):
+            continue  # (update-grub stays runnable: enable --dry-run does not run it anyway)
+        if damage == "files-empty":
+            path.write_bytes(b"")
+        elif damage == "files-garbage":
+            path.write_bytes(BAD_FILES["garbage"] or b"")
+        elif damage == "files-are-dirs":
+            path.unlink()
+            path.mkdir()
+        elif damage == "config-truncated" and path.name.startswith("config"):
+            path.write_bytes(gzip.compress(CONFIG)[:5000])
+    if damage == "config-truncated":
+        (root / "proc/config.gz").write_bytes(gzip.compress(CONFIG)[:5000])
+    return root
+
+
+ROOT_DAMAGE = ["missing", "a-file", "empty-dir", "files-empty", "files-garbage", "files-are-dirs", "config-truncated"]
+
+
+@pytest.fixture(scope="module")
+def trees(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    top = tmp_path_factory.mktemp("bad-roots")
+    return {damage: _tree(top, damage) for damage in ROOT_DAMAGE}
+
+
+@pytest.mark.parametrize("damage", ROOT_DAMAGE)
+@pytest.mark.parametrize("argv", ROOT_VERBS, ids=lambda a: "-".join(a))
+def test_every_root_tree_fails_closed(argv: list[str], damage: str, trees: dict[str, Path]) -> None:
+    if damage == "config-truncated" and argv[0] not in ("status", "check", "audit"):
+        pytest.skip("only the kernel config is damaged: this verb does not read it")
+    full = [*argv, "--root", str(trees[damage])]
+    text, as_json = run_both(full)
+    assert_fails_closed(full, text, as_json)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(template=st.sampled_from(FILE_VERBS),
+       content=st.one_of(st.binary(min_size=1, max_size=3000),
+                         st.text(min_size=1, max_size=3000).map(lambda t: t.encode("utf-8", "surrogatepass"))))
+def test_random_file_content_never_gets_an_all_clear(template: list[str], content: bytes,
+                                                      tmp_path: Path) -> None:
+    path = tmp_path / "random-input"
+    path.write_bytes(content)
+    argv = [a.replace("{f}", str(path)) for a in template]
+    text, as_json = run_both(argv)
+    assert_fails_closed(argv, text, as_json)
