@@ -178,6 +178,21 @@ def test_watch_a_real_log_with_no_lockdown_line_is_clean() -> None:
     assert run.code == EXIT_OK and "0 denials" in run.out and "2 lines" in run.out
 
 
+@pytest.mark.parametrize("line", [
+    "[    1.000000] usb 1-1: new high-speed USB device",  # dmesg
+    "[Sat Nov 22 10:00:01 2025] usb 1-1: new device",  # dmesg -T
+    "6,612,1234567,-;usb 1-1: new device",  # /dev/kmsg record
+    "<6>[    1.000000] usb 1-1: new device",  # syslog(2)
+    "kern  :info  : [    1.000000] usb 1-1: new device",  # dmesg -x
+    "Dec  6 17:00:01 host kernel: usb 1-1: new device",  # syslog, journalctl short
+    "2025-12-06T17:00:01.000000+00:00 host kernel: usb 1-1: new device",  # RFC 3339 syslog
+    '{"MESSAGE": "usb 1-1: new device", "__MONOTONIC_TIMESTAMP": "1000000"}',  # journalctl -o json
+])
+def test_watch_every_known_format_without_lockdown_is_clean(line: str) -> None:
+    run = run_stdin(f"{line}\n{line}\n".encode(), "watch", "-", "--summary")
+    assert run.code == EXIT_OK and "0 denials" in run.out, (line, run.err)
+
+
 def test_watch_empty_source_says_empty_not_clean() -> None:
     run = lockdownctl("watch", "/dev/null")
     assert run.code == EXIT_UNDECIDED and "empty" in run.out and "0 denials" not in run.out

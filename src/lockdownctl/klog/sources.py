@@ -62,7 +62,15 @@ def known_line(line: str) -> bool:
             return False
         return isinstance(obj, dict) and "MESSAGE" in obj
     seconds, wall, _pid, _text = split_prefix(line[:RAW_MAX])
-    return seconds is not None or wall is not None
+    if seconds is not None or wall is not None:
+        return True
+    # classic syslog and journalctl's short format: "Dec  6 17:00:01 host kernel: ..."
+    # (split_prefix takes the message, but has no time to give without a printk stamp)
+    head, sep, _rest = line.partition(" kernel: ")
+    return bool(sep) and len(head) < 80 and head[:3] in _MONTHS and head[3:4] == " "
+
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
 class Sniffer:
