@@ -510,3 +510,13 @@ def test_random_file_content_never_gets_an_all_clear(template: list[str], conten
     argv = [a.replace("{f}", str(path)) for a in template]
     text, as_json = run_both(argv)
     assert_fails_closed(argv, text, as_json)
+
+
+def test_audit_that_cannot_decide_the_level_is_not_a_pass() -> None:
+    """--sysctl alone decides a sysctl check or two, never whether lockdown is on."""
+    run = lockdownctl("audit", "--sysctl", str(DATA / "audit/sysctl-host-6.18.txt"), "--json")
+    sm = run.json()["data"]["summary"]
+    assert run.code == EXIT_UNDECIDED and sm["decided"] >= 1 and sm["level_decided"] is False
+    assert sm["passed"] is False
+    text = lockdownctl("audit", "--sysctl", str(DATA / "audit/sysctl-host-6.18.txt"))
+    assert "PASS" not in text.out and "lockdown level could not be decided" in text.out

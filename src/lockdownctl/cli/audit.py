@@ -18,6 +18,10 @@ MISSING = {
     "runtime": "the running kernel's level and LSM list (securityfs), or a kernel config to derive them from",
 }
 
+# The check an audit is about: is lockdown enforced at the target (audit/checks.py).
+# Other checks passing cannot make up for it being undecided.
+LEVEL_CHECK = "lockdown_level"
+
 SHOW = {"fail": ("fail", "warn"), "ok": ("ok",), "all": ("ok", "fail", "warn", "skip")}
 
 
@@ -84,7 +88,10 @@ def run(args: argparse.Namespace) -> Result:
     missing = sorted({leaf["source"] for r in results if r["verdict"] == "skip" for leaf in r["leaves"]
                       if leaf["ok"] is None and leaf["where"] is None}, key=tuple(MISSING).index)
     decided = counts["ok"] + counts["fail"] + counts["warn"]
-    passed = decided > 0 and counts["fail"] <= args.threshold
+    failed = counts["fail"] > args.threshold
+    level_skipped = any(r["id"] == LEVEL_CHECK and r["verdict"] == "skip" for r in results)
+    undecided = not failed and (decided == 0 or level_skipped)
+    passed = not failed and not undecided
     named = {rid for c, _o, _v in evaluated for rid in c.reasons}
     uncovered = [r.id for r in TABLE if r.level == "integrity" or args.target == "confidentiality"]
     uncovered = [rid for rid in uncovered if rid not in named]
@@ -103,7 +110,8 @@ def run(args: argparse.Namespace) -> Result:
         "target": args.target,
         "lockdown": lockdown,
         "inputs": inputs.describe,
-        "summary": {**counts, "threshold": args.threshold, "passed": passed, "decided": decided},
+        "summary": {**counts, "threshold": args.threshold, "passed": passed, "decided": decided,
+                    "undecided": undecided, "level_decided": not level_skipped},
         "missing_inputs": [{"source": m, "what": MISSING[m]} for m in missing],
         "checks": [r for r in results if r["verdict"] in SHOW[args.show]],
         "uncovered_reasons": uncovered,
@@ -116,7 +124,7 @@ def run(args: argparse.Namespace) -> Result:
         after = engine.evaluate(checks, facts.with_assignments({o: v for o, v, _c in assignments}), args.target)
         data["fragment_leaves_failing"] = [c.id for c, _o, v in after if v == "fail"]
         return Result("audit", data, render_fragment, EXIT_OK)
-    if not decided:  # every check skipped: an audit of nothing is not a pass
+    if undecided:  # an audit of nothing, or without the level, is not a pass
         return Result("audit", data, render, EXIT_UNDECIDED)
     return Result("audit", data, render, EXIT_OK if passed else EXIT_FINDINGS)
 
@@ -158,10 +166,12 @@ def render(data: dict[str, Any], s: Style) -> str:
         lines.append(s.dim(f"note: {note}"))
     sm = data["summary"]
     missing = [m["what"] for m in data["missing_inputs"]]
-    if not sm["decided"]:
-        lines.append(s.bad("no check could be decided: missing " + "; ".join(missing or ["every input"])))
-        lines.append(f"Result:    {s.bad('UNDECIDED')}: nothing could be checked ({sm['skip']} skipped: "
-                     "no input); not a pass")
+    if sm["undecided"]:
+        what = "no check could be decided" if not sm["decided"] else "the lockdown level could not be decided"
+        lines.append(s.bad(f"{what}: missing " + "; ".join(missing or ["every input"])))
+        done = ("nothing could be checked" if not sm["decided"] else
+                f"lockdown level unknown ({sm['ok']} ok, {sm['fail']} failed, {sm['warn']} warnings)")
+        lines.append(f"Result:    {s.bad('UNDECIDED')}: {done}, {sm['skip']} skipped (no input); not a pass")
         return "\n".join(lines)
     if missing and sm["skip"]:
         lines.append(s.dim("skipped for lack of: " + "; ".join(missing)))
