@@ -520,3 +520,13 @@ def test_audit_that_cannot_decide_the_level_is_not_a_pass() -> None:
     assert sm["passed"] is False
     text = lockdownctl("audit", "--sysctl", str(DATA / "audit/sysctl-host-6.18.txt"))
     assert "PASS" not in text.out and "lockdown level could not be decided" in text.out
+
+
+def test_saved_events_error_is_one_plain_line(tmp_path: Path) -> None:
+    log = tmp_path / "ok.log"
+    log.write_text("[    1.000000] usb 1-1: new device\n")
+    bad = tmp_path / "events.json"
+    bad.write_text("this is not json\n")
+    run = lockdownctl("watch", str(log), "--events", str(bad))
+    assert run.code == EXIT_INPUT and f"{bad}:1: not a JSON event" in run.err
+    assert "(char " not in run.err and "line 1 column" not in run.err, run.err

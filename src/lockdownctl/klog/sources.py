@@ -414,8 +414,10 @@ def read_events(path: str) -> list[Event]:
             continue
         try:
             obj = json.loads(line)
-        except ValueError as exc:
-            raise InputError(f"{path}:{number}: not a JSON event: {exc}") from None
+        except json.JSONDecodeError as exc:  # its msg and column, not Python's whole sentence
+            raise InputError(f"{path}:{number}: not a JSON event: {exc.msg} at column {exc.colno}") from None
+        except ValueError:  # e.g. a number too long to convert
+            raise InputError(f"{path}:{number}: not a JSON event") from None
         if isinstance(obj, dict) and "lockdownctl" in obj:
             continue
         try:
