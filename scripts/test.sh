@@ -26,6 +26,6 @@ fi
 "$VENV/bin/pip" install -q --disable-pip-version-check -e "$repo[test]"
 
 cd "$repo"
-"$VENV/bin/ruff" check src tests benchmarks
+"$VENV/bin/ruff" check src tests benchmarks fuzz fuzz/run-all
 "$VENV/bin/mypy"
 exec "$VENV/bin/python" -m pytest "$@"

@@ -186,18 +186,41 @@ PSEUDO_FS = {
 }
 
 
+def mounts(text: str) -> list[tuple[str, str]]:
+    """(mount point, file system type) of every well-formed line of
+    /proc/PID/mountinfo (proc(5): field 5 is the mount point, with space, tab,
+    newline and backslash as octal escapes; the type follows the "-"
+    separator after the optional fields). A line without that shape is skipped.
+    """
+    out = []
+    for line in text.splitlines():
+        fields = line.split(" ")
+        try:
+            sep = fields.index("-", 6)
+            point, fstype = fields[4], fields[sep + 1]
+        except (ValueError, IndexError):
+            continue
+        if point and fstype:
+            out.append((_unoctal(point), fstype))
+    return out
+
+
+def _unoctal(field: str) -> str:
+    r"""A mountinfo field with the kernel's \ooo escapes (seq_file mangle) undone."""
+    if "\\" not in field:
+        return field
+    import re
+
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
 def is_mounted(target: str, fstype: str) -> bool:
     """Whether ``fstype`` is mounted at ``target`` in our own namespace."""
     try:
-        with open("/proc/self/mountinfo", encoding="utf-8") as fh:
-            for line in fh:
-                fields = line.split()
-                sep = fields.index("-")
-                if fields[4] == target and fields[sep + 1] == fstype:
-                    return True
-    except (OSError, ValueError, IndexError):
-        pass
-    return False
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as fh:
+            return (target, fstype) in mounts(fh.read())
+    except OSError:
+        return False
 
 
 def private_mounts(fstypes: list[str], writable: tuple[str, ...] = ()) -> None:

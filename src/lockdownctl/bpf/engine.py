@@ -122,12 +122,12 @@ class Resolved:
 
 def cgroup2_mount() -> str:
     """Where cgroup v2 is mounted, from mountinfo (it is not always /sys/fs/cgroup)."""
-    with open("/proc/self/mountinfo", encoding="utf-8") as fh:
-        for line in fh:
-            fields = line.split()
-            sep = fields.index("-")
-            if fields[sep + 1] == "cgroup2":
-                return fields[4]
+    from ..root import mounts
+
+    with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as fh:
+        for point, fstype in mounts(fh.read()):
+            if fstype == "cgroup2":
+                return point
     raise FeatureMissing("cgroup v2 is not mounted: cgroup scope and cgroup exceptions need it")
 
 

@@ -109,9 +109,11 @@ def split_prefix(line: str) -> tuple[float | None, str | None, int | None, str]:
     """(seconds since boot, wall time, caller pid, message) of one text line."""
     wall = None
     pid = None
+    # The kernel pads the stamp with spaces; str.strip() and isdigit() would also pass
+    # other Unicode blanks and digits ("\x1c3.3", "²") that float() refuses.
     if (line[:1] == "[" and (close := line.find("]", 1, 24)) > 0  # dmesg: the common case, fast
-            and line[1:close].strip().replace(".", "", 1).isdigit()):
-        seconds: float | None = float(line[1:close])
+            and (stamp := line[1:close].strip(" ")).isascii() and stamp.replace(".", "", 1).isdigit()):
+        seconds: float | None = float(stamp)
         text = line[close + 1 :]
         text = text[1:] if text[:1] == " " else text
         if text[:1] != "[":
