@@ -6,8 +6,13 @@ the target and what went wrong before the fix.
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 
+from lockdownctl.btf import parse_lockdown_enum
+from lockdownctl.errors import InputError
+from lockdownctl.host.cmdline import parse_cmdline, split_cmdline
 from lockdownctl.host.kmsg import parse_log_line
 from lockdownctl.klog.parser import parse_line, split_prefix
 from lockdownctl.root import mounts
@@ -50,3 +55,35 @@ def test_mountinfo_reads_point_and_type() -> None:
     line = "36 25 0:32 / /sys/fs/cgroup rw,nosuid shared:9 - cgroup2 cgroup2 rw\n"
     spaced = r"40 25 0:33 / /mnt/a\040b rw - tmpfs tmpfs rw" + "\n"
     assert mounts(line + spaced) == [("/sys/fs/cgroup", "cgroup2"), ("/mnt/a b", "tmpfs")]
+
+
+@pytest.mark.parametrize(("raw", "params"), [
+    # fuzz_cmdline: every quote was dropped, so loc""kdown=integrity read as lockdown=integrity
+    # (a level the kernel never sees). lib/cmdline.c next_arg() removes a quote only at the
+    # start of the argument or of its value, and the matching one at its end.
+    ('loc""kdown=integrity', [('loc""kdown', "integrity")]),
+    ('"lockdown=integrity"', [("lockdown", "integrity")]),
+    ('lockdown="integrity"', [("lockdown", "integrity")]),
+    ('lockdown=integ"rity"', [("lockdown", 'integ"rity"')]),
+    ('dyndbg="file x +p" lockdown=confidentiality', [("dyndbg", "file x +p"), ("lockdown", "confidentiality")]),
+    ("=a=b", [("=a", "b")]),
+    ("quiet -- lockdown=integrity", [("quiet", None)]),
+])
+def test_cmdline_quotes_as_the_kernel_splits(raw: str, params: list[tuple[str, str | None]]) -> None:
+    assert split_cmdline(raw, "p") == params
+
+
+def test_cmdline_quote_inside_a_name_is_no_lockdown() -> None:
+    assert parse_cmdline('quiet loc""kdown=integrity').lockdown is None
+
+
+# fuzz_btf: an enum lockdown_reason member with an empty name was a "reason" with no id.
+BTF_EMPTY_MEMBER = base64.b64decode(
+    "n+sBABgAAAAAAAAANAAAADQAAAB8AAAAAQAAAAUAAAYEAAAAEQAAAAAAAAAfAAAAAQAAADkAAAACAAAAUAAAAAMAAABfAAAABAAAAABsb2Nr"
+    "ZG93bl9yZWFzb24ATE9DS0RPV05fTk9ORQBMT0NLRE9XTl9NT0RVTEVfU0lHTkFUVVJFAExPQ0tET1dOX0lOVEVHUklUWV9NQVgAAAEAAAAF"
+    "AAAGBAAAAEUATE9DS0RPV05fQ09ORklERU5USUFMSVRZX01BWAA=")
+
+
+def test_btf_enum_member_without_a_name_is_corrupt() -> None:
+    with pytest.raises(InputError, match="not an identifier"):
+        parse_lockdown_enum(BTF_EMPTY_MEMBER, "vmlinux")
