@@ -32,7 +32,7 @@ BOOT = DATA / "boot"
 FIXTURES = {"debian12-grub-cloud": "integrity", "fedora39-bls": "integrity", "rhel8-bls-kernelopts": "integrity",
             "arch-systemd-boot": "integrity", "popos22-kernelstub": "integrity",
             "uki-kernel-install": "integrity"}
-STEPS = ("rename", "fsync", "unlink")
+STEPS = ("rename", "replace", "fsync", "unlink")
 
 
 def scratch(tmp_path: Path, name: str) -> Path:
@@ -51,7 +51,7 @@ def enable(root: Path, level: str | None) -> dict[str, Any]:
 
 
 def die_at(n: int, fn: Callable[[], object]) -> int:
-    """Run ``fn`` in a child that dies (exit 137, no cleanup) at the n-th rename/fsync/unlink; its status."""
+    """Run ``fn`` in a child that dies (exit 137, no cleanup) at the n-th rename/replace/fsync/unlink; its status."""
     pid = os.fork()
     if pid == 0:  # child
         count = [0]
@@ -217,3 +217,28 @@ def test_interrupted_dry_run_says_pending(tmp_path: Path) -> None:
     assert preview["pending"] and not preview["recovered"]
     done = enable(root, "integrity")
     assert done["recovered"] and done["verified"] is True
+
+
+def test_enforcer_state_file_is_old_or_new(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """enforce apply's state file (bpf/engine.py save_state): a write that fails half-way
+    (RLIMIT_FSIZE: EFBIG after 64 bytes) keeps the old file whole and leaves no temporary."""
+    import resource
+    import signal
+
+    from lockdownctl.bpf import engine as bpf_engine
+
+    state = tmp_path / "enforcer.json"
+    monkeypatch.setattr(bpf_engine, "STATE_DIR", str(tmp_path))
+    monkeypatch.setattr(bpf_engine, "STATE", str(state))
+    bpf_engine.save_state({"generation": 1})
+    old = state.read_bytes()
+
+    def big_write() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64, 64))
+        bpf_engine.save_state({"generation": 2, "policy": "x" * 4096})
+    assert die_at(10**6, big_write) == 1  # OSError (EFBIG) raised: the child reports failure
+    assert state.read_bytes() == old and [p.name for p in tmp_path.iterdir()] == ["enforcer.json"]
+    for n in (1, 2):  # killed at the fsync, then at the rename
+        assert die_at(n, lambda: bpf_engine.save_state({"generation": 3})) == 137
+        assert json.loads(state.read_text()) in ({"generation": 1}, {"generation": 3})

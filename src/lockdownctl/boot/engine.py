@@ -331,7 +331,7 @@ def write_changes(root: Root, changes: list[Change], backup_rel: str,
     except OSError as exc:
         restored = _restore(root, done, backup)
         if restored and os.path.exists(os.path.join(backup, MANIFEST)):
-            manifest["state"] = "rolled-back"
+            manifest["state"] = "undone"  # (as recover() would: not an enable to roll back)
             with contextlib.suppress(OSError):  # else recover() finds it pending, every file already old
                 _write_manifest(backup, manifest)
         raise LockdownctlError(f"{exc.filename or ''}: {exc.strerror or exc}: nothing changed"
