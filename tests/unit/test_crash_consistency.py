@@ -46,8 +46,11 @@ def tree(root: Path) -> dict[str, bytes]:
             if p.is_file() and not str(p.relative_to(root)).startswith("var/lib/lockdownctl")}
 
 
-def enable(root: Path, level: str | None) -> dict[str, Any]:
-    return execute(Root(str(root)), level, dry_run=False, use_unit=False, force=True)
+UNIT = "unit:uki-signed-only"  # --unit: the securityfs boot unit's files instead of the command line
+
+
+def enable(root: Path, level: str | None, use_unit: bool = False) -> dict[str, Any]:
+    return execute(Root(str(root)), level, dry_run=False, use_unit=use_unit, force=True)
 
 
 def die_at(n: int, fn: Callable[[], object]) -> int:
@@ -92,13 +95,18 @@ def assert_old_or_new(root: Path, old: dict[str, bytes], new: dict[str, bytes]) 
         assert now.get(rel) in (old.get(rel), new.get(rel)), f"{rel}: neither old nor new"
 
 
-@pytest.mark.parametrize("name", sorted(FIXTURES))
+@pytest.mark.parametrize("name", [*sorted(FIXTURES), UNIT])
 @pytest.mark.parametrize("action", ["enable", "disable"])
 def test_killed_at_every_step(name: str, action: str, tmp_path: Path) -> None:
-    level = FIXTURES[name]
+    use_unit = name.startswith("unit:")
+    name = name.removeprefix("unit:")
+    level = FIXTURES.get(name, "integrity")
+
+    def apply(root: Path, level: str | None) -> dict[str, Any]:
+        return enable(root, level, use_unit)
     pristine = scratch(tmp_path / "p", name)
     if action == "disable":  # disable undoes an enable: start from the enabled tree
-        enable(pristine, level)
+        apply(pristine, level)
         shutil.rmtree(pristine / "var")
     want_level = level if action == "enable" else None
     old = tree(pristine)
@@ -106,14 +114,14 @@ def test_killed_at_every_step(name: str, action: str, tmp_path: Path) -> None:
     if done is None:
         done = tmp_path / "d" / name
         shutil.copytree(pristine, done, symlinks=True)
-    enable(done, want_level)
+    apply(done, want_level)
     new = tree(done)
     assert new != old
     n = 1
     while True:
         root = tmp_path / f"k{n}" / name
         shutil.copytree(pristine, root, symlinks=True)
-        status = die_at(n, lambda r=root: enable(r, want_level))  # type: ignore[misc]
+        status = die_at(n, lambda r=root: apply(r, want_level))  # type: ignore[misc]
         assert status in (0, 137), status
         assert_old_or_new(root, old, new)
         for m in manifests(root):  # a journaled run's backups are all there, as recorded
@@ -122,7 +130,7 @@ def test_killed_at_every_step(name: str, action: str, tmp_path: Path) -> None:
                     data = (root / f["backup"].lstrip("/")).read_bytes()
                     assert engine.sha256(data) == f["old_sha256"]
         # the next run converges to the new configuration
-        again = enable(root, want_level)
+        again = apply(root, want_level)
         assert again["verified"] is True and tree(root) == new, (n, again)
         assert not [m for m in manifests(root) if m["state"] == "pending"] and not temporaries(root)
         if action == "enable":  # and the last enable rolls back to the old one
