@@ -87,3 +87,32 @@ BTF_EMPTY_MEMBER = base64.b64decode(
 def test_btf_enum_member_without_a_name_is_corrupt() -> None:
     with pytest.raises(InputError, match="not an identifier"):
         parse_lockdown_enum(BTF_EMPTY_MEMBER, "vmlinux")
+
+
+def test_dmesg_x_line_with_kernel_colon_in_the_message_keeps_its_lockdown_text() -> None:
+    # fuzz_klog: " kernel: " inside a dmesg -x message was taken for a syslog prefix and
+    # everything before it (the "Lockdown:" text) was dropped.
+    event = parse_line("kern  :notice: [   40.000000] Lockdown: kexec# kernel: linux-image-6.12")
+    assert event is not None and event.kind == "unparsed" and event.time == 40.0
+    syslog = parse_line("Nov 22 10:00:01 host kernel: [ 1.0] Lockdown: x: use of kprobes is restricted")
+    assert syslog is not None and syslog.reason == "kprobes" and syslog.time == 1.0
+
+
+@pytest.mark.parametrize("text", ["version: 1\n!? kprobes: audit\n", "version: !foo 1\n"])
+def test_policy_unknown_yaml_tag_is_an_input_error(text: str) -> None:
+    # fuzz_policy: PyYAML's ConstructorError escaped (a traceback, exit 70).
+    from lockdownctl.policy import parse_policy
+    from lockdownctl.reasons import merge
+
+    with pytest.raises(InputError, match=r"^p:\d: .*tag '!") as info:
+        parse_policy(text, "p", merge(None))
+    assert "\n" not in info.value.message
+
+
+def test_error_quoting_a_multi_line_shell_value_is_one_line() -> None:
+    # fuzz_shell: the Unmodelled error quoted a value that spans lines: a multi-line "one line".
+    from lockdownctl.boot.shell import source
+
+    with pytest.raises(InputError, match=r"^g:1: X=") as info:
+        source('X=$$(sed x)"\nY=1\n"\n', "g")
+    assert "\n" not in info.value.message and "\\n" in info.value.message

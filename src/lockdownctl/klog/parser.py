@@ -136,16 +136,18 @@ def split_prefix(line: str) -> tuple[float | None, str | None, int | None, str]:
                 text = line[close + 1 :].lstrip(" ")
             except ValueError:
                 pass
+    elif (m := _DMESG_X.match(line)) is not None:  # dmesg -x: "kern  :notice: [ 1.2] ..."
+        sub = parse_log_line(line[m.end() :])
+        if sub is not None:
+            seconds, text = sub.seconds, sub.text
     else:
         head, sep, rest = line.partition(" kernel: ")
-        if sep and len(head) < 80:  # syslog / journalctl short: "<stamp> <host> kernel: ..."
+        # syslog / journalctl short: "<stamp> <host> kernel: ...": the head has no ": "
+        # (else " kernel: " is inside the message, and the text before it is the message).
+        if sep and len(head) < 80 and ": " not in head:
             if head[:4].isdigit():  # RFC 3339 stamp
                 wall = head.split(" ", 1)[0]
             sub = parse_log_line(rest)
-            if sub is not None:
-                seconds, text = sub.seconds, sub.text
-        elif (m := _DMESG_X.match(line)) is not None:  # dmesg -x: "kern  :notice: [ 1.2] ..."
-            sub = parse_log_line(line[m.end() :])
             if sub is not None:
                 seconds, text = sub.seconds, sub.text
     return _caller(seconds, wall, pid, text)
