@@ -116,3 +116,11 @@ def test_error_quoting_a_multi_line_shell_value_is_one_line() -> None:
     with pytest.raises(InputError, match=r"^g:1: X=") as info:
         source('X=$$(sed x)"\nY=1\n"\n', "g")
     assert "\n" not in info.value.message and "\\n" in info.value.message
+
+
+def test_lockdown_text_in_what_looked_like_a_prefix_is_not_dropped() -> None:
+    # fuzz_klog: a damaged kmsg record whose "syslog head" held "Lockdown": the text after
+    # " kernel: " was classified alone and the line dropped.
+    line = "5,\ufffd613,1234,ell;Lockdown kerneOkt 22 15:57:08 Zuse2016 kernel: secureboot: Secure boot enabled"
+    event = parse_line(line)
+    assert event is not None and event.kind == "unparsed"

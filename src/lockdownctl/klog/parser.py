@@ -210,6 +210,9 @@ def parse_line(line: str, source: str = "file", lineno: int | None = None) -> Ev
         seconds, wall, pid, text = split_prefix(raw)
         if len(line) > RAW_MAX and not candidate(text):  # the marker is further on
             text = raw = _window(line)
+        elif len(text) < len(raw) and any(m in raw[: len(raw) - len(text)] for m in LOOKS_LIKE_LOCKDOWN):
+            # What was taken for a prefix holds lockdown text: a damaged line; never drop it.
+            seconds, wall, pid, text = None, None, None, raw
     # Logs repeat the same messages (the same tool denied again and again):
     # classify each distinct message text once.
     template = _CACHE.get(text, _MISSING)
