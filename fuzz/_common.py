@@ -32,7 +32,16 @@ with instrumented():
 
 # Tiny files written per input (targets whose parser reads a path or a root):
 # in RAM when /dev/shm is there, so the disk does not limit inputs per second.
-SCRATCH = tempfile.mkdtemp(prefix="lockdownctl-fuzz-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
+# (fuzz/run-all names one per target and removes it after; a target run by hand leaves
+# its own in /dev/shm: libFuzzer ends the process without Python's atexit)
+SCRATCH = os.environ.get("LOCKDOWNCTL_FUZZ_SCRATCH") or tempfile.mkdtemp(
+    prefix="lockdownctl-fuzz-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
+os.makedirs(SCRATCH, exist_ok=True)
+if "LOCKDOWNCTL_FUZZ_SCRATCH" not in os.environ:
+    import atexit
+    import shutil
+
+    atexit.register(shutil.rmtree, SCRATCH, True)
 
 
 class Bad(AssertionError):
