@@ -41,6 +41,25 @@ def status_document(root: Root) -> dict[str, Any]:
     return read_status(root)
 
 
+def enforcer_seen(root: Root, status: dict[str, Any]) -> tuple[bool | None, bool | None]:
+    """(loaded, sealed) as ``status`` saw them, None where it could not see.
+
+    Without root, bpffs (mode 0700) hides the pins, and status's "not loaded"
+    would be a guess; a loaded enforcer whose state file was unreadable has an
+    unknown seal."""
+    if not root.live:
+        return None, None
+    brief = status.get("enforcer") or {}
+    loaded = brief.get("loaded")
+    if not loaded and os.geteuid() != 0 and not os.access("/sys/fs/bpf", os.X_OK):
+        return None, None
+    if loaded is None:
+        return None, None
+    if not loaded:
+        return False, False
+    return True, (bool(brief["sealed"]) if "sealed" in brief else None)
+
+
 def _enforcer(root: Root, status: dict[str, Any]) -> dict[str, Any]:
     """Loaded, sealed, policy and counters of the enforcer, with whether each is known."""
     # A policy for boot is there: the enforcer should be loaded (the alert rules compare the two).
@@ -49,11 +68,10 @@ def _enforcer(root: Root, status: dict[str, Any]) -> dict[str, Any]:
     if not root.live:
         out["why"] = "not the running system"
         return out
-    brief = status.get("enforcer") or {}
     if os.geteuid() != 0:
-        # Without root, bpffs (mode 0700) hides the pins: "not loaded" would be a guess.
-        if brief.get("loaded") or os.access("/sys/fs/bpf", os.X_OK):
-            out.update(known=True, loaded=bool(brief.get("loaded")), sealed=bool(brief.get("sealed")))
+        loaded, sealed = enforcer_seen(root, status)
+        if loaded is not None and sealed is not None:
+            out.update(known=True, loaded=loaded, sealed=sealed)
         out["why"] = "the enforcer's counters need root"
         return out
     from .cli.enforce import enforcer_state  # the enforcer's maps, read through bpf/engine.py

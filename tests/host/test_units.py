@@ -45,7 +45,7 @@ def root(tmp_path: Path) -> Path:
     (tmp_path / "usr/bin").mkdir(parents=True, exist_ok=True)
     for link in ("bin", "sbin"):  # Debian 12: merged /usr
         (tmp_path / link).symlink_to("usr/bin")
-    for prog in ("sh", "grep"):
+    for prog in ("sh", "grep", "mkdir"):
         shutil.copy2(os.path.realpath(shutil.which(prog) or f"/usr/bin/{prog}"), tmp_path / "usr/bin" / prog)
     _launcher(tmp_path)
     units = tmp_path / "etc/systemd/system"
