@@ -120,3 +120,31 @@ def test_lockdown_unit_hardened(root: Path) -> None:
     s = _settings(PACKAGING / "lockdownctl-lockdown@.service")
     # Its one job is a write below /sys: nothing may make /sys read-only.
     assert "ProtectKernelTunables" not in s and "ProtectSystem" not in s
+
+
+def _exec_start(tmp: Path, policy_text: str) -> subprocess.CompletedProcess[str]:
+    """The unit's own ExecStart= line, with this checkout's command and a policy in tmp."""
+    argv = _settings(PACKAGING / ENFORCE)["ExecStart"]
+    assert argv[0] == "/usr/bin/lockdownctl" and argv[-1] == "/etc/lockdownctl/policy.yaml"
+    policy = tmp / "policy.yaml"
+    policy.write_text(policy_text)
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    return subprocess.run([sys.executable, "-m", "lockdownctl", *argv[1:-1], str(policy)], capture_output=True,
+                          text=True, timeout=120, env=env, check=False)
+
+
+def test_enforce_unit_fails_on_a_broken_policy(tmp_path: Path) -> None:
+    """systemd marks a oneshot failed on a non-zero exit: a policy that does not parse is exit 2."""
+    proc = _exec_start(tmp_path, "version: 1\nprofile: integrity\nreasons:\n  no_such_reason: deny\n")
+    assert proc.returncode == 2 and "no_such_reason" in proc.stderr, proc.stderr
+
+
+def test_enforce_unit_fails_without_a_usable_bpf_lsm(tmp_path: Path) -> None:
+    """On this kernel (bpf listed, LSM programs refused) the unit fails with exit 3, never a silent skip."""
+    require(os.geteuid() == 0, "needs root")
+    probe = subprocess.run(["bpftool", "feature", "probe", "kernel"], capture_output=True, text=True,
+                           check=False).stdout if shutil.which("bpftool") else ""
+    require("eBPF program_type lsm is NOT available" in probe,
+            "this kernel accepts LSM programs: the failure path cannot be shown here")
+    proc = _exec_start(tmp_path, "version: 1\nprofile: integrity\n")
+    assert proc.returncode == 3 and "BPF LSM is not usable" in proc.stderr, proc.stderr
