@@ -12,9 +12,11 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import REPO, lockdownctl
@@ -73,9 +75,17 @@ def _wait_port(port: int, deadline: float) -> None:
     raise AssertionError(f"nothing listens on 127.0.0.1:{port}")
 
 
-def test_listen_real_scrape_over_loopback() -> None:
+# This venv's prometheus_client, and Debian's (python3-prometheus-client 0.16, what the package uses).
+INTERPRETERS = [sys.executable, "/usr/bin/python3"]
+
+
+@pytest.mark.parametrize("python", INTERPRETERS, ids=["venv", "debian"])
+def test_listen_real_scrape_over_loopback(python: str) -> None:
+    if python != sys.executable:
+        has = subprocess.run([python, "-c", "import prometheus_client, yaml"], capture_output=True, check=False)
+        require(has.returncode == 0, f"{python} lacks python3-prometheus-client or python3-yaml")
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
-    proc = subprocess.Popen([sys.executable, "-m", "lockdownctl", "metrics", "--listen", "127.0.0.1:0"],
+    proc = subprocess.Popen([python, "-m", "lockdownctl", "metrics", "--listen", "127.0.0.1:0"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         assert proc.stderr is not None
@@ -120,3 +130,45 @@ def test_node_exporter_reads_the_textfile(tmp_path: Path) -> None:
     assert "node_textfile_scrape_error 0" in body
     assert f'node_textfile_mtime_seconds{{file="{tmp_path}/lockdownctl.prom"}}' in body or \
         'node_textfile_mtime_seconds{file="lockdownctl.prom"}' in body
+
+
+def test_unprivileged_metrics_say_what_they_could_not_read() -> None:
+    """As nobody: no enforcer counters and (with kernel.dmesg_restrict=1) no kernel log, each marked unknown."""
+    require_root()  # to switch to nobody
+    run = lockdownctl("metrics", user="65534")
+    assert run.code == 0 and "Traceback" not in run.err, run.err
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for f in text_string_to_metric_families(run.out) for s in f.samples}
+    assert samples[("lockdownctl_known", (("concept", "decisions"),))] == 0.0
+    assert not any(name == "lockdownctl_decisions_total" for name, _ in samples)
+    restricted = Path("/proc/sys/kernel/dmesg_restrict").read_text().strip() == "1"
+    if restricted:
+        assert samples[("lockdownctl_known", (("concept", "kernel_log"),))] == 0.0
+        assert not any(name == "lockdownctl_kernel_log_denials" for name, _ in samples)
+    promtool = require_tool("promtool")
+    check = subprocess.run([promtool, "check", "metrics"], input=run.out, capture_output=True, text=True,
+                           timeout=60, check=False)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_failed_scrape_is_one_line_and_the_exporter_lives_on(tmp_path: Path) -> None:
+    """A root that turns malformed between scrapes: that scrape fails with one line, the next one works."""
+    root = tmp_path / "root"
+    (root / "proc/sys/kernel").mkdir(parents=True)
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    proc = subprocess.Popen([sys.executable, "-m", "lockdownctl", "metrics", "--listen", "127.0.0.1:0", "--root",
+                             str(root)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stderr is not None
+        url = proc.stderr.readline().split(" on ", 1)[1].strip()
+        (root / "proc/sys/kernel/osrelease").write_text("bad release/with slash\n")
+        with pytest.raises(urllib.error.HTTPError) as failed:
+            _get(url)
+        assert failed.value.code == 500
+        (root / "proc/sys/kernel/osrelease").write_text("6.1.0-28-amd64\n")
+        assert "lockdownctl_build_info" in _get(url)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        err = proc.stderr.read() if proc.stderr else ""
+    assert "scrape from 127.0.0.1 failed: " in err and "malformed kernel release" in err and "Traceback" not in err

@@ -105,7 +105,7 @@ def _listen(root: Any, addr: str) -> Result:
     from prometheus_client.exposition import MetricsHandler
 
     from .. import metrics
-    from ..errors import InputError
+    from ..errors import InputError, LockdownctlError
     from ..output import Result
 
     host, port = parse_listen(addr)
@@ -114,11 +114,26 @@ def _listen(root: Any, addr: str) -> Result:
         address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
         daemon_threads = True
 
+        def handle_error(self, request: Any, client_address: Any) -> None:
+            # One line per failed scrape (the client gets no metrics), never a traceback; keep serving.
+            exc = sys.exc_info()[1]
+            print(f"lockdownctl: error: scrape from {client_address[0]} failed: "
+                  f"{getattr(exc, 'message', None) or f'{type(exc).__name__}: {exc}'}", file=sys.stderr, flush=True)
+
     class Handler(MetricsHandler):
         registry = metrics.registry(root)
 
         def log_message(self, format: str, *args: Any) -> None:
             pass  # one line per scrape on stderr is noise in the journal
+
+        def do_GET(self) -> None:
+            # The metrics are generated before anything is sent: an input error is a clean 500.
+            try:
+                super().do_GET()
+            except LockdownctlError as exc:
+                print(f"lockdownctl: error: scrape from {self.client_address[0]} failed: {exc.message}",
+                      file=sys.stderr, flush=True)
+                self.send_error(500, "lockdownctl could not read the host", exc.message)
 
     try:
         server = Server((host, port), Handler)
