@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -107,10 +108,20 @@ def _sh_quote(text: str) -> str:
     return "'" + text.replace("'", "'\\''") + "'"
 
 
-def test_install_run_remove_purge(built: Path, tmp_path: Path) -> None:
-    deb = next(built.glob("lockdownctl_*.deb"))
+@pytest.fixture
+def chroot(tmp_path: Path) -> Iterator[Path]:
+    """A fresh Debian 12 chroot (several hundred MB: removed after the test)."""
     root = tmp_path / "chroot"
     root.mkdir()
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_install_run_remove_purge(built: Path, chroot: Path) -> None:
+    deb = next(built.glob("lockdownctl_*.deb"))
+    root = chroot
     subprocess.run(["tar", "-xf", str(_chroot_tar()), "-C", str(root)], check=True, timeout=600)
     shutil.copy2("/etc/resolv.conf", root / "etc/resolv.conf")
     shutil.copy2(deb, root / "tmp" / deb.name)
