@@ -41,6 +41,14 @@ def status_document(root: Root) -> dict[str, Any]:
     return read_status(root)
 
 
+def enforcer_document() -> dict[str, Any]:
+    """The ``enforce status --json`` data (the enforcer's maps, read by bpf/engine.py; root only):
+    the one call into the enforcer's reading code, which lives with its verb today."""
+    from .cli.enforce import enforcer_state
+
+    return enforcer_state()
+
+
 def enforcer_seen(root: Root, status: dict[str, Any]) -> tuple[bool | None, bool | None]:
     """(loaded, sealed) as ``status`` saw them, None where it could not see.
 
@@ -74,11 +82,10 @@ def _enforcer(root: Root, status: dict[str, Any]) -> dict[str, Any]:
             out.update(known=True, loaded=loaded, sealed=sealed)
         out["why"] = "the enforcer's counters need root"
         return out
-    from .cli.enforce import enforcer_state  # the enforcer's maps, read through bpf/engine.py
     from .errors import LockdownctlError
 
     try:
-        state = enforcer_state()
+        state = enforcer_document()
     except (LockdownctlError, OSError) as exc:
         out["why"] = f"the enforcer's maps could not be read: {getattr(exc, 'message', exc)}"
         return out
