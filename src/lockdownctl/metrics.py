@@ -95,6 +95,25 @@ def _enforcer(root: Root, status: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def check_document(root: Root, target: str) -> dict[str, Any]:
+    """The ``check --json --level TARGET`` data (readiness findings): the one call into checks/."""
+    from .checks import check
+
+    return check(root, target)
+
+
+def _readiness(root: Root, status: dict[str, Any]) -> dict[str, Any]:
+    """Findings for the next level up: integrity, or confidentiality once at integrity or above."""
+    from .errors import LockdownctlError
+
+    target = "confidentiality" if status["level"] in ("integrity", "confidentiality") else "integrity"
+    try:
+        data = check_document(root, target)
+    except LockdownctlError as exc:
+        return {"known": False, "why": exc.message}
+    return {"known": True, "target": data["target"], "summary": data["summary"]}
+
+
 def _kernel_log(root: Root) -> dict[str, Any]:
     """Lockdown denials per reason in the kernel log now (a lower bound: rate limits, ring size)."""
     from .errors import LockdownctlError
@@ -115,14 +134,16 @@ def _kernel_log(root: Root) -> dict[str, Any]:
     return {"known": True, "by_reason": by_reason, "rate_limited": data["rate_limited"]}
 
 
-def gather(root: Root) -> dict[str, Any]:
-    """Everything the metrics say, read once (plain data: --json prints it)."""
+def gather(root: Root, readiness: bool = False) -> dict[str, Any]:
+    """Everything the metrics say, read once (plain data: --json prints it); ``readiness``
+    adds the findings of ``check`` (costs about as much as check itself)."""
     from .modsig import module_signing
 
     status = status_document(root)
     signing, signing_why = module_signing(root, status)
     return {"time": time.time(), "status": status, "module_signing": signing, "module_signing_why": signing_why,
-            "enforcer": _enforcer(root, status), "kernel_log": _kernel_log(root)}
+            "enforcer": _enforcer(root, status), "kernel_log": _kernel_log(root),
+            "readiness": _readiness(root, status) if readiness else None}
 
 
 def _bpf_usable(bpf: dict[str, Any]) -> bool | None:
@@ -211,9 +232,20 @@ def families(snap: dict[str, Any]) -> list[Metric]:
                                      "1 if the kernel suppressed lockdown messages (counts are lower bounds)",
                                      value=float(klog["rate_limited"])))
 
+    ready = snap.get("readiness")
+    if ready is not None:
+        known["readiness"] = ready["known"]
+        if ready["known"]:
+            fam = GaugeMetricFamily(PREFIX + "check_findings",
+                                    "Readiness findings for the next lockdown level (lockdownctl check), by confidence",
+                                    labels=["target", "confidence"])
+            for confidence, count in ready["summary"].items():
+                fam.add_metric([ready["target"], confidence], float(count))
+            out.append(fam)
+
     fam = GaugeMetricFamily(PREFIX + "known", "1 if the concept's metrics were read, 0 if they are absent as unknown",
                             labels=["concept"])
-    for concept in CONCEPTS:
+    for concept in (*CONCEPTS, "readiness") if ready is not None else CONCEPTS:
         fam.add_metric([concept], 1.0 if known.get(concept) else 0.0)
     out.append(fam)
     out.append(InfoMetricFamily(PREFIX + "build", "lockdownctl version", value={"version": __version__}))
@@ -244,19 +276,20 @@ def _policy_info(state: dict[str, Any]) -> Metric:
 class Collector:
     """A prometheus_client collector: a fresh snapshot per scrape, or a fixed one."""
 
-    def __init__(self, root: Root, snap: dict[str, Any] | None = None) -> None:
+    def __init__(self, root: Root, snap: dict[str, Any] | None = None, readiness: bool = False) -> None:
         self.root = root
         self.snap = snap
+        self.readiness = readiness
 
     def collect(self) -> Iterator[Metric]:
-        yield from families(self.snap if self.snap is not None else gather(self.root))
+        yield from families(self.snap if self.snap is not None else gather(self.root, self.readiness))
 
 
-def registry(root: Root, snap: dict[str, Any] | None = None) -> Any:
+def registry(root: Root, snap: dict[str, Any] | None = None, readiness: bool = False) -> Any:
     from prometheus_client import CollectorRegistry
 
     reg = CollectorRegistry(auto_describe=False)
-    reg.register(Collector(root, snap))
+    reg.register(Collector(root, snap, readiness))
     return reg
 
 

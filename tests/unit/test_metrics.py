@@ -153,3 +153,19 @@ def test_enforcer_families_from_its_state() -> None:
     assert value(m, "lockdownctl_enforcer_sealed") == 1.0
     assert value(m, "lockdownctl_policy_info", policy_id="00000000deadbeef", policy_file="/nonexistent/policy.yaml",
                  policy_sha256="", profile="integrity", mode="enforce") == 1.0
+
+
+@pytest.mark.parametrize("name", ["debian12-6.12-none", "debian12-6.1-sb-integrity"])
+def test_check_adds_readiness_findings(name: str) -> None:
+    """--check: findings per confidence for the next level up, as ``check --json --level`` counts them."""
+    root = str(ROOTS / name)
+    m = parse(lockdownctl("metrics", "--check", "--root", root).out)
+    level = lockdownctl("status", "--json", "--root", root).json()["data"]["level"]
+    target = "integrity" if level == "none" else "confidentiality"
+    summary = lockdownctl("check", "--json", "--level", target, "--root", root).json()["data"]["summary"]
+    for confidence, count in summary.items():
+        assert value(m, "lockdownctl_check_findings", target=target, confidence=confidence) == float(count)
+    assert value(m, "lockdownctl_known", concept="readiness") == 1.0
+    without = parse(lockdownctl("metrics", "--root", root).out)
+    assert not any(n == "lockdownctl_check_findings" for n, _ in without)  # opt-in: check costs time
+    assert value(without, "lockdownctl_known", concept="readiness") is None

@@ -30,6 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     where.add_argument("--listen", metavar="ADDR",
                        help="serve the metrics over HTTP at ADDR (HOST:PORT, [IPv6]:PORT; port 0 picks one) "
                        "until SIGTERM or SIGINT")
+    parser.add_argument("--check", action="store_true",
+                        help="also report readiness findings for the next level (lockdownctl check), by confidence")
     parser.add_argument("--dry-run", action="store_true",
                         help="with --textfile: print what would be written, write nothing")
 
@@ -52,8 +54,8 @@ def run(args: argparse.Namespace) -> Result:
     _prometheus_client()
     root = Root(args.root)
     if args.listen:
-        return _listen(root, args.listen)
-    snap = metrics.gather(root)
+        return _listen(root, args.listen, args.check)
+    snap = metrics.gather(root, args.check)
     reg = metrics.registry(root, snap)
     data: dict[str, Any] = {"exposition": metrics.exposition(reg), "samples": metrics.samples(reg),
                             "written": None, "dry_run": bool(args.dry_run)}
@@ -95,7 +97,7 @@ def parse_listen(addr: str) -> tuple[str, int]:
     return host or "0.0.0.0", int(port)
 
 
-def _listen(root: Any, addr: str) -> Result:
+def _listen(root: Any, addr: str, readiness: bool) -> Result:
     import signal
     import socket
     import sys
@@ -121,7 +123,7 @@ def _listen(root: Any, addr: str) -> Result:
                   f"{getattr(exc, 'message', None) or f'{type(exc).__name__}: {exc}'}", file=sys.stderr, flush=True)
 
     class Handler(MetricsHandler):
-        registry = metrics.registry(root)
+        registry = metrics.registry(root, readiness=readiness)
 
         def log_message(self, format: str, *args: Any) -> None:
             pass  # one line per scrape on stderr is noise in the journal
