@@ -120,6 +120,8 @@ def test_lockdown_unit_hardened(root: Path) -> None:
     s = _settings(PACKAGING / "lockdownctl-lockdown@.service")
     # Its one job is a write below /sys: nothing may make /sys read-only.
     assert "ProtectKernelTunables" not in s and "ProtectSystem" not in s
+    # No lockdown file: the unit fails rather than being skipped as if all were well.
+    assert s["AssertPathExists"] == ["/sys/kernel/security/lockdown"] and "ConditionPathExists" not in s
 
 
 def _exec_start(tmp: Path, policy_text: str) -> subprocess.CompletedProcess[str]:

@@ -31,7 +31,9 @@ DefaultDependencies=no
 After=systemd-modules-load.service
 Before=sysinit.target shutdown.target
 Conflicts=shutdown.target
-ConditionPathExists=/sys/kernel/security/lockdown
+# Assert, not Condition: a kernel without the lockdown file fails the unit
+# (lockdown was asked for and cannot be had) instead of skipping it silently.
+AssertPathExists=/sys/kernel/security/lockdown
 
 [Service]
 Type=oneshot
