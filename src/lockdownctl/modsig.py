@@ -51,7 +51,7 @@ def module_signing(root: Root, status: dict[str, Any]) -> tuple[bool | None, str
             return True, "module.sig_enforce=1 on the kernel command line"
     level, active = status.get("level"), status.get("lsm", {}).get("lockdown_active")
     if level in ("integrity", "confidentiality") and active and built_in:
-        return True, f"lockdown is at {level}: it denies unsigned module loading"
+        return True, f"lockdown is at {level}: it refuses modules without a valid signature"
     if level is None or active is None or built_in is None:
         return None, "unknown: the lockdown level, the LSM list or the kernel configuration was not readable"
     if sig_param is False or (config is not None and level_rank(level) < level_rank("integrity")):
