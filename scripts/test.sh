@@ -20,12 +20,20 @@ done
 if [ -n "$missing" ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -q
+    # Tools only: no daemon of these packages (prometheus, node_exporter) may
+    # start on the test machine, so invoke-rc.d is told "not now" (policy-rc.d,
+    # as in chroots and image builds) unless the admin already has a policy.
+    norc=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && norc=1
+    fi
     # shellcheck disable=SC2086
-    apt-get install -y -q --no-install-recommends $missing
+    apt-get install -y -q --no-install-recommends $missing || { [ -z "$norc" ] || rm -f /usr/sbin/policy-rc.d; exit 1; }
+    [ -z "$norc" ] || rm -f /usr/sbin/policy-rc.d
 fi
 "$repo/scripts/vm-setup.sh"
 
-[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+[ -x "$VENV/bin/python" ] || /usr/bin/python3 -m venv "$VENV"
 "$VENV/bin/pip" install -q --disable-pip-version-check -e "$repo[test]"
 
 cd "$repo"
