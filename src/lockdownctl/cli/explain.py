@@ -33,8 +33,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _reason_dict(reason: Any) -> dict[str, Any]:
     from dataclasses import asdict
 
+    from ..protection import checked_in_text, exposure
+
     out = asdict(reason)
     out["enum"] = reason.enum
+    out["exposes"] = exposure(reason)  # what allowing it lets root defeat (the bypass graph)
+    out["checked_where"] = checked_in_text(reason)
     return out
 
 
@@ -160,6 +164,9 @@ def render_one(data: dict[str, Any], s: Style) -> str:
         lines.append(f"  Added by:     {r['added_by']}")
     if r["arch"]:
         lines.append(f"  Platform:     {r['arch']} only")
+    lines.append(f"  Allowing it:  {r['exposes']}")
+    if r["checked_where"]:
+        lines.append(f"  Checked:      {r['checked_where']}")
     if line:
         lines.append(f"  This line:    {_line_text(line)}")
     return "\n".join(lines)
