@@ -19,14 +19,16 @@ ONCE_NOTE = ("the kernel prints lockdown denials rate-limited or only once per b
 
 
 # Capability probes: (reason, comm) pairs where the denial is a question, not a failure.
-# systemd-logind reads /sys/power/state and /sys/power/disk on every CanHibernate /
-# CanHybridSleep / CanSuspendThenHibernate D-Bus call, which runs hibernation_available()
-# (kernel/power/hibernate.c) and logs a denial each time under lockdown (systemd/systemd#39802).
+# systemd-logind reads /sys/power/state (and /sys/power/disk) on its Can* D-Bus calls;
+# state_show() and disk_show() run hibernation_available() (kernel/power/main.c,
+# kernel/power/hibernate.c), which logs a denial each time under lockdown (systemd/systemd#39802).
 PROBES = {("hibernation", "systemd-logind"): (
     "a capability probe (logind asking whether hibernation is possible), not a failed hibernate; to silence it "
-    "set AllowHibernation=no, AllowHybridSleep=no and AllowSuspendThenHibernate=no in a "
-    "/etc/systemd/sleep.conf.d/ drop-in: logind then answers 'no' without asking the kernel "
-    "(systemd src/shared/sleep-config.c checks Allow*= first)")}
+    "boot with nohibernate: hibernation_available() tests it before asking lockdown (kernel/power/hibernate.c), "
+    "so no reader of /sys/power/state logs a denial, and a locked-down kernel cannot hibernate anyway. "
+    "AllowHibernation=no, AllowHybridSleep=no and AllowSuspendThenHibernate=no in a sleep.conf.d drop-in stop "
+    "only logind's hibernate queries (systemd src/shared/sleep-config.c checks Allow*= first): its suspend "
+    "queries still read /sys/power/state")}
 
 
 class _Probe:
