@@ -193,3 +193,25 @@ def test_enforce_apply_dry_run_reports_the_protection() -> None:
     routes = data["protection"]["subjects"][0]["integrity"]["routes"]
     assert [r["reason"] for r in routes] == ([] if level in ("integrity", "confidentiality") else ["module_signature"])
     assert "Effective protection against root" in lockdownctl("enforce", "apply", "--dry-run", path).out
+
+
+@pytest.mark.parametrize(("exec_start", "policy"), [
+    ("/usr/bin/tetragon --bpf-lib /var/lib/tetragon/", "exceptions: [{name: tetragon, exe: /usr/bin/tetragon, "
+                                                       "allow: [bpf_read_kernel, kprobes, tracefs]}]"),
+    ("tetragon --flag", "exceptions: [{name: tetragon-service, cgroup: /system.slice/tetragon.service, "
+                         "allow: [bpf_read_kernel, kprobes, tracefs]}]"),
+])
+def test_check_prefers_the_agents_executable_to_its_cgroup(tmp_path: Path, exec_start: str, policy: str) -> None:
+    from lockdownctl.checks import DETECTORS, check
+    from lockdownctl.root import Root
+
+    unit = tmp_path / "etc/systemd/system/tetragon.service"
+    unit.parent.mkdir(parents=True)
+    unit.write_text(f"[Service]\nExecStart={exec_start}\n")
+    (tmp_path / "proc/sys/kernel").mkdir(parents=True)
+    (tmp_path / "proc/sys/kernel/osrelease").write_text("6.12.0\n")
+    state = {"level": "none", "lsm": {"lockdown_active": True}}
+    data = check(Root(tmp_path), "confidentiality", state, [d for d in DETECTORS if d[0] == "bpf"])
+    found = [f for f in data["findings"] if f["detector"] == "bpf" and f.get("subject", {}).get("unit")]
+    assert [f["policy"] for f in found] == [policy]
+    assert found[0]["exposes"].startswith("lets root defeat confidentiality")
