@@ -325,10 +325,10 @@ TABLE: tuple[Reason, ...] = (
         "mmiotrace", "unsafe mmio", _I, "5.4",
         defeats=_KW,
         route='testmmiotrace maps and writes the MMIO address given as its mmio_address parameter '
-        '(arch/x86/mm/testmmiotrace.c init(), do_write_test())',
+        '(arch/x86/mm/testmmiotrace.c: the module init function, do_write_test())',
         checked_in='elsewhere',
-        context="checked in the module's init(), i.e. in the loading modprobe or at boot, not in a program "
-        'that wants the access (arch/x86/mm/testmmiotrace.c init())',
+        context="checked in the module's init function, i.e. in the loading modprobe or at boot, not in a program "
+        'that wants the access (arch/x86/mm/testmmiotrace.c, module init)',
         config=("CONFIG_MMIOTRACE_TEST",),  # arch/x86/mm/Makefile: obj-$(CONFIG_MMIOTRACE_TEST) += testmmiotrace.o
         guards="the testmmiotrace module",
         breaks="MMIO tracing tests",
