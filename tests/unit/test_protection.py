@@ -215,3 +215,24 @@ def test_check_prefers_the_agents_executable_to_its_cgroup(tmp_path: Path, exec_
     found = [f for f in data["findings"] if f["detector"] == "bpf" and f.get("subject", {}).get("unit")]
     assert [f["policy"] for f in found] == [policy]
     assert found[0]["exposes"].startswith("lets root defeat confidentiality")
+
+
+def test_check_names_logind_probes_as_noise(tmp_path: Path) -> None:
+    """The golden probe log as a --root's kernel log: logind's probes are one info finding
+    with the remedy, no exception proposed; systemd-sleep's real attempt still breaks."""
+    from lockdownctl.checks import DETECTORS, check
+    from lockdownctl.root import Root
+
+    (tmp_path / "dev").mkdir()
+    (tmp_path / "dev/kmsg").write_bytes((DATA / "klog/logind-probes/dmesg.txt").read_bytes())
+    (tmp_path / "proc/sys/kernel").mkdir(parents=True)
+    (tmp_path / "proc/sys/kernel/osrelease").write_text("6.12.117+deb12-amd64\n")
+    state = {"level": "integrity", "lsm": {"lockdown_active": True}}
+    data = check(Root(tmp_path), "integrity", state, [d for d in DETECTORS if d[0] == "kernel-log"])
+    by_comm = {f["subject"]["comm"]: f for f in data["findings"]}
+    probe = by_comm["systemd-logind"]
+    assert (probe["confidence"], probe["policy"], probe["subject"]["count"]) == ("info", None, 11)
+    assert probe["title"].startswith("systemd-logind probed whether hibernation is possible")
+    assert "boot with nohibernate" in probe["remedy"]
+    assert by_comm["systemd-sleep"]["confidence"] == "breaks"
+    assert by_comm["systemd-sleep"]["policy"] == "reasons: {hibernation: allow}"  # never per program
