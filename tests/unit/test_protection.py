@@ -176,6 +176,13 @@ def test_check_says_what_a_proposed_exception_exposes(tmp_path: Path) -> None:
     assert "misses those checks" in report["findings"][0]["exposes"]
 
 
+def test_explain_table_has_what_allowing_defeats() -> None:
+    rows = {line.split()[0]: line for line in lockdownctl("explain").out.splitlines()[1:] if line.strip()}
+    assert rows["msr"].endswith("everything (kernel write)")
+    assert rows["kcore"].endswith("confidentiality (kernel read)")
+    assert rows["bpf_write_user"].endswith("nothing else")
+
+
 def test_explain_shows_what_allowing_exposes() -> None:
     run = lockdownctl("explain", "kprobes")
     assert "Allowing it:  lets root defeat confidentiality (a kernel read" in run.out
