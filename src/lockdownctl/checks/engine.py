@@ -58,6 +58,7 @@ class Finding:
     source: str = "static"  # static | observed
     count: int | None = None  # observed: denials counted
     note: str = ""  # why the engine changed it (precondition)
+    exposes: str = ""  # what the proposed ``policy`` lets root defeat (protection.exposure)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -77,6 +78,8 @@ class Finding:
             out["count"] = self.count
         if self.note:
             out["note"] = self.note
+        if self.exposes:
+            out["exposes"] = self.exposes
         return out
 
 
@@ -98,6 +101,24 @@ def exception_yaml(allow: Iterable[str], exe: str = "", cgroup: str = "", name: 
 def reason_yaml(reason: str, verdict: str = "allow") -> str:
     """A per-reason override, for what no single program owns (boot-time resume)."""
     return f"reasons: {{{reason}: {verdict}}}"
+
+
+def proposal(reason: Reason, policy: str | None) -> tuple[str | None, str]:
+    """A detector's proposed policy snippet, checked against the bypass graph: (the
+    snippet to offer, what it exposes). Exceptions are by executable or cgroup only
+    (``exception_yaml``): comm and uid exceptions are every root process's. A reason
+    the kernel never checks in the requesting program cannot be excepted per program:
+    the per-reason override is proposed instead, and says so."""
+    from ..protection import checked_in_text, exposure
+
+    if policy is None:
+        return None, ""
+    exposes = exposure(reason)
+    if policy.startswith("exceptions:") and reason.checked_in == "elsewhere":
+        return reason_yaml(reason.id), f"{exposes}; {checked_in_text(reason)}"
+    if policy.startswith("exceptions:") and reason.checked_in == "partly":
+        exposes += f"; {checked_in_text(reason)}"
+    return policy, exposes
 
 
 class Context:
@@ -190,6 +211,7 @@ class Context:
     ) -> Finding:
         reason = self.reason(reason_id)
         assert confidence in CONFIDENCE, confidence
+        policy, exposes = proposal(reason, policy)
         return Finding(
             detector,
             reason.id,
@@ -202,6 +224,7 @@ class Context:
             policy,
             {k: v for k, v in subject.items() if v not in (None, "")},
             requires,
+            exposes=exposes,
         )
 
     def package_evidence(self, name: str) -> Evidence | None:
@@ -353,6 +376,7 @@ def merge_observed(
         if level_rank(reason.level) > target_rank:
             continue
         exe = obs.get("exe") or ""
+        policy, exposes = proposal(reason, exception_yaml([reason.id], exe=exe) if exe else None)
         f = Finding(
             "measured",
             reason.id,
@@ -362,10 +386,11 @@ def merge_observed(
             [Evidence("observed", where, f"{obs.get('comm', '')} {exe}: {reason.log} x{obs['count']}")],
             f"at {report['target']}: {reason.breaks}",
             reason.remedy,
-            exception_yaml([reason.id], exe=exe) if exe else None,
+            policy,
             {"comm": obs.get("comm"), "exe": exe},
             source="observed",
             count=int(obs["count"]),
+            exposes=exposes,
         )
         report["findings"].append(f.to_dict())
     report["summary"] = {c: sum(1 for f in report["findings"] if f["confidence"] == c) for c in CONFIDENCE}

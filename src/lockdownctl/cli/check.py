@@ -83,6 +83,8 @@ def render(data: dict[str, Any], s: Style) -> str:
         lines.append(f"    remedy:    {f['remedy']}")
         if f["policy"]:
             lines.append(f"    keep it:   {f['policy']}")
+            if f.get("exposes"):
+                lines.append(f"    exposes:   {f['exposes']}")
         if f.get("note"):
             lines.append(s.dim(f"    note:      {f['note']}"))
     if data["suppressed"]:
