@@ -13,7 +13,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from lockdownctl.bpf import engine, paths, seal
+from lockdownctl.bpf import engine, seal
+from lockdownctl.state import pins as paths
 from tests.conftest import REPO, lockdownctl
 from tests.host.conftest import require, require_root, require_tool
 

@@ -59,5 +59,5 @@ def test_status_json_imports_nothing_slow(installed: Path) -> None:
     assert proc.returncode == 0
     imported = {line.rsplit("|", 1)[1].strip() for line in proc.stderr.splitlines()
                 if line.startswith("import time:") and "|" in line}
-    assert "lockdownctl.status" in imported and "lockdownctl.output.jsontext" in imported
+    assert "lockdownctl.state.document" in imported and "lockdownctl.output.jsontext" in imported
     assert not imported & set(SLOW_IMPORTS), sorted(imported & set(SLOW_IMPORTS))

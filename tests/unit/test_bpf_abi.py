@@ -68,7 +68,8 @@ def test_struct_layouts_match(tmp_path: Path) -> None:
 def test_probe_instruction_encoding_matches_struct_bpf_insn() -> None:
     """The status probe encodes instructions itself (raw bpf(2)); libbpf.py's
     struct bpf_insn mirror must give the same bytes."""
-    from lockdownctl.bpf import libbpf, probe
+    from lockdownctl.bpf import libbpf
+    from lockdownctl.host import bpf_syscall
 
     for insn in [(0xB7, 0, 0, 0), (0x95, 0, 0, 0), (0x07, 0x01, -8, -8), (0x85, 0, 0, 113), (0x7A, 0x0A, -8, 0)]:
-        assert probe._encode(insn).to_bytes(8, "little") == bytes(libbpf.BpfInsn(*insn))
+        assert bpf_syscall.encode_insn(insn).to_bytes(8, "little") == bytes(libbpf.BpfInsn(*insn))

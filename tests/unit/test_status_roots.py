@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from lockdownctl.root import Root
-from lockdownctl.status import read_status
+from lockdownctl.state.document import read_status
 from tests.conftest import ROOTS, lockdownctl
 
 # root: (level, how it was read, source kind, Secure Boot state, lockdown LSM active)

@@ -39,8 +39,8 @@ from pathlib import Path
 import pytest
 
 from lockdownctl.bpf import engine, libbpf
-from lockdownctl.bpf.paths import LINK_PIN
-from lockdownctl.bpf.paths import PIN_DIR as PIN_DIR_NAME
+from lockdownctl.state.pins import LINK_PIN
+from lockdownctl.state.pins import PIN_DIR as PIN_DIR_NAME
 from tests.conftest import lockdownctl_inproc as lockdownctl
 
 PIN_DIR = Path(PIN_DIR_NAME)

@@ -21,8 +21,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import FeatureMissing, InputError, LockdownctlError, NeedsRoot
+from ..root import Root
+from ..state.bpf_lsm import require_bpf_lsm
+from ..state.pins import LINK_PIN, PIN_DIR, STATE, STATE_DIR
 from . import libbpf
-from .paths import LINK_PIN, PIN_DIR, STATE, STATE_DIR
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OBJECT = os.path.join(HERE, "lockdown.bpf.o")
@@ -446,20 +448,6 @@ class Enforcer:
         return per_reason, total(LD_COUNTER_DROPS)
 
 
-def require_bpf_lsm() -> None:
-    """Exit 3 with the precise reason when the BPF LSM cannot run the enforcer."""
-    from ..root import Root
-    from ..status import read_status
-
-    bpf = read_status(Root("/"))["bpf_lsm"]
-    if not bpf["usable"]:
-        detail = bpf["fix"] or bpf["detail"]
-        if bpf["trial_load"] == "refused" and bpf["listed"]:
-            detail = (f"the kernel lists bpf among its LSMs but refuses LSM programs ({bpf['errno']} at load); "
-                      "the enforcer cannot run on this kernel")
-        raise FeatureMissing(f"BPF LSM is not usable: {detail}")
-
-
 def measure(level: str, seconds: float, cat: Any) -> dict[str, Any]:
     """Run a private, unpinned copy of the enforcer in audit mode with the
     ``level`` profile for ``seconds`` and aggregate what it would have denied.
@@ -471,7 +459,7 @@ def measure(level: str, seconds: float, cat: Any) -> dict[str, Any]:
     from .decode import EventDecoder
 
     require_root()
-    require_bpf_lsm()
+    require_bpf_lsm(Root("/"))
     policy = Policy(source="check --measure", profile=level, mode="audit")
     enforcer = Enforcer.load()
     seen: dict[tuple[str, str, str], int] = {}

@@ -44,12 +44,12 @@ import time
 from typing import Any
 
 from ..errors import LockdownctlError
+from ..host.bpf_syscall import BPF_TRACE_ITER
+from ..state.pins import LINK_PIN, PIN_DIR
 from . import engine, libbpf
-from .paths import LINK_PIN, PIN_DIR
 
 OBJECT = os.path.join(engine.HERE, "seal.bpf.o")
 PIN_PREFIX = "seal-"  # pins of the seal's links, next to the enforcer's in PIN_DIR
-BPF_TRACE_ITER = 28  # enum bpf_attach_type
 SYSCTL_PROGRAM = "ldctl_seal_sysctl"  # cgroup/sysctl: attached to the root cgroup, not by section
 
 # Mirrors of seal.h (tests/unit/test_bpf_abi.py compares sizes and offsets).

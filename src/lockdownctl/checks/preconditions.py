@@ -14,7 +14,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..root import Root
 from .engine import Context, Evidence, Finding
@@ -42,17 +42,20 @@ FEATURES: dict[str, tuple[str, ...]] = {
     "tiocsserial": ("CONFIG_SERIAL_CORE",),
 }
 
+if TYPE_CHECKING:
+    from ..state.types import Status
 
-def read_state(root: Root) -> dict[str, Any]:
-    """status.read_status() data: level, LSM list, Secure Boot.
+
+def read_state(root: Root) -> Status:
+    """The status document (state/document.py): level, LSM list, Secure Boot.
 
     On the live system status collects in a child (securityfs mounted in a
     private namespace); check asks it not to trial-load the enforcer's BPF
     probe, which it does not need.
     """
-    from .. import status
+    from ..state.document import read_status
 
-    return status.read_status(root, bpf_trial=False)
+    return read_status(root, bpf_trial=False)
 
 
 def _ev_config(ctx: Context, option: str) -> Evidence:

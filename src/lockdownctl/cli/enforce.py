@@ -92,7 +92,10 @@ def _apply(args: argparse.Namespace) -> Result:
             raise
     if enforcer is None or policy.seal:
         if enforcer is None:
-            engine.require_bpf_lsm()
+            from ..root import Root
+            from ..state.bpf_lsm import require_bpf_lsm
+
+            require_bpf_lsm(Root("/"))
         data["action"] = "loaded" if enforcer is None else "replaced"
         enforcer, data["mounted_bpffs"] = _load_new(resolved, policy.seal, enforcer)
     else:
@@ -123,7 +126,7 @@ def _load_new(resolved: Any, sealing: bool, previous: Any) -> tuple[Any, bool]:
     frozen before attach. A ``previous`` (unsealed) enforcer stays attached until
     the new one is: its link is held open while its pins are replaced."""
     from ..bpf import engine, libbpf, seal
-    from ..bpf.paths import LINK_PIN, PIN_DIR
+    from ..state.pins import LINK_PIN, PIN_DIR
 
     if sealing:
         seal.check_loadable()  # the kernel's verdict on the seal before anything one-way
@@ -213,12 +216,17 @@ def _render_apply(data: dict[str, Any], s: Style) -> str:
 
 def enforcer_state() -> dict[str, Any]:
     """The loaded enforcer, its policy and counters (root only)."""
-    from ..bpf import engine, paths
+    from ..bpf import engine
     from ..reasons import catalogue
+    from ..state import pins as paths
 
     enforcer = engine.Enforcer.open_pinned()
     if enforcer is None:
-        return {"loaded": False}
+        from ..root import Root
+        from ..state.bpf_lsm import bpf_lsm_state, why_not
+
+        bpf = bpf_lsm_state(Root("/"))
+        return {"loaded": False, "can_load": bpf["usable"], "why_not": None if bpf["usable"] else why_not(bpf)}
     try:
         live = enforcer.read_policy()
         per_reason, drops = enforcer.counters()
@@ -258,7 +266,9 @@ def _status(args: argparse.Namespace) -> Result:
 
 def _render_status(data: dict[str, Any], s: Style) -> str:
     if not data["loaded"]:
-        return "Enforcer:   not loaded (lockdownctl enforce apply FILE loads it)"
+        if data.get("can_load"):
+            return "Enforcer:   not loaded (lockdownctl enforce apply FILE loads it)"
+        return f"Enforcer:   not loaded, and it cannot be loaded here: {data['why_not']}"
     lines = [f"Enforcer:   {s.good('loaded')} (pinned in {data['pin_dir']}, generation {data['generation']})",
              f"Policy:     {data['policy_file'] or '?'} (profile {data['profile'] or '?'}, mode {data['mode']}, "
              f"id {data['policy_id']}{', scoped to a cgroup' if data['scoped'] else ''})"]
@@ -333,8 +343,9 @@ def _events(args: argparse.Namespace) -> Result:
 
 
 def _remove(args: argparse.Namespace) -> Result:
-    from ..bpf import engine, paths
+    from ..bpf import engine
     from ..output import Result
+    from ..state import pins as paths
 
     if args.dry_run:
         pins = sorted(os.listdir(paths.PIN_DIR)) if os.path.isdir(paths.PIN_DIR) else []

@@ -20,7 +20,7 @@ ONE_SHOT = True  # bounded work, then exit: no cyclic GC needed (cli.entry)
 
 
 def prefetch(argv: list[str]) -> Child | None:
-    """Start the live kernel-side reads before argparse runs (see status.py).
+    """Start the live kernel-side reads before argparse runs (see state/kernel.py).
 
     Only for the running system: with --root elsewhere, or for --help, nothing starts.
     """
@@ -34,7 +34,7 @@ def prefetch(argv: list[str]) -> Child | None:
             root = argv[i + 1]
     if os.path.realpath(root) != "/":
         return None
-    from ..prefetch import start_status
+    from ..state.kernel import start_status
 
     return start_status()
 
@@ -47,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> Result:
     from ..output import Result
     from ..root import Root
-    from ..status import read_status
+    from ..state.document import read_status
 
     root = Root(args.root)
     data = read_status(root, args.prefetched if root.live else None)
@@ -87,7 +87,7 @@ def _bpf_text(bpf: dict[str, Any], s: Style) -> str:
 def render(data: dict[str, Any], s: Style) -> str:
     level = data["level"] or "unknown"
     source = data["source"]
-    from ..status import SOURCE_TEXT
+    from ..state.document import SOURCE_TEXT
 
     why = SOURCE_TEXT.get(source["kind"], source["kind"])
     if source["kind"] not in ("none", "unknown"):
