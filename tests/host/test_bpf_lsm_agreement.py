@@ -24,3 +24,16 @@ def test_every_verb_agrees_with_the_trial_load() -> None:
         assert apply.code == 3 and "BPF LSM is not usable" in apply.err
         measure = lockdownctl("check", "--measure", "1")
         assert measure.code == 3 and "BPF LSM is not usable" in measure.err
+
+
+def test_apply_checks_kernel_support_before_resolving_names(tmp_path: object) -> None:
+    require_root()
+    bpf = lockdownctl("status", "--json").json()["data"]["bpf_lsm"]
+    if bpf["usable"]:
+        return  # nothing to order on a kernel that runs the enforcer
+    from pathlib import Path
+
+    policy = Path(str(tmp_path)) / "p.yaml"
+    policy.write_text("version: 1\nexceptions:\n  - uid: nosuchuser-ldctl\n    allow: [msr]\n")
+    run = lockdownctl("enforce", "apply", str(policy))
+    assert run.code == 3 and "BPF LSM is not usable" in run.err and "nosuchuser" not in run.err

@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> Result:
         raise InputError("--measure watches the running kernel: it cannot be combined with --root")
     data = check(root, args.level)
     if args.measure is not None:
-        from ..bpf.engine import measure
+        from ..bpf.measure import measure
         from ..checks.engine import merge_observed
         from ..reasons import catalogue
 
