@@ -99,7 +99,7 @@ def map_key(kind: str, slot: int, ident: Any) -> ctypes.Structure:
     return LdIdKey(slot, 0, ident)
 
 
-# The kernel's internal dev_t (include/linux/kdev_t.h MKDEV: major << 20 |
+# The kernel's internal dev_t (include/linux/kdev_t.h MKDEV: major << MINORBITS |
 # minor), the form the enforcer reads from inode->i_sb->s_dev; user space's
 # st_dev packs major and minor differently (glibc's makedev).
 MINORBITS = 20

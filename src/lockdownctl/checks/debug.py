@@ -15,7 +15,8 @@ import os
 import re
 from typing import Any
 
-from ..root import in_private_mounts, is_mounted
+from ..mountinfo import is_mounted
+from ..root import in_private_mounts
 from .common import package_findings, proc_findings, tool_findings
 from .engine import Context, Evidence, Finding, exception_yaml
 
