@@ -19,6 +19,10 @@ import os
 
 from ..btf import VMLINUX_BTF
 
+TYPE_CHECKING = False  # on status's start-up path (benchmarks/startup.py)
+if TYPE_CHECKING:
+    from ..root import Root
+
 # include/uapi/linux/bpf.h (stable ABI): the one home of these numbers.
 BPF_PROG_LOAD = 5  # enum bpf_cmd
 BPF_PROG_TYPE_LSM = 29  # enum bpf_prog_type
@@ -28,11 +32,11 @@ BPF_F_RDONLY = 1 << 3  # file_flags of BPF_OBJ_GET: a read-only fd
 BPF_F_RDONLY_PROG = 1 << 7  # map_flags: programs may read, never write
 
 # __NR_bpf per architecture (uname -m), from the kernel's syscall tables:
-# arch/x86/entry/syscalls/syscall_64.tbl, include/uapi/asm-generic/unistd.h
-# (arm64, riscv64, loongarch64), arch/powerpc/kernel/syscalls/syscall.tbl,
-# arch/s390/kernel/syscalls/syscall.tbl, arch/x86/entry/syscalls/syscall_32.tbl,
-# arch/arm/tools/syscall.tbl. tests/unit/test_bpf_syscall.py checks each
-# against those tables (tests/data/syscalls).
+# arch/x86/entry/syscalls/syscall_64.tbl; scripts/syscall.tbl, the generic
+# table (arm64, riscv64, loongarch64); arch/powerpc/kernel/syscalls/syscall.tbl;
+# arch/s390/kernel/syscalls/syscall.tbl. tests/unit/test_bpf_syscall.py
+# checks each against those tables (tests/data/syscalls). An architecture
+# not listed is never guessed: the trial load is "not-tried".
 SYS_BPF = {
     "x86_64": 321,
     "aarch64": 280,
@@ -41,9 +45,16 @@ SYS_BPF = {
     "ppc64le": 361,
     "ppc64": 361,
     "s390x": 351,
-    "i686": 357,
-    "armv7l": 386,
 }
+ARCH = "proc/sys/kernel/arch"  # the kernel's utsname machine (sysctl kernel.arch)
+
+
+def machine(root: Root) -> str | None:
+    """``uname -m`` of the kernel ``root`` describes; None when unknown."""
+    text = root.read_text(ARCH)
+    if isinstance(text, str) and text.strip():
+        return text.strip()
+    return os.uname().machine if root.live else None
 
 # r0 = 0; exit  (BPF_ALU64|BPF_MOV|BPF_K, BPF_JMP|BPF_EXIT)
 _RETURN_ZERO = [(0xB7, 0, 0, 0), (0x95, 0, 0, 0)]

@@ -24,6 +24,9 @@ def decide(root: Root, config: KConfig | None, lsm: list[str] | None, trial: Tri
 
     ``trial`` is None when no trial load ran (not the running system, or a
     caller that did not ask for one): then the BPF LSM is never "usable"."""
+    from ..host.bpf_syscall import SYS_BPF, machine
+
+    arch = machine(root)
     config_on = None if config is None else config.get("CONFIG_BPF_LSM") == "y"
     listed = None if lsm is None else "bpf" in lsm
     btf = root.exists(VMLINUX_BTF)
@@ -37,6 +40,8 @@ def decide(root: Root, config: KConfig | None, lsm: list[str] | None, trial: Tri
         fix = f"BPF LSM is not active: add bpf to lsm= (active now: {','.join(lsm or [])})"
     elif not btf:
         fix = f"the kernel has no BTF (/{VMLINUX_BTF}): needs CONFIG_DEBUG_INFO_BTF"
+    elif arch is not None and arch not in SYS_BPF:
+        fix = f"no bpf(2) number known for architecture {arch}: lockdownctl cannot try a BPF LSM program here"
     elif trial["result"] == "refused":
         fix = ("the kernel lists bpf but refuses LSM programs: the enforcer cannot run on this kernel "
                "(check for a kernel built without BPF trampolines or a policy blocking them)")
@@ -49,6 +54,8 @@ def decide(root: Root, config: KConfig | None, lsm: list[str] | None, trial: Tri
         "errno": trial["errno"],
         "detail": trial["detail"],
         "fix": fix,
+        "arch": arch,
+        "bpf_syscall": SYS_BPF.get(arch or ""),
     }
 
 

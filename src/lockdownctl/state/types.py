@@ -43,6 +43,8 @@ class BpfLsm(TypedDict):
     errno: str | None
     detail: str | None
     fix: str
+    arch: str | None  # uname -m of the kernel
+    bpf_syscall: int | None  # __NR_bpf there; None: unknown architecture
 
 
 class SecureBoot(TypedDict):
