@@ -27,7 +27,7 @@ def test_one_libc_handle() -> None:
 
 
 def test_one_mountinfo_reader() -> None:
-    assert _grep(r"mountinfo\"|/proc/self/mountinfo") == ["mountinfo.py"]
+    assert _grep(r"/proc/self/mountinfo") == ["mountinfo.py"]
 
 
 def test_bpf_uapi_constants_live_in_one_place() -> None:

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import ctypes
 import os
+from typing import TYPE_CHECKING
 
 from ..errors import FeatureMissing
 from ..host.bpf_syscall import BPF_F_RDONLY, BPF_F_RDONLY_PROG, BPF_LSM_MAC, BPF_PROG_TYPE_LSM
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 

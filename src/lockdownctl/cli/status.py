@@ -18,6 +18,24 @@ if TYPE_CHECKING:
 
 ONE_SHOT = True  # bounded work, then exit: no cyclic GC needed (cli.entry)
 
+# The start-up goal (benchmarks/startup.py: status within 2.5x a bare
+# interpreter) binds these modules only: every lockdownctl module ``status``
+# imports. They import none of SLOW_IMPORTS at run time (``TYPE_CHECKING =
+# False`` stands in for typing's); every other module is ordinary Python.
+# tests/unit/test_startup_path.py checks both lists with python -X importtime.
+SLOW_IMPORTS = ("re", "argparse", "json", "enum", "typing", "dataclasses", "pathlib")
+STARTUP_MODULES = (
+    "lockdownctl", "lockdownctl.errors", "lockdownctl.levels", "lockdownctl.root", "lockdownctl.mountinfo",
+    "lockdownctl.btf", "lockdownctl.cli", "lockdownctl.cli.fastargs", "lockdownctl.cli.status",
+    "lockdownctl.output", "lockdownctl.output.jsontext", "lockdownctl.klog", "lockdownctl.host",
+    "lockdownctl.host.cmdline", "lockdownctl.host.efivars", "lockdownctl.host.kconfig", "lockdownctl.host.kmsg",
+    "lockdownctl.host.securityfs", "lockdownctl.host.bpf_syscall", "lockdownctl.state",
+    "lockdownctl.state.bpf_lsm", "lockdownctl.state.document", "lockdownctl.state.kernel",
+    "lockdownctl.state.lsm",
+)
+# What the child process adds on the running system (kernel-side reads).
+CHILD_MODULES = ("lockdownctl.libc", "lockdownctl.state.pins")
+
 
 def prefetch(argv: list[str]) -> Child | None:
     """Start the live kernel-side reads before argparse runs (see state/kernel.py).
