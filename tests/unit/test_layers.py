@@ -9,20 +9,21 @@ included (lockdownctl imports lazily for start-up speed, which hides arrows).
 from __future__ import annotations
 
 import ast
+import tomllib
 from pathlib import Path
 
 from tests.conftest import REPO
 
 SRC = REPO / "src" / "lockdownctl"
 
-# Top to bottom; a module may import its own layer and any layer below it.
-LAYERS: list[tuple[str, ...]] = [
-    ("__main__", "cli"),
-    ("checks", "audit", "boot", "bpf"),
-    ("state", "klog", "policy"),
-    ("host", "reasons", "btf", "yamldoc"),
-    ("root", "errors", "levels", "libc", "mountinfo", "output", "events", "__init__"),
-]
+# Top to bottom, from import-linter's contract (one home for the layers); a
+# module may import its own layer and any layer below it. The package's own
+# __init__ sits on the ground floor.
+_CONTRACT = next(c for c in tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
+                 if c["type"] == "layers")
+LAYERS: list[tuple[str, ...]] = [tuple(m.strip().removeprefix("lockdownctl.") for m in layer.split(":"))
+                                 for layer in _CONTRACT["layers"]]
+LAYERS[-1] += ("__init__",)
 RANK = {name: len(LAYERS) - i for i, names in enumerate(LAYERS) for name in names}
 
 
