@@ -38,7 +38,7 @@ def decide(root: Root, config: KConfig | None, lsm: list[str] | None, trial: Tri
         fix = "the kernel is built without CONFIG_BPF_LSM: use a kernel that has it"
     elif listed is False:
         fix = f"BPF LSM is not active: add bpf to lsm= (active now: {','.join(lsm or [])})"
-    elif not btf:
+    elif not btf and root.live:  # a root without the file says nothing about its kernel
         fix = f"the kernel has no BTF (/{VMLINUX_BTF}): needs CONFIG_DEBUG_INFO_BTF"
     elif arch is not None and arch not in SYS_BPF:
         fix = f"no bpf(2) number known for architecture {arch}: lockdownctl cannot try a BPF LSM program here"

@@ -48,7 +48,7 @@ class BpfLsm(TypedDict):
 
 
 class SecureBoot(TypedDict):
-    efi: bool
+    efi: bool | None
     state: str  # enabled | disabled | setup-mode | validation-disabled | not-efi | unknown
     secure_boot: bool | None
     setup_mode: bool | None
