@@ -9,7 +9,6 @@ decision) and none that changes the kernel.
 
 from __future__ import annotations
 
-import datetime
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,7 +23,7 @@ from ..root import Root
 from ..state.bpf_lsm import bpf_lsm_state, require_bpf_lsm, why_not
 from ..state.pins import LINK_PIN, PIN_DIR, load_state, save_state
 from . import libbpf, seal
-from .enforcer import Enforcer, remove_pins, require_root
+from .enforcer import Enforcer, iso, remove_pins, require_root
 from .resolve import Resolved, resolve
 
 
@@ -32,10 +31,6 @@ from .resolve import Resolved, resolve
 class Applied:
     data: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
-
-
-def iso(seconds: int) -> str:
-    return datetime.datetime.fromtimestamp(seconds, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def check_kernel(cat: Catalogue) -> None:

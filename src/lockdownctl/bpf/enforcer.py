@@ -12,6 +12,7 @@ compiler toolchain, and a reproducible object proves what it runs.
 from __future__ import annotations
 
 import ctypes
+import datetime
 import errno
 import mmap
 import os
@@ -30,6 +31,7 @@ from .abi import (
     LD_MAX_REASONS,
     LD_NCOUNTERS,
     MAPS,
+    VERDICT_CODES,
     LdPolicy,
     map_key,
 )
@@ -317,3 +319,41 @@ def remove_pins() -> list[str]:
     return removed
 
 
+def iso(seconds: int) -> str:
+    """Unix seconds as UTC ISO 8601 (the seal's time in status and state)."""
+    return datetime.datetime.fromtimestamp(seconds, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def describe() -> dict[str, Any]:
+    """``enforce status``: the loaded enforcer, its policy and counters (root
+    only); when none is loaded, whether one can be (state/bpf_lsm.py)."""
+    from ..reasons import catalogue
+    from ..root import Root
+    from ..state import pins
+    from ..state.bpf_lsm import bpf_lsm_state, why_not
+
+    enforcer = Enforcer.open_pinned()
+    if enforcer is None:
+        bpf = bpf_lsm_state(Root("/"))
+        return {"loaded": False, "can_load": bpf["usable"], "why_not": None if bpf["usable"] else why_not(bpf)}
+    try:
+        live = enforcer.read_policy()
+        per_reason, drops = enforcer.counters()
+        exceptions = enforcer.exceptions()
+    finally:
+        enforcer.close()
+    cat = catalogue()
+    by_value = {r.value: r.id for r in cat.reasons if r.value is not None}
+    names = {code: name for name, code in VERDICT_CODES.items()}
+    table = {by_value[v]: names.get(code, str(code)) for v, code in enumerate(live["table"]) if v in by_value}
+    counters = {by_value.get(v, str(v)): {"denied": c[0], "audited": c[1], "excepted": c[2]}
+                for v, c in enumerate(per_reason) if any(c)}
+    state = pins.load_state() or {}
+    return {
+        "loaded": True, "pin_dir": pins.PIN_DIR, "generation": live["gen"],
+        "policy_id": f"{live['policy_id']:016x}",
+        "mode": "audit" if live["audit"] else "enforce", "scoped": live["scoped"], "sealed": bool(live["sealed"]),
+        "sealed_at": iso(live["sealed"]) if live["sealed"] else None,
+        "profile": state.get("profile"), "policy_file": state.get("policy_file"), "verdicts": table,
+        "exceptions": exceptions, "counters": counters, "ring_buffer_drops": drops,
+    }

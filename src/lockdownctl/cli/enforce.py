@@ -81,49 +81,12 @@ def _render_apply(data: dict[str, Any], s: Style) -> str:
 # --- status ------------------------------------------------------------------------
 
 
-def enforcer_state() -> dict[str, Any]:
-    """The loaded enforcer, its policy and counters (root only)."""
-    from ..bpf.apply import iso
-    from ..bpf.enforcer import Enforcer
-    from ..reasons import catalogue
-    from ..state import pins
-
-    enforcer = Enforcer.open_pinned()
-    if enforcer is None:
-        from ..root import Root
-        from ..state.bpf_lsm import bpf_lsm_state, why_not
-
-        bpf = bpf_lsm_state(Root("/"))
-        return {"loaded": False, "can_load": bpf["usable"], "why_not": None if bpf["usable"] else why_not(bpf)}
-    try:
-        live = enforcer.read_policy()
-        per_reason, drops = enforcer.counters()
-        exceptions = enforcer.exceptions()
-    finally:
-        enforcer.close()
-    cat = catalogue()
-    by_value = {r.value: r.id for r in cat.reasons if r.value is not None}
-    names = {0: "allow", 1: "deny", 2: "audit"}
-    table = {by_value[v]: names.get(code, str(code)) for v, code in enumerate(live["table"]) if v in by_value}
-    counters = {by_value.get(v, str(v)): {"denied": c[0], "audited": c[1], "excepted": c[2]}
-                for v, c in enumerate(per_reason) if any(c)}
-    state = pins.load_state() or {}
-    return {
-        "loaded": True, "pin_dir": pins.PIN_DIR, "generation": live["gen"],
-        "policy_id": f"{live['policy_id']:016x}",
-        "mode": "audit" if live["audit"] else "enforce", "scoped": live["scoped"], "sealed": bool(live["sealed"]),
-        "sealed_at": iso(live["sealed"]) if live["sealed"] else None,
-        "profile": state.get("profile"), "policy_file": state.get("policy_file"), "verdicts": table,
-        "exceptions": exceptions, "counters": counters, "ring_buffer_drops": drops,
-    }
-
-
 def _status(args: argparse.Namespace) -> Result:
-    from ..bpf.enforcer import require_root
+    from ..bpf.enforcer import describe, require_root
     from ..output import Result
 
     require_root()
-    return Result("enforce", enforcer_state(), _render_status)
+    return Result("enforce", describe(), _render_status)
 
 
 def _render_status(data: dict[str, Any], s: Style) -> str:
