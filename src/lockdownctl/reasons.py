@@ -12,6 +12,10 @@ middle of the enum. :func:`catalogue` merges this table with the running
 kernel's BTF (``btf.py``): values and levels come from BTF when present, the
 table is the fallback, and a BTF member the table does not know is reported
 in ``Catalogue.unknown`` instead of being dropped.
+
+This module knows the phrases (phrase -> reason) and the kernel's printk
+format of a denial, to build example lines (:func:`denial_line`); reading
+log lines (the grammar of every dialect) is ``klog``'s job.
 """
 
 from __future__ import annotations
@@ -25,8 +29,8 @@ from .btf import VMLINUX_BTF, LockdownEnum, parse_lockdown_enum
 from .errors import InputError
 from .levels import LEVELS, level_rank
 
-__all__ = ["LEVELS", "TABLE", "Catalogue", "Reason", "catalogue", "level_rank", "merge", "reason_from_line",
-           "reason_from_phrase"]
+__all__ = ["DENIAL_FORMAT", "LEVELS", "TABLE", "Catalogue", "Reason", "catalogue", "denial_line", "level_rank",
+           "merge", "reason_from_phrase", "suggest"]
 
 ENUM_PREFIX = "LOCKDOWN_"
 
@@ -49,6 +53,10 @@ class Reason:
     # "Lockdown: [<comm>: ]<phrase> is restricted", where they differ from
     # ``log`` other than by case (``watch`` maps old log lines through them).
     old_logs: tuple[str, ...] = ()
+    # Compile-time gate: kconfig options (any of) without which the kernel has no operation
+    # of this reason, so lockdown cannot break it. Empty only with ``config_none`` saying why.
+    config: tuple[str, ...] = ()
+    config_none: str = ""  # why no option removes it (cited), when ``config`` is empty
     value: int | None = None  # enum value on the kernel read (None: not on it)
     on_kernel: bool = False  # the kernel read defines this reason
 
@@ -65,6 +73,7 @@ _I = "integrity"
 TABLE: tuple[Reason, ...] = (
     Reason(
         "module_signature", "unsigned module loading", _I, "5.4",
+        config=("CONFIG_MODULES",),
         guards="loading a kernel module without a signature the kernel trusts "
         "(init_module/finit_module; only with CONFIG_MODULE_SIG), and forced loads "
         "(modprobe --force) whose version info the signature covered",
@@ -74,11 +83,15 @@ TABLE: tuple[Reason, ...] = (
         remedy="sign the modules with a key the kernel trusts (MOK with shim and Secure "
         "Boot, or a key built into the kernel); loaded modules tainted E will be refused",
         call_sites="kernel/module/signing.c module_sig_check()",
+        # pre-5.4 module_sig_check() (ParrotSec/linux-parrot debian/patches/features/all/lockdown/
+        # 0004-Enforce-module-signatures-if-the-kernel-is-locked-do.patch @453481b37fb8); RHEL 8 logs
+        # "Loading of untrusted modules" (public dmesg of a CentOS/RHEL 8 VirtualBox install)
         old_logs=("Loading of unsigned module", "Loading of module with unsupported crypto",
-                  "Loading of module with unavailable key"),  # pre-5.4 module_sig_check()
+                  "Loading of module with unavailable key", "Loading of untrusted modules"),
     ),
     Reason(
         "dev_mem", "/dev/mem,kmem,port", _I, "5.4",
+        config=("CONFIG_DEVMEM", "CONFIG_DEVPORT"),
         guards="open of /dev/mem, /dev/kmem and /dev/port",
         breaks="flashrom (internal programmer), coreboot cbmem, dmidecode --no-sysfs, "
         "libsmbios, sensors-detect Super-I/O probing, devmem2, memory dumpers",
@@ -89,6 +102,7 @@ TABLE: tuple[Reason, ...] = (
     ),
     Reason(
         "efi_test", "/dev/efi_test access", _I, "5.4",
+        config=("CONFIG_EFI_TEST",),
         guards="the efi_test driver (/dev/efi_test) that calls UEFI runtime services",
         breaks="FWTS UEFI runtime-service tests",
         remedy="run firmware tests on a machine booted without lockdown",
@@ -97,6 +111,7 @@ TABLE: tuple[Reason, ...] = (
     ),
     Reason(
         "kexec", "kexec of unsigned images", _I, "5.4",
+        config=("CONFIG_KEXEC", "CONFIG_KEXEC_FILE"),
         guards="kexec_load() always; kexec_file_load() when the image signature does not "
         "verify and IMA does not vouch for it",
         breaks="kexec reboots and kdump with unsigned kernels or the old kexec_load syscall",
@@ -105,6 +120,7 @@ TABLE: tuple[Reason, ...] = (
     ),
     Reason(
         "hibernation", "hibernation", _I, "5.4",
+        config=("CONFIG_HIBERNATION",),
         guards="hibernation (suspend to disk) and resume from a hibernation image "
         "(hibernation_available())",
         breaks="systemctl hibernate, hybrid-sleep, suspend-then-hibernate; a pending "
@@ -114,6 +130,7 @@ TABLE: tuple[Reason, ...] = (
     ),
     Reason(
         "pci_access", "direct PCI access", _I, "5.4",
+        config=("CONFIG_PCI",),
         guards="writes to PCI config space through sysfs and /proc/bus/pci, mmap of sysfs "
         "resourceN files, pciconfig_write, CXL raw mailbox commands",
         breaks="setpci writes, RyzenAdj, DPDK/SPDK on uio_pci_generic or igb_uio, tools "
@@ -124,6 +141,7 @@ TABLE: tuple[Reason, ...] = (
     ),
     Reason(
         "ioport", "raw io port access", _I, "5.4",
+        config=("CONFIG_X86_IOPL_IOPERM",),
         guards="ioperm() and iopl()",
         breaks="root Xorg with legacy drivers, LinuxCNC parallel port, ectool, "
         "hwclock --directisa, pciutils' direct I/O backend",
@@ -133,6 +151,7 @@ TABLE: tuple[Reason, ...] = (
     ),
     Reason(
         "msr", "raw MSR access", _I, "5.4",
+        config=("CONFIG_X86_MSR",),
         guards="writes and the WRMSR ioctl on /dev/cpu/*/msr (reads stay allowed)",
         breaks="undervolting and power-limit tools: intel-undervolt, undervolt, throttled, "
         "amdctl, zenstates, wrmsr, Intel PCM",
@@ -143,15 +162,20 @@ TABLE: tuple[Reason, ...] = (
     ),
     Reason(
         "acpi_tables", "modifying ACPI tables", _I, "5.4",
+        config=("CONFIG_ACPI",),
         guards="ACPI table upgrade from the initrd, configfs table loading, custom_method, "
         "acpi_rsdp= and efivar_ssdt=",
         breaks="DSDT/SSDT overrides used to fix sleep, sensors or fans",
         remedy="ask the vendor for a firmware fix, or carry the fix as a kernel patch or quirk",
         call_sites="drivers/acpi/tables.c acpi_table_upgrade(); drivers/acpi/osl.c acpi_os_get_root_pointer(); drivers/acpi/custom_method.c cm_write(); drivers/acpi/acpi_configfs.c",
-        old_logs=("ACPI table override",),  # fiji-flo/x1carbon2018s3#8 (Ubuntu log)
+        # fiji-flo/x1carbon2018s3#8 (Ubuntu log); the pre-5.4 series (ParrotSec/linux-parrot
+        # debian/patches/features/all/lockdown/0015-ACPI-Limit-access-to-custom_method-when-the-kernel-i.patch
+        # @e20cba76c6c2, 0018 APEI error injection)
+        old_logs=("ACPI table override", "ACPI custom methods", "ACPI error injection"),
     ),
     Reason(
         "device_tree", "modifying device tree contents", _I, "6.1",
+        config=("CONFIG_PPC_PSERIES",),  # arch/powerpc/platforms/pseries/Makefile builds reconfig.o
         guards="changes to the live device tree (overlays through configfs/OF)",
         breaks="runtime device tree overlays on embedded boards",
         remedy="apply overlays in the boot loader",
@@ -161,6 +185,7 @@ TABLE: tuple[Reason, ...] = (
     ),
     Reason(
         "pcmcia_cis", "direct PCMCIA CIS storage", _I, "5.4",
+        config=("CONFIG_PCCARD",),  # drivers/pcmcia/Makefile: pcmcia_core-y += cistpl.o
         guards="overriding a PCMCIA card's CIS through sysfs",
         breaks="CIS override files for broken PCMCIA cards",
         remedy="load the CIS fix as firmware through the driver",
@@ -168,21 +193,30 @@ TABLE: tuple[Reason, ...] = (
     ),
     Reason(
         "tiocsserial", "reconfiguration of serial port IO", _I, "5.4",
+        config=("CONFIG_SERIAL_CORE",),
         guards="TIOCSSERIAL (uart_set_info()) when it changes the I/O port or IRQ",
         breaks="setserial for ISA and multi-port serial cards",
         remedy="set port and IRQ with kernel parameters or the driver's configuration",
         call_sites="drivers/tty/serial/serial_core.c uart_set_info()",
+        # pre-5.4 series: ParrotSec/linux-parrot debian/patches/features/all/lockdown/0020-Lock-down-TIOCSSERIAL.patch
+        old_logs=("Using TIOCSSERIAL to change device addresses, irqs and dma channels",),
     ),
     Reason(
         "module_parameters", "unsafe module parameters", _I, "5.4",
+        config_none="kernel/params.c is always built (obj-y in kernel/Makefile) and checks the "
+        "module_param_hw*() parameters of built-in drivers on the command line too",
         guards="module parameters declared with module_param_hw* (io, irq, dma, iomem)",
         breaks="drivers configured with hardware addresses: ipmi_si ports=, parport_pc io=, "
         "ISA sound and network cards",
         remedy="let the driver probe the hardware (ACPI, PnP) instead of passing addresses",
         call_sites="kernel/params.c param_check_unsafe()",
+        # pre-5.4 series: ParrotSec/linux-parrot debian/patches/features/all/lockdown/
+        # 0021-Lock-down-module-params-that-specify-hardware-parame.patch @453481b37fb8
+        old_logs=("Command line-specified device addresses, irqs and dma channels",),
     ),
     Reason(
         "mmiotrace", "unsafe mmio", _I, "5.4",
+        config=("CONFIG_MMIOTRACE_TEST",),  # arch/x86/mm/Makefile: obj-$(CONFIG_MMIOTRACE_TEST) += testmmiotrace.o
         guards="the testmmiotrace module",
         breaks="MMIO tracing tests",
         remedy="trace MMIO on a machine booted without lockdown",
@@ -191,6 +225,7 @@ TABLE: tuple[Reason, ...] = (
     ),
     Reason(
         "debugfs", "debugfs access", _I, "5.4",
+        config=("CONFIG_DEBUG_FS",),
         guards="open of any debugfs file that is writable, has a write bit in its mode or "
         "offers ioctl/mmap; chmod and chown of debugfs files",
         breaks="scheduler tunables under /sys/kernel/debug/sched, ec_sys EC access (isw, "
@@ -198,11 +233,14 @@ TABLE: tuple[Reason, ...] = (
         remedy="use /proc/dynamic_debug/control and dyndbg= for dynamic debug; an enforcer "
         "exception for the one tool that needs debugfs",
         call_sites="fs/debugfs/file.c debugfs_locked_down(); fs/debugfs/inode.c debugfs_setattr()",
-        old_logs=("debugfs",),  # mchehab/rasdaemon#65 (RHEL 8 log)
+        # mchehab/rasdaemon#65 (RHEL 8 log); debugfs_setattr() in the pre-5.4 series (ParrotSec/linux-parrot
+        # debian/patches/features/all/lockdown/0029-efi-Lock-down-the-kernel-if-booted-in-secure-boot-mo.patch)
+        old_logs=("debugfs", "changing perms in debugfs"),
         added_by='Linux kernel commit 5496197f9b08 ("debugfs: Restrict debugfs when the kernel is locked down") (in v5.4)',
     ),
     Reason(
         "xmon_wr", "xmon write access", _I, "5.7",
+        config=("CONFIG_XMON",),  # arch/powerpc/Makefile: drivers-$(CONFIG_XMON) += arch/powerpc/xmon/
         guards="writes to memory from the powerpc xmon debugger",
         breaks="xmon memory-write commands",
         remedy="debug on a machine booted without lockdown",
@@ -212,6 +250,7 @@ TABLE: tuple[Reason, ...] = (
     ),
     Reason(
         "bpf_write_user", "use of bpf to write user RAM", _I, "5.14",
+        config=("CONFIG_BPF_SYSCALL",),
         guards="the BPF helper bpf_probe_write_user",
         breaks="OpenTelemetry Go auto-instrumentation context propagation, BPF tools "
         "that patch user memory",
@@ -221,14 +260,19 @@ TABLE: tuple[Reason, ...] = (
     ),
     Reason(
         "dbg_write_kernel", "use of kgdb/kdb to write kernel RAM", _I, "5.19",
+        config=("CONFIG_KGDB",),
         guards="kgdb/kdb commands that write kernel memory or registers",
         breaks="kernel debugging with kgdb/kdb memory writes",
         remedy="debug on a machine booted without lockdown",
         call_sites="kernel/debug/debug_core.c kgdb_cpu_enter(); kernel/debug/kdb/kdb_main.c kdb_check_for_lockdown()",
         added_by='Linux kernel commit eadb2f47a3ce ("lockdown: also lock down previous kgdb use") (in v5.19)',
+        # Ubuntu 20.04's LOCKDOWN_KGDB, an integrity reason before v5.19 (proxmox/mirror_ubuntu-focal-kernel
+        # security/lockdown/lockdown.c @8d210c66485c)
+        old_logs=("KDB or KGDB access",),
     ),
     Reason(
         "rtas_error_injection", "RTAS error injection", _I, "6.1",
+        config=("CONFIG_PPC_RTAS",),  # arch/powerpc/kernel/Makefile: obj-$(CONFIG_PPC_RTAS) += rtas.o
         guards="RTAS error injection calls through sys_rtas",
         breaks="powerpc error-injection testing",
         remedy="test error injection on a machine booted without lockdown",
@@ -238,6 +282,7 @@ TABLE: tuple[Reason, ...] = (
     ),
     Reason(
         "xen_user_actions", "Xen guest user action", _I, "7.0",
+        config=("CONFIG_XEN_PRIVCMD",),  # drivers/xen/Makefile: obj-$(CONFIG_XEN_PRIVCMD) += xen-privcmd.o
         guards="the privcmd.unrestricted boot parameter, which would let user space in an "
         "unprivileged Xen domU use /dev/xen/privcmd beyond the device model's target domain",
         breaks="privcmd.unrestricted is ignored (the kernel logs 'Kernel is locked down, parameter "
@@ -249,6 +294,7 @@ TABLE: tuple[Reason, ...] = (
     ),
     Reason(
         "kcore", "/proc/kcore access", _C, "5.4",
+        config=("CONFIG_PROC_KCORE",),
         guards="open of /proc/kcore",
         breaks="crash and drgn on the live kernel, gdb on /proc/kcore, AVML, perf --kcore",
         remedy="debug live kernels on a machine below confidentiality, or take a kdump",
@@ -257,6 +303,7 @@ TABLE: tuple[Reason, ...] = (
     ),
     Reason(
         "kprobes", "use of kprobes", _C, "5.4",
+        config=("CONFIG_KPROBE_EVENTS", "CONFIG_KPROBES"),
         guards="registering trace kprobes, kretprobes and fprobes (tracefs kprobe_events, "
         "perf kprobe PMU, BPF kprobe attach through perf)",
         breaks="bcc and bpftrace kprobe tools, perf probe, perf-tools kprobe",
@@ -265,6 +312,7 @@ TABLE: tuple[Reason, ...] = (
     ),
     Reason(
         "bpf_read_kernel", "use of bpf to read kernel RAM", _C, "5.4",
+        config=("CONFIG_BPF_SYSCALL",),
         guards="BPF helpers bpf_probe_read_kernel(_str) and the legacy bpf_probe_read(_str)",
         breaks="most BPF tracing and security agents: bcc, bpftrace, Falco, Tetragon, Tracee",
         remedy="use BTF-typed direct loads (fentry, tp_btf) or keep such hosts at integrity",
@@ -276,6 +324,7 @@ TABLE: tuple[Reason, ...] = (
     ),
     Reason(
         "dbg_read_kernel", "use of kgdb/kdb to read kernel RAM", _C, "5.19",
+        config=("CONFIG_KGDB",),
         guards="kgdb/kdb commands that read kernel memory",
         breaks="kernel debugging with kgdb/kdb",
         remedy="debug on a machine below confidentiality",
@@ -284,6 +333,7 @@ TABLE: tuple[Reason, ...] = (
     ),
     Reason(
         "perf", "unsafe use of perf", _C, "5.4",
+        config=("CONFIG_PERF_EVENTS",),  # kernel/Makefile: obj-$(CONFIG_PERF_EVENTS) += events/
         guards="perf_event_open with PERF_SAMPLE_REGS_INTR",
         breaks="perf record --intr-regs",
         remedy="sample without interrupt registers",
@@ -293,15 +343,20 @@ TABLE: tuple[Reason, ...] = (
     ),
     Reason(
         "tracefs", "use of tracefs", _C, "5.4",
+        config=("CONFIG_TRACING",),
         guards="tracefs file creation and opens",
         breaks="trace-cmd, perf trace, bpftrace/bcc tracepoint formats, powertop, rtla, "
         "rasdaemon",
         remedy="keep tracing hosts at integrity, or an enforcer exception for the agent",
         call_sites="fs/tracefs/inode.c tracefs_create_file(); kernel/trace/trace.c tracing_check_open_get_tr()",
+        # Debian 10's backport: ParrotSec/linux-parrot debian/patches/features/all/lockdown/
+        # 0031-tracefs-Restrict-tracefs-when-the-kernel-is-locked-d.patch @e20cba76c6c2
+        old_logs=("tracefs",),
         added_by='Linux kernel commit ccbd54ff54e8 ("tracefs: Restrict tracefs when the kernel is locked down") (in v5.4)',
     ),
     Reason(
         "xmon_rw", "xmon read and write access", _C, "5.7",
+        config=("CONFIG_XMON",),  # arch/powerpc/Makefile: drivers-$(CONFIG_XMON) += arch/powerpc/xmon/
         guards="the powerpc xmon debugger",
         breaks="xmon",
         remedy="debug on a machine below confidentiality",
@@ -311,6 +366,7 @@ TABLE: tuple[Reason, ...] = (
     ),
     Reason(
         "xfrm_secret", "xfrm SA secret", _C, "5.11",
+        config=("CONFIG_XFRM_USER",),
         guards="IPsec SA keys in xfrm netlink dumps (redacted, no error)",
         breaks="scripts that read ESP keys from ip xfrm state, e.g. for Wireshark decryption",
         remedy="export keys from the IKE daemon instead",
@@ -336,8 +392,8 @@ class Catalogue:
         """A reason by id, enum name or value-free spelling; InputError otherwise."""
         reason = self.find(key)
         if reason is None:
-            choices = ", ".join(r.id for r in self.reasons)
-            raise InputError(f"unknown lockdown reason {key!r} (valid: {choices})")
+            ids = [r.id for r in self.reasons]
+            raise InputError(f"unknown lockdown reason {key[:80]!r}{suggest(key, ids)} (valid: {', '.join(ids)})")
         return reason
 
     def find(self, key: str) -> Reason | None:
@@ -364,9 +420,19 @@ class Catalogue:
         return tuple(r for r in self.reasons if r.on_kernel and level_rank(r.level) <= rank)
 
 
-# `Lockdown: <comm>: <what> is restricted; see man kernel_lockdown.7`
-# (security/lockdown/lockdown.c lockdown_is_locked_down()).
-DENIAL_RE = re.compile(r"Lockdown(?: early)?: (?:(?P<comm>.*?): )?(?P<what>.+?) is restricted")
+# The kernel's printk of a denial (security/lockdown/lockdown.c lockdown_is_locked_down()),
+# to build example lines from the catalogue; klog/parser.py reads every dialect of it.
+DENIAL_FORMAT = "Lockdown: {comm}: {what} is restricted; see man kernel_lockdown.7"
+
+
+def denial_line(reason: Reason | str, comm: str = "<tool>") -> str:
+    """The log line the kernel prints when ``comm`` is denied ``reason`` (a Reason or an id)."""
+    if isinstance(reason, str):
+        found = next((r for r in TABLE if r.id == reason), None)
+        if found is None:
+            raise KeyError(reason)
+        reason = found
+    return DENIAL_FORMAT.format(comm=comm, what=reason.log)
 
 
 @cache
@@ -390,19 +456,13 @@ def reason_from_phrase(what: str) -> tuple[Reason, bool] | None:
     return None
 
 
-def reason_from_line(line: str) -> Reason | None:
-    """Map a pasted kernel log line (or a bare reason string) to a table reason."""
-    match = DENIAL_RE.search(line)
-    what = match.group("what") if match else line
-    found = reason_from_phrase(what)
-    reason = found[0] if found else None
-    if reason is None and match and match.group("comm"):
-        # The comm itself may contain ": "; retry with everything after "Lockdown: ".
-        tail = line[match.start("comm") : match.end("what")]
-        for log, candidate in _by_log().items():
-            if tail.lower().endswith(": " + log):
-                return candidate
-    return reason
+def suggest(key: str, choices: list[str]) -> str:
+    """' (did you mean 'x'?)' for the closest of ``choices`` to a mistyped name, or ''."""
+    import difflib
+
+    norm = key.strip().lower().removeprefix(ENUM_PREFIX.lower())[:200]
+    close = difflib.get_close_matches(norm, choices, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _version(text: str) -> tuple[int, int] | None:
@@ -462,14 +522,15 @@ def catalogue(btf_path: str | Path | None = None, root: Path | str = "/") -> Cat
     A missing BTF file is not an error (older or BTF-less kernels): the table's
     mainline values are used and ``from_btf`` is False. A malformed one is.
     """
-    path = Path(btf_path) if btf_path is not None else Path(root) / VMLINUX_BTF
+    from .root import Root
+
+    # The running kernel's BTF is read through Root: links in a --root tree stay inside it.
+    path = Path(btf_path) if btf_path is not None else Path(Root(root) / VMLINUX_BTF)
     try:
         data = path.read_bytes()
     except FileNotFoundError:
         if btf_path is not None:
             raise InputError(f"{path}: no such BTF file") from None
-        from .root import Root
-
         return merge(None, Root(root).osrelease())
     except OSError as exc:
         raise InputError(f"{path}: cannot read BTF: {exc.strerror}") from None

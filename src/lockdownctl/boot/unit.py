@@ -63,6 +63,11 @@ def enabled(view: View) -> list[str]:
             if n.startswith(prefix + "@") and n.endswith(suffix) and n != NAME]
 
 
+def present(view: View) -> list[tuple[str, str]]:
+    """Levels the boot unit raises to (enabled instances)."""
+    return [(view.display(f"{WANTS}/{instance(lv)}"), lv) for lv in enabled(view)]
+
+
 def _systemctl(view: View, *args: str) -> list[str]:
     root = [] if view.root.live else [f"--root={view.root.path}"]
     return ["systemctl", *root, *args]
@@ -91,10 +96,12 @@ def plan(view: View, level: str | None) -> SetupPlan:
 def verify(view: View, level: str | None) -> list[Check]:
     rel = f"{UNIT_DIR}/{NAME}"
     text = view.read(rel)
+    planned = rel in view.overlay  # a dry run checks the plan: nothing is on disk yet
     if level is None:
-        return [Check(view.display(rel), text is None, "removed" if text is None else "still installed")]
-    return [Check(view.display(rel), text == UNIT_TEXT, "installed" if text == UNIT_TEXT else
-                  "missing or changed")]
+        gone = "would remove" if planned else "not installed"
+        return [Check(view.display(rel), text is None, gone if text is None else "still installed")]
+    there = "would install" if planned else "installed"
+    return [Check(view.display(rel), text == UNIT_TEXT, there if text == UNIT_TEXT else "missing or changed")]
 
 
 def verify_generated(view: View, level: str | None) -> list[Check]:

@@ -22,8 +22,8 @@ from ..host.cmdline import Cmdline, read_cmdline
 from ..host.kconfig import KConfig, read_kconfig
 from ..host.kmsg import LogLine, read_kernel_log
 from ..host.modules import ConfLine, read_modprobe
-from ..host.packages import Packages, read_packages
-from ..host.procfs import ProcHit, scan
+from ..host.packages import DPKG_STATUS, Packages, read_packages
+from ..host.procfs import ProcHit, pids, scan
 from ..host.systemd import Unit, read_units
 from ..levels import LEVELS, level_rank
 from ..reasons import Catalogue, Reason
@@ -112,6 +112,7 @@ class Context:
         self.catalogue = catalogue
         self.state = state  # status.read_status() data: level, lsm, secure_boot...
         self.notes: list[str] = []
+        self.log_read = False  # the kernel log was there and readable (an empty list is then evidence)
 
     # --- shared readings -----------------------------------------------------
 
@@ -134,6 +135,7 @@ class Context:
         if isinstance(lines, Unreadable):
             self.notes.append(f"{lines.path}: {lines.why} (kernel log not read: log evidence missing)")
             return []
+        self.log_read = lines is not None
         return lines or []
 
     @property
@@ -227,6 +229,34 @@ def interesting_path(path: str) -> bool:
 # --- the engine ----------------------------------------------------------------
 
 
+def evidence_read(ctx: Context) -> dict[str, str | None]:
+    """What the detectors could read: evidence name -> where it was read (None: not read).
+
+    A readiness verdict stands on these: without the kernel release and at
+    least one of the others (an empty or unmounted --root), no detector saw
+    anything and "0 breaks" would say nothing."""
+    root = ctx.root
+    _ = ctx.log  # read once (cached) so that log_read is known
+    config = ctx.kconfig
+    no_modules = config is not None and config.get("CONFIG_MODULES") == "n"
+    return {
+        "kernel release": root.display("proc/sys/kernel/osrelease") if ctx.release else None,
+        "process table": root.display("proc") if pids(root) else None,
+        "kernel config": ctx.kconfig.path if ctx.kconfig else None,
+        "kernel log": ctx.log_path if ctx.log_read else None,
+        "kernel command line": ctx.cmdline.path if ctx.cmdline else None,
+        "loaded modules": root.display("proc/modules") if root.exists("proc/modules")
+        else f"none ({config.where('CONFIG_MODULES')})" if config is not None and no_modules else None,
+        "package database": root.display(DPKG_STATUS) if ctx.packages is not None else None,
+        "service units": "systemd unit directories" if ctx.units else None,
+    }
+
+
+def decided(evidence: dict[str, str | None]) -> bool:
+    return evidence["kernel release"] is not None and any(
+        where is not None for name, where in evidence.items() if name != "kernel release")
+
+
 def _rank_key(f: Finding) -> tuple[int, int, str, str]:
     return (CONFIDENCE.index(f.confidence), level_rank(f.level), f.reason, f.title)
 
@@ -273,7 +303,9 @@ def build_report(
     suppressed.sort(key=_rank_key)
     summary = {c: sum(1 for f in kept if f.confidence == c) for c in CONFIDENCE}
     already = current in LEVELS and level_rank(current) >= target_rank
+    evidence = evidence_read(ctx)
     return {
+        "verdict": verdict(summary, evidence),
         "target": ctx.target,
         "current": {
             "level": current,
@@ -292,8 +324,19 @@ def build_report(
         "findings": [f.to_dict() for f in kept],
         "suppressed": [f.to_dict() for f in suppressed],
         "detectors": ran,
+        "evidence": evidence,
+        "not_read": [name for name, where in evidence.items() if where is None],
         "notes": ctx.notes,
     }
+
+
+def verdict(summary: dict[str, int], evidence: dict[str, str | None]) -> str:
+    """not-ready | check-likely | ready, or unknown when the detectors read nothing."""
+    if summary["breaks"]:
+        return "not-ready"
+    if not decided(evidence):
+        return "unknown"
+    return "check-likely" if summary["likely"] else "ready"
 
 
 def merge_observed(
@@ -329,4 +372,6 @@ def merge_observed(
         )
         report["findings"].append(f.to_dict())
     report["summary"] = {c: sum(1 for f in report["findings"] if f["confidence"] == c) for c in CONFIDENCE}
+    if "evidence" in report:
+        report["verdict"] = verdict(report["summary"], report["evidence"])
     return report

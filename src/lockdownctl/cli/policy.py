@@ -17,7 +17,7 @@ ONE_SHOT = True  # bounded work, then exit: no cyclic GC needed (cli.entry)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     validate = actions.add_parser("validate", help="check a policy file against this kernel's reasons")
-    validate.add_argument("policy", metavar="FILE", help="policy file (YAML)")
+    validate.add_argument("policy", metavar="FILE", help="policy file (YAML); - reads standard input")
     validate.add_argument("--btf", metavar="FILE", help="check against the reasons of this BTF file "
                           "instead of the running kernel's")
     validate.add_argument("--json", action="store_true", help="print JSON instead of text")
@@ -37,7 +37,13 @@ def run(args: argparse.Namespace) -> Result:
 
     root = Root(args.root)
     cat = catalogue(args.btf, root=root.path)
-    policy = load_policy(args.policy, cat)
+    if args.policy == "-":  # standard input, like watch -
+        from ..infile import read_text
+        from ..policy import parse_policy
+
+        policy = parse_policy(read_text("-", "policy", stdin=True), "-", cat)
+    else:
+        policy = load_policy(args.policy, cat)
     resolved = resolve(policy, cat, root)  # what enforce apply resolves: users, cgroups, executables
     data = {"valid": True, "policy": policy.to_dict(), "verdicts": verdicts(policy, cat),
             "kernel_btf": cat.from_btf, "root": root.path,

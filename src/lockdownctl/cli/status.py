@@ -31,7 +31,7 @@ STARTUP_MODULES = (
     "lockdownctl.host.cmdline", "lockdownctl.host.efivars", "lockdownctl.host.kconfig", "lockdownctl.host.kmsg",
     "lockdownctl.host.securityfs", "lockdownctl.host.bpf_syscall", "lockdownctl.state",
     "lockdownctl.state.bpf_lsm", "lockdownctl.state.document", "lockdownctl.state.kernel",
-    "lockdownctl.state.lsm",
+    "lockdownctl.state.lsm", "lockdownctl.kfacts",
 )
 # What the child process adds on the running system (kernel-side reads).
 CHILD_MODULES = ("lockdownctl.libc", "lockdownctl.state.pins")

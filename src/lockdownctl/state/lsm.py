@@ -1,7 +1,9 @@
 """The active LSM list: from securityfs, else from the kernel log's
-``LSM: initializing lsm=`` line (security/security.c ordered_lsm_init())."""
+``LSM: initializing lsm=`` line (its grammar: klog.lsm_list)."""
 
 from __future__ import annotations
+
+from ..klog import lsm_list
 
 TYPE_CHECKING = False  # on status's start-up path (benchmarks/startup.py)
 if TYPE_CHECKING:
@@ -10,16 +12,14 @@ if TYPE_CHECKING:
     from ..host.kmsg import LogLine
     from .types import Lsm
 
-_LSM_INIT = "LSM: initializing lsm="
-
 
 def lsm_state(active: list[str] | None, log: list[LogLine] | None, cmdline: Cmdline | None,
               config: KConfig | None) -> Lsm:
     how = "securityfs" if active is not None else ""
     if active is None and log:
         for line in log:
-            if _LSM_INIT in line.text:
-                active = [n for n in line.text.split(_LSM_INIT, 1)[1].strip().split(",") if n]
+            if (names := lsm_list(line.text)) is not None:
+                active = names
                 how = "kernel log"
     return {
         "active": active,
