@@ -18,7 +18,7 @@ import mmap
 import os
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import libc
 from ..errors import FeatureMissing, LockdownctlError, NeedsRoot
@@ -38,6 +38,9 @@ from .abi import (
 from .abi import POLICY_MAPS as POLICY_MAPS
 from .resolve import Resolved
 from .resolve import cgroup2_mount as cgroup2_mount
+
+if TYPE_CHECKING:
+    from ..state.types import BpfLsm
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OBJECT = os.path.join(HERE, "lockdown.bpf.o")
@@ -324,7 +327,7 @@ def iso(seconds: int) -> str:
     return datetime.datetime.fromtimestamp(seconds, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def describe() -> dict[str, Any]:
+def describe(bpf_lsm: BpfLsm | None = None) -> dict[str, Any]:
     """``enforce status``: the loaded enforcer, its policy and counters (root
     only); when none is loaded, whether one can be (state/bpf_lsm.py)."""
     from ..reasons import catalogue
@@ -333,8 +336,8 @@ def describe() -> dict[str, Any]:
     from ..state.bpf_lsm import bpf_lsm_state, why_not
 
     enforcer = Enforcer.open_pinned()
-    if enforcer is None:
-        bpf = bpf_lsm_state(Root("/"))
+    if enforcer is None:  # whether one can be: the decision status made, or made now
+        bpf = bpf_lsm or bpf_lsm_state(Root("/"))
         return {"loaded": False, "can_load": bpf["usable"], "why_not": None if bpf["usable"] else why_not(bpf)}
     try:
         live = enforcer.read_policy()

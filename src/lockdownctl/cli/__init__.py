@@ -37,6 +37,7 @@ VERBS = {
     "watch": ("watch", "watch the kernel log for lockdown denials and level changes"),
     "enforce": ("enforce", "enforce lockdown with a BPF LSM policy: apply, status, events, remove"),
     "policy": ("policy", "validate an enforcer policy file"),
+    "metrics": ("metrics", "Prometheus metrics: node_exporter textfile, exporter, or standard output"),
 }
 
 
