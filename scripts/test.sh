@@ -39,4 +39,5 @@ fi
 cd "$repo"
 "$VENV/bin/ruff" check src tests benchmarks
 "$VENV/bin/mypy"
+"$VENV/bin/lint-imports"  # layer contract (pyproject.toml [tool.importlinter])
 exec "$VENV/bin/python" -m pytest "$@"

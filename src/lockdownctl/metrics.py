@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import os
 import time
+from typing import TYPE_CHECKING
 
 from .levels import LEVELS
 from .root import Root
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from typing import Any
@@ -35,18 +35,18 @@ VERDICTS = ("denied", "audited", "excepted")  # the enforcer's counters per reas
 
 
 def status_document(root: Root) -> dict[str, Any]:
-    """The ``status --json`` data: the one call into the status layer."""
-    from .status import read_status
+    """The ``status --json`` data: the one call into the state layer."""
+    from .state.document import read_status
 
-    return read_status(root)
+    return dict(read_status(root))
 
 
-def enforcer_document() -> dict[str, Any]:
-    """The ``enforce status --json`` data (the enforcer's maps, read by bpf/engine.py; root only):
-    the one call into the enforcer's reading code, which lives with its verb today."""
-    from .cli.enforce import enforcer_state
+def enforcer_document(status: dict[str, Any]) -> dict[str, Any]:
+    """The ``enforce status --json`` data (the enforcer's maps, read by bpf/enforcer.py; root only):
+    the one call into the enforcer's reading code. ``status`` already holds the BPF LSM decision."""
+    from .bpf.enforcer import describe
 
-    return enforcer_state()
+    return describe(status.get("bpf_lsm"))
 
 
 def enforcer_seen(root: Root, status: dict[str, Any]) -> tuple[bool | None, bool | None]:
@@ -85,7 +85,7 @@ def _enforcer(root: Root, status: dict[str, Any]) -> dict[str, Any]:
     from .errors import LockdownctlError
 
     try:
-        state = enforcer_document()
+        state = enforcer_document(status)
     except (LockdownctlError, OSError) as exc:
         out["why"] = f"the enforcer's maps could not be read: {getattr(exc, 'message', exc)}"
         return out

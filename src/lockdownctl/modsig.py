@@ -11,9 +11,10 @@ sysfs, which exists exactly when CONFIG_MODULE_SIG is built in.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .root import Root
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 

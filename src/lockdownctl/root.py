@@ -25,6 +25,7 @@ import marshal
 import os
 
 from .errors import InputError, LockdownctlError
+from .mountinfo import mounts
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -186,43 +187,26 @@ PSEUDO_FS = {
 }
 
 
-def is_mounted(target: str, fstype: str) -> bool:
-    """Whether ``fstype`` is mounted at ``target`` in our own namespace."""
-    try:
-        with open("/proc/self/mountinfo", encoding="utf-8") as fh:
-            for line in fh:
-                fields = line.split()
-                sep = fields.index("-")
-                if fields[4] == target and fields[sep + 1] == fstype:
-                    return True
-    except (OSError, ValueError, IndexError):
-        pass
-    return False
-
-
 def private_mounts(fstypes: list[str], writable: tuple[str, ...] = ()) -> None:
     """In the calling process: unshare the mount namespace, make it private,
     mount what is missing (read-only unless listed in ``writable``). Only ever
     called in a child process."""
-    import ctypes
+    from . import libc
 
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_void_p]
-    libc.unshare.argtypes = [ctypes.c_int]
-
-    def check(ret: int, what: str) -> None:
-        if ret != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, f"{what}: {os.strerror(err)}")
-
-    check(libc.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
-    check(libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "mount --make-rprivate /")
-    for fstype in fstypes:
-        target = PSEUDO_FS[fstype]
-        if not is_mounted(target, fstype):
-            flags = MS_NOSUID | MS_NODEV | MS_NOEXEC | (0 if fstype == "bpf" or fstype in writable else MS_RDONLY)
-            check(libc.mount(fstype.encode(), target.encode(), fstype.encode(), flags, None),
-                  f"mount -t {fstype} {target}")
+    what = "unshare(CLONE_NEWNS)"
+    try:
+        libc.unshare(CLONE_NEWNS)
+        what = "mount --make-rprivate /"
+        libc.mount(None, "/", None, MS_REC | MS_PRIVATE)
+        mounted = mounts()
+        for fstype in fstypes:
+            target = PSEUDO_FS[fstype]
+            if (target, fstype) not in mounted:
+                what = f"mount -t {fstype} {target}"
+                flags = MS_NOSUID | MS_NODEV | MS_NOEXEC | (0 if fstype == "bpf" or fstype in writable else MS_RDONLY)
+                libc.mount(fstype, target, fstype, flags)
+    except OSError as exc:  # the call that failed, as the user would type it
+        raise OSError(exc.errno, f"{what}: {os.strerror(exc.errno or 0)}") from None
 
 
 class Child:

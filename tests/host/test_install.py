@@ -15,10 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from lockdownctl.cli.status import CHILD_MODULES, SLOW_IMPORTS, STARTUP_MODULES
 from tests.conftest import REPO, lockdownctl
 from tests.host.conftest import require, require_root
-
-SLOW_IMPORTS = ("re", "argparse", "json", "enum", "typing", "dataclasses", "pathlib")
 
 
 @pytest.fixture(scope="module")
@@ -66,5 +65,7 @@ def test_status_json_imports_nothing_slow(installed: Path) -> None:
     assert proc.returncode == 0
     imported = {line.rsplit("|", 1)[1].strip() for line in proc.stderr.splitlines()
                 if line.startswith("import time:") and "|" in line}
-    assert "lockdownctl.status" in imported and "lockdownctl.output.jsontext" in imported
+    assert "lockdownctl.state.document" in imported and "lockdownctl.output.jsontext" in imported
+    ours = {m for m in imported if m.split(".")[0] == "lockdownctl"}
+    assert ours <= set(STARTUP_MODULES) | set(CHILD_MODULES), sorted(ours - set(STARTUP_MODULES))
     assert not imported & set(SLOW_IMPORTS), sorted(imported & set(SLOW_IMPORTS))

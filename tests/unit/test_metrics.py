@@ -39,7 +39,8 @@ def test_metrics_agree_with_status(name: str) -> None:
     active = status["lsm"]["lockdown_active"]
     assert value(m, "lockdownctl_lockdown_lsm_active") == (None if active is None else float(active))
     sb = status["secure_boot"]["state"]
-    assert value(m, "lockdownctl_secure_boot_enabled") == (1.0 if sb == "enabled" else 0.0)
+    # a root that captured no firmware state has Secure Boot unknown: absent, never 0
+    assert value(m, "lockdownctl_secure_boot_enabled") == (None if sb == "unknown" else float(sb == "enabled"))
     # Not the running system: no enforcer, no counters, and they say so.
     assert value(m, "lockdownctl_enforcer_loaded") is None
     assert value(m, "lockdownctl_known", concept="enforcer") == 0.0

@@ -38,9 +38,10 @@ from pathlib import Path
 
 import pytest
 
-from lockdownctl.bpf import engine, libbpf
-from lockdownctl.bpf.paths import LINK_PIN
-from lockdownctl.bpf.paths import PIN_DIR as PIN_DIR_NAME
+from lockdownctl.bpf import abi, libbpf
+from lockdownctl.bpf import enforcer as engine
+from lockdownctl.state.pins import LINK_PIN
+from lockdownctl.state.pins import PIN_DIR as PIN_DIR_NAME
 from tests.conftest import lockdownctl_inproc as lockdownctl
 
 PIN_DIR = Path(PIN_DIR_NAME)
@@ -179,8 +180,8 @@ def mmap_write(ids: Ids) -> bool:
         fd = obj_get(str(PIN_DIR / "policy"))
         try:
             with mmap.mmap(fd, mmap.PAGESIZE, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE) as mem:
-                off = engine.LdPolicy.verdict.offset
-                mem[off: off + 2 * engine.LD_MAX_REASONS] = bytes(2 * engine.LD_MAX_REASONS)  # all allow
+                off = abi.LdPolicy.verdict.offset
+                mem[off: off + 2 * abi.LD_MAX_REASONS] = bytes(2 * abi.LD_MAX_REASONS)  # all allow
         finally:
             os.close(fd)
 
@@ -382,7 +383,7 @@ def sealed(cgroup: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, o
         # bpftool can no longer open the link pin (that is the seal): the ids come from apply
         protected = env["data"]["seal"]["protected"]
         generation = lockdownctl("enforce", "status", "--json").json()["data"]["generation"]
-        ids = Ids(protected["link_ids"][0], protected["map_ids"][0], ctypes.sizeof(engine.LdPolicy), generation & 1)
+        ids = Ids(protected["link_ids"][0], protected["map_ids"][0], ctypes.sizeof(abi.LdPolicy), generation & 1)
         SEALED.update(env["data"], warnings=env["warnings"], ids=ids)
     return SEALED
 

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..host.cmdline import Cmdline, read_cmdline
 from ..host.kconfig import KConfig, read_kconfig
@@ -30,6 +30,9 @@ from ..reasons import Catalogue, Reason
 from ..root import Root, Unreadable
 
 CONFIDENCE = ("breaks", "likely", "info")
+
+if TYPE_CHECKING:
+    from ..state.types import Status
 
 
 @dataclass
@@ -124,7 +127,7 @@ def proposal(reason: Reason, policy: str | None) -> tuple[str | None, str]:
 class Context:
     """What detectors read, each piece read once and on first use."""
 
-    def __init__(self, root: Root, target: str, catalogue: Catalogue, state: dict[str, Any]) -> None:
+    def __init__(self, root: Root, target: str, catalogue: Catalogue, state: Status) -> None:
         self.root = root
         self.target = target
         self.catalogue = catalogue

@@ -9,11 +9,12 @@ that counts are lower bounds.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..errors import InputError
 from ..output import Result, Style, table
 from ..root import Root
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
     from typing import Any

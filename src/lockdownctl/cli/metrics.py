@@ -9,8 +9,8 @@ afresh on every scrape, until SIGTERM or SIGINT.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
     from typing import Any

@@ -6,7 +6,8 @@ then the envelope with the summary on the last line); the summary follows.
 
 from __future__ import annotations
 
-TYPE_CHECKING = False
+from typing import TYPE_CHECKING
+
 if TYPE_CHECKING:
     import argparse
     from collections.abc import Iterator

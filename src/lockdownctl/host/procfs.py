@@ -9,9 +9,10 @@ layout: ``proc/PID/fd/N`` symlinks (read, never followed), ``fdinfo/N``,
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..root import Root
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 

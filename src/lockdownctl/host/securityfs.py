@@ -14,7 +14,8 @@ import os
 
 from ..errors import InputError
 from ..levels import LEVELS
-from ..root import Root, Unreadable, is_mounted, private_mounts
+from ..mountinfo import is_mounted
+from ..root import Root, Unreadable, private_mounts
 
 DIR = "sys/kernel/security"
 LOCKDOWN = DIR + "/lockdown"

@@ -1,4 +1,4 @@
-"""Status: the lockdown level, why it is what it is, and what can enforce more.
+"""The status document: the lockdown level, why it is what it is, and what can enforce more.
 
 The kernel sets the level in a fixed order and only ever raises it
 (lock_kernel_down() refuses a level that is not higher): the kconfig-forced
@@ -18,22 +18,26 @@ from __future__ import annotations
 
 import os
 
-from .host.cmdline import Cmdline, read_cmdline
-from .host.efivars import SecureBoot, read_secure_boot
-from .host.kconfig import KConfig, read_kconfig
-from .host.kmsg import KMSG, LogLine
-from .host.securityfs import parse_securityfs
-from .kfacts import FORCE_OPTIONS, SECURE_BOOT_LEVEL, SECURE_BOOT_OPTIONS
-from .klog import level_sets
-from .levels import LEVELS, level_rank
-from .prefetch import kernel_side, start_status
-from .root import Root, Unreadable
+from ..btf import VMLINUX_BTF
+from ..host.cmdline import Cmdline, read_cmdline
+from ..host.efivars import SecureBoot, read_secure_boot
+from ..host.kconfig import KConfig, read_kconfig
+from ..host.kmsg import KMSG, LogLine
+from ..host.securityfs import parse_securityfs
+from ..kfacts import FORCE_OPTIONS, SECURE_BOOT_LEVEL, SECURE_BOOT_OPTIONS
+from ..klog import level_sets
+from ..levels import LEVELS, level_rank
+from ..root import Root, Unreadable
+from .bpf_lsm import decide
+from .kernel import kernel_side, start_status
+from .lsm import lsm_state
 
-TYPE_CHECKING = False
+TYPE_CHECKING = False  # on status's start-up path (benchmarks/startup.py)
 if TYPE_CHECKING:
     from typing import Any
 
-    from .root import Child
+    from ..root import Child
+    from .types import Evidence, Source, Status
 
 SOURCE_TEXT = {
     "kconfig": "forced by kernel configuration",
@@ -43,20 +47,19 @@ SOURCE_TEXT = {
     "none": "not locked down",
     "unknown": "source unknown",
 }
-_LSM_INIT = "LSM: initializing lsm="
 
 
-def evidence(where: str, text: str) -> dict[str, str]:
+def evidence(where: str, text: str) -> Evidence:
     return {"where": where, "text": text}
 
 
-def source(kind: str, detail: str, ev: list[dict[str, str]] | None = None) -> dict[str, Any]:
+def source(kind: str, detail: str, ev: list[Evidence] | None = None) -> Source:
     return {"kind": kind, "detail": detail, "evidence": ev or []}
 
 
-def _candidates(config: KConfig | None, cmdline: Cmdline | None, sb: SecureBoot) -> list[tuple[str, dict[str, Any]]]:
+def _candidates(config: KConfig | None, cmdline: Cmdline | None, sb: SecureBoot) -> list[tuple[str, Source]]:
     """(level, source) pairs from static configuration, in the kernel's order."""
-    out: list[tuple[str, dict[str, Any]]] = []
+    out: list[tuple[str, Source]] = []
     if config is not None:
         for option, level in FORCE_OPTIONS:
             if config.get(option) == "y":
@@ -82,7 +85,7 @@ def _where(line: LogLine, log_path: str) -> str:
 
 
 def _source(level: str | None, log: list[LogLine] | None, log_path: str,
-            candidates: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+            candidates: list[tuple[str, Source]]) -> Source:
     sets = level_sets(log or [])
     if sets:
         last = sets[-1]
@@ -104,58 +107,11 @@ def _source(level: str | None, log: list[LogLine] | None, log_path: str,
     return source("unknown", "no kernel log and no configuration explains the level")
 
 
-def _bpf_lsm(root: Root, config: KConfig | None, lsm: list[str] | None,
-             trial: dict[str, str | None] | None) -> dict[str, Any]:
-    config_on = None if config is None else config.get("CONFIG_BPF_LSM") == "y"
-    listed = None if lsm is None else "bpf" in lsm
-    btf = root.exists("sys/kernel/btf/vmlinux")
-    if trial is None or not root.live:
-        trial = {"result": "not-tried", "errno": None,
-                 "detail": "not the running system" if not root.live else "prerequisites missing"}
-    fix = ""
-    if config_on is False:
-        fix = "the kernel is built without CONFIG_BPF_LSM: use a kernel that has it"
-    elif listed is False:
-        fix = f"BPF LSM is not active: add bpf to lsm= (active now: {','.join(lsm or [])})"
-    elif not btf:
-        fix = "the kernel has no BTF (/sys/kernel/btf/vmlinux): needs CONFIG_DEBUG_INFO_BTF"
-    elif trial["result"] == "refused":
-        fix = ("the kernel lists bpf but refuses LSM programs: the enforcer cannot run on this kernel "
-               "(check for a kernel built without BPF trampolines or a policy blocking them)")
-    return {
-        "usable": trial["result"] == "ok" and bool(listed) and btf and config_on is not False,
-        "config": config_on,
-        "listed": listed,
-        "btf": btf,
-        "trial_load": trial["result"],
-        "errno": trial["errno"],
-        "detail": trial["detail"],
-        "fix": fix,
-    }
-
-
-def _lsm_state(active: list[str] | None, log: list[LogLine] | None, cmdline: Cmdline | None,
-               config: KConfig | None) -> dict[str, Any]:
-    how = "securityfs" if active is not None else ""
-    if active is None and log:
-        for line in log:
-            if _LSM_INIT in line.text:
-                active = [n for n in line.text.split(_LSM_INIT, 1)[1].strip().split(",") if n]
-                how = "kernel log"
-    return {
-        "active": active,
-        "how": how,
-        "lockdown_active": None if active is None else "lockdown" in active,
-        "cmdline_lsm": cmdline.lsm if cmdline else None,
-        "config_lsm": config.get("CONFIG_LSM") if config else None,
-    }
-
-
-def read_status(root: Root, started: Child | None = None, bpf_trial: bool = True) -> dict[str, Any]:
+def read_status(root: Root, started: Child | None = None, bpf_trial: bool = True) -> Status:
     """The ``data`` of ``lockdownctl status --json``.
 
     On the live system the kernel-side reads run in a child process (see
-    prefetch.py), which may already have been ``started`` by the CLI; the
+    state/kernel.py), which may already have been ``started`` by the CLI; the
     files are read here meanwhile.
     """
     child = (started or start_status(root.path, bpf_trial)) if root.live else None
@@ -188,7 +144,7 @@ def read_files(root: Root) -> Files:
     return Files(cmdline, config, sb, notes)
 
 
-def assemble(root: Root, files: Files, kernel: dict[str, Any]) -> dict[str, Any]:
+def assemble(root: Root, files: Files, kernel: dict[str, Any]) -> Status:
     """The status document from the files and the kernel-side reads."""
     cmdline, config, sb, notes = files.cmdline, files.config, files.sb, list(files.notes)
     sfs = parse_securityfs(kernel["securityfs"], root)
@@ -198,7 +154,7 @@ def assemble(root: Root, files: Files, kernel: dict[str, Any]) -> dict[str, Any]
         notes.append(kernel["log_error"])
 
     candidates = _candidates(config, cmdline, sb)
-    lsm = _lsm_state(sfs.lsm, log, cmdline, config)
+    lsm = lsm_state(sfs.lsm, log, cmdline, config)
     level, read_from = sfs.level, "securityfs" if sfs.level else ""
     if sfs.lockdown_file is False:
         level, read_from = "none", "securityfs"
@@ -225,10 +181,10 @@ def assemble(root: Root, files: Files, kernel: dict[str, Any]) -> dict[str, Any]
         "can_raise": can_raise,
         "raise_to": raise_to if can_raise else [],
         "lsm": lsm,
-        "secure_boot": sb.to_dict(),
-        "bpf_lsm": _bpf_lsm(root, config, lsm["active"], kernel.get("trial")),
+        "secure_boot": sb.to_dict(),  # type: ignore[typeddict-item]
+        "bpf_lsm": decide(root, config, lsm["active"], kernel.get("trial")),
         "enforcer": kernel.get("enforcer", {"loaded": None}),  # None: not the running system
-        "kernel": {"release": root.osrelease(), "btf": root.exists("sys/kernel/btf/vmlinux"),
+        "kernel": {"release": root.osrelease(), "btf": root.exists(VMLINUX_BTF),
                    "config": config.path if config else None, "euid": os.geteuid() if root.live else None},
         "notes": notes,
     }

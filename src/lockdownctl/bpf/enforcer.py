@@ -1,212 +1,51 @@
 """The enforcer: load lockdown.bpf.o, attach it to the locked_down LSM hook,
 pin it under /sys/fs/bpf/lockdownctl, write the policy into its maps, read its
-counters and events, remove it.
+counters, remove it; and :func:`apply`, the whole ``enforce apply``
+transaction: parse -> resolve -> load or update -> seal -> state file.
 
 All libbpf calls go through libbpf.py. The compiled object is committed
 (lockdown.bpf.o, rebuilt bit for bit by scripts/build-bpf.sh and checked by
-tests/host/test_bpf_build.py): a security tool should install without a
+tests/host/test_enforcer_host.py): a security tool should install without a
 compiler toolchain, and a reproducible object proves what it runs.
 """
 
 from __future__ import annotations
 
 import ctypes
+import datetime
 import errno
-import json
 import mmap
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..errors import FeatureMissing, InputError, LockdownctlError, NeedsRoot
+from .. import libc
+from ..errors import FeatureMissing, LockdownctlError, NeedsRoot
+from ..mountinfo import is_mounted
+from ..state.pins import LINK_PIN, PIN_DIR, pinned, remove_state
 from . import libbpf
-from .paths import LINK_PIN, PIN_DIR, STATE, STATE_DIR
+from .abi import (
+    EXCEPTION_MAPS,
+    LD_COUNTER_DROPS,
+    LD_MAX_REASONS,
+    LD_NCOUNTERS,
+    MAPS,
+    VERDICT_CODES,
+    LdPolicy,
+    map_key,
+)
+from .abi import POLICY_MAPS as POLICY_MAPS
+from .resolve import Resolved
+from .resolve import cgroup2_mount as cgroup2_mount
+
+if TYPE_CHECKING:
+    from ..state.types import BpfLsm
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OBJECT = os.path.join(HERE, "lockdown.bpf.o")
 PROGRAM = "ldctl_locked_down"
 BPFFS = "/sys/fs/bpf"
-
-# Mirrors of lockdown.h (tests/unit/test_bpf_abi.py compiles the header and
-# compares every size and offset).
-LD_MAX_REASONS = 64
-LD_ALLOW, LD_DENY, LD_AUDIT = 0, 1, 2
-LD_COUNT_DENIED, LD_COUNT_AUDITED, LD_COUNT_EXCEPTED, LD_NCOUNTERS = 0, 1, 2, 3
-LD_COUNTER_DROPS = LD_MAX_REASONS * LD_NCOUNTERS
-LD_COMM_LEN = 16
-VERDICT_CODES = {"allow": LD_ALLOW, "deny": LD_DENY, "audit": LD_AUDIT}
-
-# Pin name -> map name in the object (".bss" holds `struct ld_policy policy`).
-MAPS = {
-    "policy": ".bss",
-    "exe_exceptions": "exe_exceptions",
-    "cgroup_exceptions": "cgroup_exceptions",
-    "uid_exceptions": "uid_exceptions",
-    "comm_exceptions": "comm_exceptions",
-    "scope_cgroup": "scope_cgroup",
-    "counters": "counters",
-    "events": "events",
-}
-# The maps whose contents are the policy: the program only reads them
-# (BPF_F_RDONLY_PROG, so no other program can write them either), and the
-# seal freezes them (seal.py).
-POLICY_MAPS = ("policy", "exe_exceptions", "cgroup_exceptions", "uid_exceptions", "comm_exceptions",
-               "scope_cgroup")
-
-
-class LdPolicy(ctypes.Structure):
-    _fields_ = [
-        ("gen", ctypes.c_uint32),
-        ("sealed", ctypes.c_uint32),
-        ("policy_id", ctypes.c_uint64),
-        ("audit", ctypes.c_uint8 * 2),
-        ("scoped", ctypes.c_uint8 * 2),
-        ("pad", ctypes.c_uint8 * 4),
-        ("verdict", (ctypes.c_uint8 * LD_MAX_REASONS) * 2),
-    ]
-
-
-class LdExeKey(ctypes.Structure):
-    _fields_ = [("slot", ctypes.c_uint32), ("dev", ctypes.c_uint32), ("ino", ctypes.c_uint64)]
-
-
-class LdIdKey(ctypes.Structure):
-    _fields_ = [("slot", ctypes.c_uint32), ("pad", ctypes.c_uint32), ("id", ctypes.c_uint64)]
-
-
-class LdCommKey(ctypes.Structure):
-    _fields_ = [("slot", ctypes.c_uint32), ("comm", ctypes.c_char * LD_COMM_LEN)]
-
-
-class LdEvent(ctypes.Structure):
-    _fields_ = [
-        ("time_ns", ctypes.c_uint64),
-        ("cgroup_id", ctypes.c_uint64),
-        ("exe_ino", ctypes.c_uint64),
-        ("exe_dev", ctypes.c_uint32),
-        ("pid", ctypes.c_uint32),
-        ("tid", ctypes.c_uint32),
-        ("uid", ctypes.c_uint32),
-        ("reason", ctypes.c_uint32),
-        ("verdict", ctypes.c_uint8),
-        ("pad", ctypes.c_uint8 * 3),
-        ("comm", ctypes.c_char * LD_COMM_LEN),
-    ]
-
-
-# Exception kind -> (pin name, key type)
-EXCEPTION_MAPS: dict[str, tuple[str, type[ctypes.Structure]]] = {
-    "exe": ("exe_exceptions", LdExeKey),
-    "cgroup": ("cgroup_exceptions", LdIdKey),
-    "uid": ("uid_exceptions", LdIdKey),
-    "comm": ("comm_exceptions", LdCommKey),
-}
-
-
-@dataclass
-class Resolved:
-    """A policy turned into map contents for one kernel."""
-
-    table: list[int]  # verdict code per reason value
-    audit: bool
-    scope: str | None  # cgroup directory (absolute path) or None
-    exceptions: dict[str, list[tuple[Any, int, str]]] = field(default_factory=dict)  # kind -> (id, mask, label)
-    policy_id: int = 0
-
-    def digest(self) -> str:
-        return json.dumps([self.table, self.audit, self.scope, sorted(
-            (k, str(i), m) for k, entries in self.exceptions.items() for i, m, _ in entries)])
-
-
-def cgroup2_mount() -> str:
-    """Where cgroup v2 is mounted, from mountinfo (it is not always /sys/fs/cgroup)."""
-    with open("/proc/self/mountinfo", encoding="utf-8") as fh:
-        for line in fh:
-            fields = line.split()
-            sep = fields.index("-")
-            if fields[sep + 1] == "cgroup2":
-                return fields[4]
-    raise FeatureMissing("cgroup v2 is not mounted: cgroup scope and cgroup exceptions need it")
-
-
-def cgroup_dir(path: str) -> str:
-    """A cgroup given as a path in the cgroup v2 hierarchy (or as a directory under its mount)."""
-    mount = cgroup2_mount()
-    full = path if path.startswith(mount + "/") or path == mount else os.path.join(mount, path.lstrip("/"))
-    if not os.path.isdir(full):
-        raise InputError(f"cgroup {path} does not exist (looked for {full})")
-    return full
-
-
-def resolve(policy: Any, cat: Any) -> Resolved:
-    """Turn a validated policy into map contents (stat executables, find cgroup ids, users)."""
-    import pwd
-
-    from ..policy import kernel_dev, verdicts
-
-    table = [LD_ALLOW] * LD_MAX_REASONS
-    for rid, verdict in verdicts(policy, cat).items():
-        value = cat.get(rid).value
-        if value is None or value >= LD_MAX_REASONS:
-            continue
-        table[value] = VERDICT_CODES[verdict]
-    out = Resolved(table=table, audit=policy.mode == "audit",
-                   scope=cgroup_dir(policy.scope_cgroup) if policy.scope_cgroup else None,
-                   policy_id=policy.policy_id)
-    for exc in policy.exceptions:
-        where = f"{policy.source}:{exc.line}"
-        mask = 0
-        for rid in exc.allow:
-            value = cat.get(rid).value
-            if value is not None and value < LD_MAX_REASONS:
-                mask |= 1 << value
-        label = exc.name or f"{exc.kind} {exc.value}"
-        ident: Any
-        if exc.kind == "exe":
-            try:
-                st = os.stat(str(exc.value))
-            except OSError as err:
-                raise InputError(f"{where}: exe {exc.value}: {err.strerror}") from None
-            ident = (kernel_dev(st.st_dev), st.st_ino)
-        elif exc.kind == "cgroup":
-            try:
-                ident = os.stat(cgroup_dir(str(exc.value))).st_ino  # cgroup v2: the id is the inode
-            except InputError as err:
-                raise InputError(f"{where}: {err.message}") from None
-        elif exc.kind == "uid":
-            if isinstance(exc.value, int):
-                ident = exc.value
-            else:
-                try:
-                    ident = pwd.getpwnam(exc.value).pw_uid
-                except KeyError:
-                    raise InputError(f"{where}: no such user {exc.value!r}") from None
-        else:
-            ident = str(exc.value).encode()[: LD_COMM_LEN - 1]
-        entries = out.exceptions.setdefault(exc.kind, [])
-        for i, (other, other_mask, other_label) in enumerate(entries):
-            if other == ident:  # two exceptions for the same subject: allow both sets
-                entries[i] = (other, other_mask | mask, f"{other_label}, {label}")
-                break
-        else:
-            entries.append((ident, mask, label))
-    return out
-
-
-def _key(kind: str, slot: int, ident: Any) -> ctypes.Structure:
-    if kind == "exe":
-        return LdExeKey(slot, ident[0], ident[1])
-    if kind == "comm":
-        return LdCommKey(slot, ident)
-    return LdIdKey(slot, 0, ident)
-
-
-def _libc() -> ctypes.CDLL:
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_void_p]
-    return libc
 
 
 def ensure_bpffs() -> bool:
@@ -215,13 +54,12 @@ def ensure_bpffs() -> bool:
     This changes the host's mounts on purpose: pinned objects must outlive
     this process, so they need the real bpffs, as systemd mounts it at boot.
     """
-    from ..root import is_mounted
-
     if is_mounted(BPFFS, "bpf"):
         return False
-    if _libc().mount(b"bpf", BPFFS.encode(), b"bpf", 0, None) != 0:
-        err = ctypes.get_errno()
-        raise FeatureMissing(f"cannot mount bpffs at {BPFFS}: {os.strerror(err)}")
+    try:
+        libc.mount("bpf", BPFFS, "bpf", 0)
+    except OSError as exc:
+        raise FeatureMissing(f"cannot mount bpffs at {BPFFS}: {os.strerror(exc.errno or 0)}") from None
     return True
 
 
@@ -241,10 +79,6 @@ def load_object(path: str, what: str, prepare: Callable[[libbpf.Object], None], 
         name = errno.errorcode.get(exc.errno or 0, str(exc.errno))
         raise FeatureMissing(f"the kernel refused {what} ({name} at load): {after}") from None
     return obj
-
-
-def pinned() -> bool:
-    return os.path.exists(os.path.join(PIN_DIR, LINK_PIN))
 
 
 class Enforcer:
@@ -281,6 +115,7 @@ class Enforcer:
 
     @classmethod
     def open_pinned(cls) -> Enforcer | None:
+        """The loaded enforcer's maps, from their pins; None when it is not loaded."""
         if not pinned():
             return None
         fds = {}
@@ -380,7 +215,7 @@ class Enforcer:
             for kind, entries in resolved.exceptions.items():
                 fd = self.fds[EXCEPTION_MAPS[kind][0]]
                 for ident, mask, _label in entries:
-                    libbpf.map_update(fd, _key(kind, new, ident), ctypes.c_uint64(mask))
+                    libbpf.map_update(fd, map_key(kind, new, ident), ctypes.c_uint64(mask))
             if resolved.scope:
                 cg = os.open(resolved.scope, os.O_RDONLY | os.O_DIRECTORY)
                 try:
@@ -446,75 +281,6 @@ class Enforcer:
         return per_reason, total(LD_COUNTER_DROPS)
 
 
-def require_bpf_lsm() -> None:
-    """Exit 3 with the precise reason when the BPF LSM cannot run the enforcer."""
-    from ..root import Root
-    from ..status import read_status
-
-    bpf = read_status(Root("/"))["bpf_lsm"]
-    if not bpf["usable"]:
-        detail = bpf["fix"] or bpf["detail"]
-        if bpf["trial_load"] == "refused" and bpf["listed"]:
-            detail = (f"the kernel lists bpf among its LSMs but refuses LSM programs ({bpf['errno']} at load); "
-                      "the enforcer cannot run on this kernel")
-        raise FeatureMissing(f"BPF LSM is not usable: {detail}")
-
-
-def measure(level: str, seconds: float, cat: Any) -> dict[str, Any]:
-    """Run a private, unpinned copy of the enforcer in audit mode with the
-    ``level`` profile for ``seconds`` and aggregate what it would have denied.
-
-    Nothing is denied and nothing outlives the call (the link is detached on
-    the way out), and an enforcer already pinned keeps running beside it.
-    """
-    from ..policy import Policy
-    from .decode import EventDecoder
-
-    require_root()
-    require_bpf_lsm()
-    policy = Policy(source="check --measure", profile=level, mode="audit")
-    enforcer = Enforcer.load()
-    seen: dict[tuple[str, str, str], int] = {}
-    decoder = EventDecoder(cat)
-    events = 0
-
-    def on_event(raw: bytes) -> None:
-        nonlocal events
-        events += 1
-        e = decoder.decode(raw)
-        key = (e["comm"] or "", e["exe"] or e["exe_id"], e["reason"] or str(e["reason_value"]))
-        seen[key] = seen.get(key, 0) + 1
-
-    try:
-        enforcer.write_policy(resolve(policy, cat))
-        enforcer.link = libbpf.attach(enforcer.obj.program(PROGRAM))  # type: ignore[union-attr]
-        ring = libbpf.RingBuffer(enforcer.fds["events"], on_event)
-        try:
-            end = time.monotonic() + seconds
-            while (left := end - time.monotonic()) > 0:
-                ring.poll(int(min(left, 0.2) * 1000) + 1)
-            libbpf.link_release(enforcer.link, keep_attached=False)  # detach before the last read
-            enforcer.link = None
-            ring.consume()
-        finally:
-            ring.close()
-        per_reason, drops = enforcer.counters()
-    finally:
-        if enforcer.link is not None:
-            libbpf.link_release(enforcer.link, keep_attached=False)
-            enforcer.link = None
-        enforcer.close()
-    audited = sum(c[LD_COUNT_AUDITED] for c in per_reason)
-    return {
-        "seconds": seconds, "events": events, "drops": drops, "audited": audited,
-        # exe: a path when /proc resolved it while the process lived, else None
-        # (the device:inode identity stays in exe_id)
-        "observations": [{"comm": comm, "exe": exe if exe.startswith("/") else None, "exe_id": exe,
-                          "reason": reason, "count": count}
-                         for (comm, exe, reason), count in sorted(seen.items())],
-    }
-
-
 class _PolicyCopy:
     """The policy read whole with a map lookup (works on a read-only fd)."""
 
@@ -552,23 +318,45 @@ def remove_pins() -> list[str]:
             removed.append(path)
         os.rmdir(PIN_DIR)
         removed.append(PIN_DIR)
-    if os.path.exists(STATE):
-        os.unlink(STATE)
+    remove_state()
     return removed
 
 
-def save_state(state: dict[str, Any]) -> None:
-    os.makedirs(STATE_DIR, mode=0o700, exist_ok=True)
-    tmp = f"{STATE}.{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(state, fh, indent=1)
-    os.replace(tmp, STATE)
+def iso(seconds: int) -> str:
+    """Unix seconds as UTC ISO 8601 (the seal's time in status and state)."""
+    return datetime.datetime.fromtimestamp(seconds, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def load_state() -> dict[str, Any] | None:
+def describe(bpf_lsm: BpfLsm | None = None) -> dict[str, Any]:
+    """``enforce status``: the loaded enforcer, its policy and counters (root
+    only); when none is loaded, whether one can be (state/bpf_lsm.py)."""
+    from ..reasons import catalogue
+    from ..root import Root
+    from ..state import pins
+    from ..state.bpf_lsm import bpf_lsm_state, why_not
+
+    enforcer = Enforcer.open_pinned()
+    if enforcer is None:  # whether one can be: the decision status made, or made now
+        bpf = bpf_lsm or bpf_lsm_state(Root("/"))
+        return {"loaded": False, "can_load": bpf["usable"], "why_not": None if bpf["usable"] else why_not(bpf)}
     try:
-        with open(STATE, encoding="utf-8") as fh:
-            state: dict[str, Any] = json.load(fh)
-            return state
-    except (OSError, ValueError):
-        return None
+        live = enforcer.read_policy()
+        per_reason, drops = enforcer.counters()
+        exceptions = enforcer.exceptions()
+    finally:
+        enforcer.close()
+    cat = catalogue()
+    by_value = {r.value: r.id for r in cat.reasons if r.value is not None}
+    names = {code: name for name, code in VERDICT_CODES.items()}
+    table = {by_value[v]: names.get(code, str(code)) for v, code in enumerate(live["table"]) if v in by_value}
+    counters = {by_value.get(v, str(v)): {"denied": c[0], "audited": c[1], "excepted": c[2]}
+                for v, c in enumerate(per_reason) if any(c)}
+    state = pins.load_state() or {}
+    return {
+        "loaded": True, "pin_dir": pins.PIN_DIR, "generation": live["gen"],
+        "policy_id": f"{live['policy_id']:016x}",
+        "mode": "audit" if live["audit"] else "enforce", "scoped": live["scoped"], "sealed": bool(live["sealed"]),
+        "sealed_at": iso(live["sealed"]) if live["sealed"] else None,
+        "profile": state.get("profile"), "policy_file": state.get("policy_file"), "verdicts": table,
+        "exceptions": exceptions, "counters": counters, "ring_buffer_drops": drops,
+    }
