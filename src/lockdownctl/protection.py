@@ -20,12 +20,11 @@ line counts what it holds without borrowing.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from .levels import level_rank
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:  # explain and check read exposure() without the YAML policy reader
-    from typing import Any
-
     from .policy import Policy, PolicyException
     from .reasons import Catalogue, Reason
 

@@ -109,7 +109,8 @@ def test_exposure_sentence() -> None:
 
 
 def run_case(name: str, btf: Path) -> tuple[int, Any, str, int]:
-    args = ["policy", "validate", str(CASES[name]), "--btf", str(btf)]
+    # a fixture root holds every program and cgroup the cases name: no host dependence
+    args = ["policy", "validate", str(CASES[name]), "--btf", str(btf), "--root", str(DATA / "policy/root")]
     run = lockdownctl(*args, "--json")
     text = lockdownctl(*args)
     strict = lockdownctl(*args, "--strict")
@@ -163,7 +164,7 @@ def test_check_says_what_a_proposed_exception_exposes(tmp_path: Path) -> None:
                 ctx.finding("fake", "hibernation", "breaks", "h", ev, "s",
                             policy=exception_yaml(["hibernation"], exe="/usr/lib/systemd/systemd-logind"))]
 
-    state = {"level": "none", "lsm": {"lockdown_active": True}}
+    state: Any = {"level": "none", "lsm": {"lockdown_active": True}}
     found = {f["reason"]: f for f in check(Root(tmp_path), "integrity", state, [("fake", fake)])["findings"]}
     assert found["msr"]["policy"] == "exceptions: [{name: x, exe: /usr/bin/x, allow: [msr]}]"
     assert found["msr"]["exposes"].startswith("lets root defeat integrity and confidentiality")
@@ -217,7 +218,7 @@ def test_check_prefers_the_agents_executable_to_its_cgroup(tmp_path: Path, exec_
     unit.write_text(f"[Service]\nExecStart={exec_start}\n")
     (tmp_path / "proc/sys/kernel").mkdir(parents=True)
     (tmp_path / "proc/sys/kernel/osrelease").write_text("6.12.0\n")
-    state = {"level": "none", "lsm": {"lockdown_active": True}}
+    state: Any = {"level": "none", "lsm": {"lockdown_active": True}}
     data = check(Root(tmp_path), "confidentiality", state, [d for d in DETECTORS if d[0] == "bpf"])
     found = [f for f in data["findings"] if f["detector"] == "bpf" and f.get("subject", {}).get("unit")]
     assert [f["policy"] for f in found] == [policy]
@@ -234,7 +235,7 @@ def test_check_names_logind_probes_as_noise(tmp_path: Path) -> None:
     (tmp_path / "dev/kmsg").write_bytes((DATA / "klog/logind-probes/dmesg.txt").read_bytes())
     (tmp_path / "proc/sys/kernel").mkdir(parents=True)
     (tmp_path / "proc/sys/kernel/osrelease").write_text("6.12.117+deb12-amd64\n")
-    state = {"level": "integrity", "lsm": {"lockdown_active": True}}
+    state: Any = {"level": "integrity", "lsm": {"lockdown_active": True}}
     data = check(Root(tmp_path), "integrity", state, [d for d in DETECTORS if d[0] == "kernel-log"])
     by_comm = {f["subject"]["comm"]: f for f in data["findings"]}
     probe = by_comm["systemd-logind"]
