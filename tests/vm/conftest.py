@@ -268,7 +268,7 @@ def capture(result: VmResult) -> None:
         return  # keep the previous clean capture rather than a broken one
     out = GUESTS_DATA / result.target.name
     out.mkdir(parents=True, exist_ok=True)
-    package, version = kernel_package(result.kernel_image)
+    package, version = kernel_package(result.target)
     when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     how = (
         f"LOCKDOWNCTL_CAPTURE=1 pytest tests/vm: tests/vm/runner.py booted {result.kernel_image} "
@@ -308,16 +308,10 @@ def tool_versions() -> str:
     return ", ".join(out)
 
 
-def kernel_package(image: Path) -> tuple[str, str]:
-    """(Debian package, version) that installed a kernel image, or ("unknown", "")."""
-    try:
-        owner = subprocess.run(["dpkg-query", "-S", str(image)], capture_output=True, text=True, check=True)
-        package = owner.stdout.split(":", 1)[0]
-        version = subprocess.run(["dpkg-query", "-W", "-f=${Version}", package],
-                                 capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown", ""
-    return package, version
+def kernel_package(target: Target) -> tuple[str, str]:
+    """(Debian packages, version) the guest's kernel was unpacked from (tests/vm/kernels.txt)."""
+    pin = KERNELS[target.kernel]
+    return " ".join(pin.packages), pin.version
 
 
 # --- guest side --------------------------------------------------------------
