@@ -6,6 +6,12 @@ list of names, or "all" (the default):
     @pytest.mark.guest(kernel="6.12", level=["integrity", "confidentiality"])
     def test_something(guest_target: Target) -> None: ...
 
+A guest test that changes its boot for good (seals the enforcer, raises the
+kernel's level) says so, and runs after every other test of its boot, in
+increasing ``step`` (then in collection order), whatever its file is called:
+
+    @pytest.mark.one_way(step=2, why="raises the kernel's lockdown level until reboot")
+
 Each marked test is parametrized once per target (node id suffix
 ``[6.12-integrity]``). On the host those items do not run their body: the
 first one of a target boots the guest (tests/vm/runner.py), which runs pytest
@@ -110,8 +116,25 @@ def item_target(item: pytest.Item) -> Target | None:
     return callspec.params.get("guest_target") if callspec is not None else None
 
 
+def one_way_step(item: pytest.Item) -> int:
+    """0 for an ordinary test; the marker's step (>= 1) for one that changes its boot for good."""
+    mark = item.get_closest_marker("one_way")
+    if mark is None:
+        return 0
+    step = mark.kwargs.get("step")
+    if not isinstance(step, int) or step < 1 or not mark.kwargs.get("why") or mark.args:
+        raise pytest.UsageError(f"{item.nodeid}: write one_way(step=N >= 1, why='what it changes until reboot')")
+    return step
+
+
+def run_order(items: list[pytest.Item]) -> list[pytest.Item]:
+    """Ordinary tests first, then one-way ones by step; stable otherwise."""
+    return sorted(items, key=one_way_step)
+
+
 @pytest.hookimpl(trylast=True)  # after -k / -m deselection, which reads the original items
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    items[:] = run_order(items)
     if IN_GUEST:
         # Drop tests meant for another guest (`pytest tests/vm` run by hand in a guest).
         here = guest_env_target()

@@ -14,12 +14,12 @@ working; "guarded" opens a tracefs file from that cgroup.
 - ``test_sealed_route``: after ``apply --seal``, each route fails and the
   guarded open is still denied.
 
-A sealed guest cannot be unsealed, so the sealed tests come after the unsealed
-ones (pytest runs a module's tests in definition order) and this module is
-named to run after every other guest module but test_zz_enable_now.py, which
-raises the kernel's level (at confidentiality the kernel itself would deny
-tracefs, and the guarded open would prove nothing) and still works on a sealed
-guest.
+A sealed guest cannot be unsealed, so every test that needs the seal is
+marked ``one_way(step=1)``: tests/vm/conftest.py runs it after every ordinary
+test of the boot (the unsealed routes included), and before
+test_enable_now.py's ``step=2``, which raises the kernel's level (at
+confidentiality the kernel itself would deny tracefs, and the guarded open
+would prove nothing) and still works on a sealed guest.
 """
 
 from __future__ import annotations
@@ -365,6 +365,7 @@ def test_unsealed_route(route: Route, cgroup: str, tmp_path: Path) -> None:
 
 
 SEALED: dict[str, object] = {}
+SEALS = pytest.mark.one_way(step=1, why="seals the enforcer until reboot")
 
 
 @pytest.fixture(scope="module")
@@ -394,6 +395,7 @@ def our_prog_ids() -> set[int]:
 
 
 @pytest.mark.guest(kernel="all", level="none")
+@SEALS
 def test_seal_applies(sealed: dict[str, object]) -> None:
     seal = sealed["seal"]
     assert isinstance(seal, dict) and len(seal["pins"]) == 10
@@ -416,6 +418,7 @@ def test_seal_applies(sealed: dict[str, object]) -> None:
 
 
 @pytest.mark.guest(kernel="all", level="none")
+@SEALS
 @pytest.mark.parametrize("route", ROUTES, ids=lambda r: r.name)
 def test_sealed_route(route: Route, sealed: dict[str, object]) -> None:
     ids = sealed["ids"]
@@ -431,6 +434,7 @@ def test_sealed_route(route: Route, sealed: dict[str, object]) -> None:
 
 
 @pytest.mark.guest(kernel="all", level="none")
+@SEALS
 def test_sealed_refusals_are_explained(sealed: dict[str, object], tmp_path: Path) -> None:
     run = lockdownctl("enforce", "remove")
     assert run.code == 1 and "policy is sealed until reboot" in run.err and run.err.count("\n") == 1
@@ -443,6 +447,7 @@ def test_sealed_refusals_are_explained(sealed: dict[str, object], tmp_path: Path
 
 
 @pytest.mark.guest(kernel="all", level="none")
+@SEALS
 def test_the_seal_protects_itself(sealed: dict[str, object]) -> None:
     seal = sealed["seal"]
     assert isinstance(seal, dict)
