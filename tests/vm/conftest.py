@@ -25,6 +25,7 @@ Environment:
   LOCKDOWNCTL_VM_RESULTS=DIR keep each boot's results in DIR/<kernel>-<level> (default: a temp dir)
   LOCKDOWNCTL_VM_TIMEOUT=S   seconds per boot (default 240 + 20 per guest test in it)
   LOCKDOWNCTL_VM_ACCEL=tcg|kvm|auto
+  LOCKDOWNCTL_KERNEL_CACHE=DIR where scripts/vm-setup.sh unpacked the kernels (default /opt/lockdownctl-kernels)
 """
 
 from __future__ import annotations
