@@ -280,7 +280,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
             continue
         r = boot_.result
         terminalreporter.write_line(
-            f"{r.target.name}: {r.duration:.1f} s ({r.accel}, {r.kernel_image.name}), "
+            f"{r.target.name}: {r.duration:.1f} s ({r.accel}, {' '.join(kernel_package(r.target))}), "
             f"{len(boot_.node_ids)} tests, exit status {r.exit_status}, "
             f"{len(r.splats)} splat lines" + (f", results in {r.results}" if r.results.exists() else "")
         )

@@ -375,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:  # an unusable --results path or LOCKDOWNCTL_VM_ACCEL
         print(f"runner: {exc}", file=sys.stderr)
         return 2
-    print(f"runner: {target.name} on {result.kernel_image.name} ({result.accel}), append {result.append!r}: "
+    print(f"runner: {target.name} on {result.kernel_image} ({result.accel}), append {result.append!r}: "
           f"exit status {result.exit_status} in {result.duration:.1f} s; results in {result.results}",
           file=sys.stderr)
     if problems := result.problems():
