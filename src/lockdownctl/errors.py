@@ -7,6 +7,9 @@ EXIT_FINDINGS = 1
 EXIT_INPUT = 2
 EXIT_FEATURE = 3
 EXIT_ROOT = 4
+# Nothing could be decided: every check lacked the input it needs (an empty
+# --root, an empty log). Not a pass: a verdict needs evidence that was read.
+EXIT_UNDECIDED = 5
 EXIT_OUTPUT = 74  # standard output could not be written (sysexits EX_IOERR)
 
 
@@ -17,8 +20,21 @@ class LockdownctlError(Exception):
     exit_code = EXIT_INPUT
 
     def __init__(self, message: str) -> None:
+        message = clip(message)
         super().__init__(message)
         self.message = message
+
+
+MAX_MESSAGE = 1024  # an error is one line a person reads: a 100 KB argument is not echoed whole
+
+
+def clip(message: str) -> str:
+    """The message with its middle cut when it is longer than MAX_MESSAGE
+    (the start names the file or value, the end says what to do)."""
+    if len(message) <= MAX_MESSAGE:
+        return message
+    head, tail = 300, MAX_MESSAGE - 300 - 40
+    return f"{message[:head]}...[{len(message) - head - tail} characters cut]...{message[-tail:]}"
 
 
 class InputError(LockdownctlError):
@@ -40,6 +56,11 @@ class NeedsRoot(LockdownctlError):
 
     code = "needs-root"
     exit_code = EXIT_ROOT
+
+
+def status_word(exit_code: int) -> str:
+    """The envelope's ``status`` for an exit code."""
+    return {EXIT_OK: "ok", EXIT_FINDINGS: "findings", EXIT_UNDECIDED: "undecided"}.get(exit_code, "error")
 
 
 class OutputError(LockdownctlError):

@@ -32,7 +32,7 @@ import yaml
 
 from .errors import InputError
 from .levels import LEVELS, level_rank
-from .reasons import Catalogue
+from .reasons import Catalogue, suggest
 from .yamldoc import compose
 
 VERDICTS = ("allow", "deny", "audit")
@@ -108,16 +108,26 @@ class _Doc:
             raise self.err(node, f"{what} must be a single value")
         return yaml.SafeLoader(" ").construct_object(node, deep=True)
 
+    @staticmethod
+    def shown(node: yaml.Node, value: Any) -> str:
+        """A value as the user wrote it, saying what YAML made of it when that
+        differs: YAML 1.1 reads unquoted on/off/yes/no as booleans."""
+        raw = node.value if isinstance(node, yaml.ScalarNode) else None
+        if isinstance(value, bool) and isinstance(raw, str) and raw.lower() not in ("true", "false"):
+            return (f"{raw} (YAML 1.1 reads an unquoted {raw} as the boolean {str(value).lower()}: "
+                    f"quote it, '{raw}', to mean the word)")
+        return repr(value)
+
     def string(self, node: yaml.Node, what: str) -> str:
         value = self.scalar(node, what)
         if not isinstance(value, str) or not value:
-            raise self.err(node, f"{what} must be a non-empty string, not {value!r}")
+            raise self.err(node, f"{what} must be a non-empty string, not {self.shown(node, value)}")
         return value
 
     def choice(self, node: yaml.Node, what: str, choices: tuple[str, ...]) -> str:
         value = self.scalar(node, what)
-        if value not in choices:
-            raise self.err(node, f"{what} must be one of {', '.join(choices)}, not {value!r}")
+        if value not in choices or isinstance(value, bool):
+            raise self.err(node, f"{what} must be one of {', '.join(choices)}, not {self.shown(node, value)}")
         return str(value)
 
     def boolean(self, node: yaml.Node, what: str) -> bool:
@@ -143,8 +153,10 @@ def parse_policy(text: str, path: str, cat: Catalogue) -> Policy:
     if "version" not in top:
         raise doc.err(root, "missing 'version: 1'")
     version = doc.scalar(top["version"][1], "version")
-    if version != 1:
-        raise doc.err(top["version"][1], f"unsupported policy version {version!r} (this lockdownctl reads version 1)")
+    # "1" is accepted as 1, as audit rules files accept both; a boolean is not 1.
+    if isinstance(version, bool) or version not in (1, "1"):
+        what = f"the string {version!r}" if isinstance(version, str) else doc.shown(top["version"][1], version)
+        raise doc.err(top["version"][1], f"unsupported policy version {what} (this lockdownctl reads version 1)")
     if "profile" in top:
         policy.profile = doc.choice(top["profile"][1], "profile", LEVELS)
     if "mode" in top:
@@ -162,7 +174,8 @@ def parse_policy(text: str, path: str, cat: Catalogue) -> Policy:
         name = doc.string(node, what)
         reason = cat.find(name)
         if reason is None:
-            raise doc.err(node, f"unknown lockdown reason {name!r} in {what} (valid: {', '.join(valid_ids)})")
+            raise doc.err(node, f"unknown lockdown reason {name!r} in {what}{suggest(name, list(valid_ids))} "
+                          f"(valid: {', '.join(valid_ids)})")
         if cat.from_btf and not reason.on_kernel:
             policy.warnings.append(f"{path}:{node.start_mark.line + 1}: reason {reason.id} is not on this "
                                    "kernel: it cannot occur here")

@@ -7,12 +7,20 @@ reached on the live system by :func:`in_private_mounts`, which mounts them in
 a child process inside its own mount namespace: the host's mount table is
 never changed (design.md section 5).
 
+Every path of a root other than ``/`` is resolved inside it, as
+openat2(RESOLVE_IN_ROOT) and systemd's ``--root`` (chase()) resolve it: an
+absolute symlink starts again at the root and ``..`` stops there, so a link
+in an image (``proc/config.gz -> /proc/config.gz``) never reaches the host's
+files, and a write through a symlink (``etc/default/grub``) lands on the
+link's target inside the root.
+
 Plain ``os.path`` strings and classes (no pathlib, no dataclasses): ``status``
 must start fast (benchmarks/startup.py).
 """
 
 from __future__ import annotations
 
+import errno
 import marshal
 import os
 
@@ -37,6 +45,9 @@ class Unreadable:
         return f"Unreadable({self.path!r}, {self.why!r})"
 
 
+MAXSYMLINKS = 40  # the kernel's limit on links followed in one lookup (include/linux/namei.h)
+
+
 class Root:
     def __init__(self, path: str | os.PathLike[str] = "/") -> None:
         self.path = os.fspath(path)
@@ -45,22 +56,67 @@ class Root:
         self.live = os.path.realpath(self.path) == "/"
 
     def __truediv__(self, rel: str) -> str:
-        return os.path.join(self.path, rel.lstrip("/"))
+        """The host path of ``rel``, resolved inside the root (see :meth:`resolve`).
+
+        A symlink loop is an InputError naming the path (there is no file to give)."""
+        try:
+            return self.resolve(rel)
+        except OSError as exc:
+            raise InputError(f"{self.display(rel)}: {exc.strerror}") from None
+
+    def resolve(self, rel: str, follow: bool = True) -> str:
+        """``rel`` with every symlink followed inside the root; OSError(ELOOP) on a loop.
+
+        Components are resolved one by one from the root, as the kernel does
+        for openat2(RESOLVE_IN_ROOT): an absolute target restarts at the root,
+        ``..`` never climbs above it. A component that is absent or not a
+        directory is kept as written (the open that follows reports it).
+        ``follow`` False leaves the last component unresolved (readlink).
+        The result is below ``self.path`` as given, so os.path.relpath()
+        against it works. The live root ``/`` needs none of this.
+        """
+        if self.live:
+            return os.path.join(self.path, rel.lstrip("/"))
+        done: list[str] = []
+        todo = rel.split("/")[::-1]  # a stack: the next component is last
+        links = 0
+        while todo:
+            name = todo.pop()
+            if name in ("", "."):
+                continue
+            if name == "..":
+                if done:
+                    done.pop()
+                continue
+            if not follow and not any(n not in ("", ".") for n in todo):
+                done.append(name)
+                break
+            try:
+                target = os.readlink(os.path.join(self.path, *done, name))
+            except OSError:  # not a link, absent, or below a non-directory
+                done.append(name)
+                continue
+            links += 1
+            if links > MAXSYMLINKS:
+                raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), self.display(rel))
+            if target.startswith("/"):
+                done.clear()
+            todo.extend(target.split("/")[::-1])
+        return os.path.join(self.path, *done)
 
     def display(self, rel: str) -> str:
-        """The path as users should see it in messages."""
-        return self / rel
+        """The path as users should see it in messages (as written, links not followed)."""
+        return os.path.join(self.path, rel.lstrip("/"))
 
     def read_bytes(self, rel: str) -> bytes | Unreadable | None:
         """File contents; None when absent; Unreadable when present but refused."""
-        path = self / rel
         try:
-            with open(path, "rb") as fh:
+            with open(self.resolve(rel), "rb") as fh:
                 return fh.read()
         except (FileNotFoundError, NotADirectoryError):
             return None
         except OSError as exc:
-            return Unreadable(path, exc.strerror or str(exc))
+            return Unreadable(self.display(rel), exc.strerror or str(exc))
 
     def read_text(self, rel: str) -> str | Unreadable | None:
         data = self.read_bytes(rel)
@@ -68,15 +124,18 @@ class Root:
             try:
                 return data.decode("utf-8")
             except UnicodeDecodeError as exc:
-                raise InputError(f"{self / rel}: not text: invalid UTF-8 at byte {exc.start}") from None
+                raise InputError(f"{self.display(rel)}: not text: invalid UTF-8 at byte {exc.start}") from None
         return data
 
     def exists(self, rel: str) -> bool:
-        return os.path.exists(self / rel)
+        try:
+            return os.path.exists(self.resolve(rel))
+        except OSError:
+            return False
 
     def listdir(self, rel: str) -> list[str]:
         try:
-            return sorted(os.listdir(self / rel))
+            return sorted(os.listdir(self.resolve(rel)))
         except OSError:
             return []
 
@@ -84,12 +143,15 @@ class Root:
         """A symlink's target as stored (never followed: /proc/PID/fd links
         name objects of the host, and fixture links may dangle)."""
         try:
-            return os.readlink(self / rel)
+            return os.readlink(self.resolve(rel, follow=False))
         except OSError:
             return None
 
     def is_dir(self, rel: str) -> bool:
-        return os.path.isdir(self / rel)
+        try:
+            return os.path.isdir(self.resolve(rel))
+        except OSError:
+            return False
 
     def osrelease(self) -> str | None:
         """``uname -r`` of the kernel this root describes."""
@@ -99,7 +161,7 @@ class Root:
             # It names directories (/lib/modules/RELEASE, /boot/config-RELEASE):
             # one printable word without a slash, as utsname's release is.
             if not release.isprintable() or any(c.isspace() or c == "/" for c in release):
-                raise InputError(f"{self / 'proc/sys/kernel/osrelease'}: malformed kernel release {release!r}")
+                raise InputError(f"{self.display('proc/sys/kernel/osrelease')}: malformed kernel release {release!r}")
             return release
         return os.uname().release if self.live else None
 

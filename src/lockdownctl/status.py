@@ -23,6 +23,7 @@ from .host.efivars import SecureBoot, read_secure_boot
 from .host.kconfig import KConfig, read_kconfig
 from .host.kmsg import KMSG, LogLine
 from .host.securityfs import parse_securityfs
+from .kfacts import FORCE_OPTIONS, SECURE_BOOT_LEVEL, SECURE_BOOT_OPTIONS
 from .klog import level_sets
 from .levels import LEVELS, level_rank
 from .prefetch import kernel_side, start_status
@@ -34,14 +35,6 @@ if TYPE_CHECKING:
 
     from .root import Child
 
-FORCE_OPTIONS = {
-    "integrity": "CONFIG_LOCK_DOWN_KERNEL_FORCE_INTEGRITY",
-    "confidentiality": "CONFIG_LOCK_DOWN_KERNEL_FORCE_CONFIDENTIALITY",
-}
-# The distro patch "efi: Lock down the kernel if booted in secure boot mode"
-# under its names over time (kernel-facts.md 3.1); it locks at integrity.
-SECURE_BOOT_OPTIONS = ("CONFIG_LOCK_DOWN_IN_EFI_SECURE_BOOT", "CONFIG_EFI_SECURE_BOOT_LOCK_DOWN",
-                       "CONFIG_LOCK_DOWN_KERNEL")
 SOURCE_TEXT = {
     "kconfig": "forced by kernel configuration",
     "cmdline": "set on the kernel command line",
@@ -65,7 +58,7 @@ def _candidates(config: KConfig | None, cmdline: Cmdline | None, sb: SecureBoot)
     """(level, source) pairs from static configuration, in the kernel's order."""
     out: list[tuple[str, dict[str, Any]]] = []
     if config is not None:
-        for level, option in FORCE_OPTIONS.items():
+        for option, level in FORCE_OPTIONS:
             if config.get(option) == "y":
                 out.append((level, source("kconfig", f"{option}=y", [evidence(config.where(option), f"{option}=y")])))
     if cmdline is not None and cmdline.lockdown:
@@ -75,7 +68,7 @@ def _candidates(config: KConfig | None, cmdline: Cmdline | None, sb: SecureBoot)
         for option in SECURE_BOOT_OPTIONS:
             if config.get(option) == "y":
                 ev = [evidence(config.where(option), f"{option}=y")] + [evidence("efivars", e) for e in sb.evidence]
-                out.append(("integrity", source("secure_boot", f"Secure Boot on and {option}=y", ev)))
+                out.append((SECURE_BOOT_LEVEL, source("secure_boot", f"Secure Boot on and {option}=y", ev)))
                 break
     return out
 
@@ -218,7 +211,7 @@ def assemble(root: Root, files: Files, kernel: dict[str, Any]) -> dict[str, Any]
         notes.append("the lockdown LSM is not in the active LSM list: the level is displayed but not enforced")
     forced = None
     if config is not None:
-        forced = next((lvl for lvl, opt in FORCE_OPTIONS.items() if config.get(opt) == "y"), None)
+        forced = next((lvl for opt, lvl in FORCE_OPTIONS if config.get(opt) == "y"), None)
     raise_to = [lvl for lvl in (sfs.offered or list(LEVELS)) if level and level_rank(lvl) > level_rank(level)]
     can_raise = None
     if level is not None and lsm["lockdown_active"] is not None:

@@ -63,7 +63,11 @@ def test_grub_mkconfig_before_enable_has_no_single_token(tmp_path: Path) -> None
 def test_grub_mkconfig_every_linux_line_has_the_token_once(tmp_path: Path, level: str) -> None:
     root = tmp_path / "root"
     shutil.copytree(FIXTURE, root)
-    run = lockdownctl("enable", level, "--root", str(root))
+    if level == "integrity":  # the fixture's default entry is at confidentiality: refused unless --force
+        refused = lockdownctl("enable", level, "--root", str(root))
+        assert refused.code == 1 and "would lower the boot level" in refused.out
+        assert not (root / "etc/default/grub.d/99-lockdownctl.cfg").exists()
+    run = lockdownctl("enable", level, "--root", str(root), *(["--force"] if level == "integrity" else []))
     assert run.code == 0, run.err
     cfg = grub_mkconfig(root)
     lines = linux_lines(cfg)

@@ -41,6 +41,13 @@ def test_launcher_and_pages(installed: Path) -> None:
     assert (installed / "man/man5/lockdownctl-policy.5").exists()
 
 
+def test_venv_is_the_system_interpreter(installed: Path) -> None:
+    """Not the first python3 on PATH (a pyenv in root's home made the command unusable for other users)."""
+    python = os.path.realpath(installed / "venv/bin/python3")
+    assert python == os.path.realpath("/usr/bin/python3"), python
+    assert "home = /usr/bin\n" in (installed / "venv/pyvenv.cfg").read_text()
+
+
 def test_installed_status_equals_the_checkout(installed: Path) -> None:
     proc = subprocess.run([str(installed / "bin/lockdownctl"), "status", "--json"], capture_output=True,
                           text=True, timeout=60, check=False)

@@ -33,5 +33,7 @@ def test_every_option_is_documented(verb: str) -> None:
 
 
 def test_exit_codes_are_documented() -> None:
-    for code in ("0", "1", "2", "3", "4", "70"):
+    for code in ("0", "1", "2", "3", "4", "5", "70", "74"):
         assert f".B {code}\n" in MAN
+    for code in ("5 undecided", "74 the output", "70 internal"):
+        assert code in README

@@ -17,10 +17,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lockdownctl.errors import EXIT_FEATURE, EXIT_FINDINGS, EXIT_INPUT, EXIT_OK, EXIT_ROOT
+from lockdownctl.errors import EXIT_FEATURE, EXIT_FINDINGS, EXIT_INPUT, EXIT_OK, EXIT_ROOT, EXIT_UNDECIDED
 from tests.conftest import DATA, REPO, ROOTS, lockdownctl_inproc
 
-DOCUMENTED = {EXIT_OK, EXIT_FINDINGS, EXIT_INPUT, EXIT_FEATURE, EXIT_ROOT}
+DOCUMENTED = {EXIT_OK, EXIT_FINDINGS, EXIT_INPUT, EXIT_FEATURE, EXIT_ROOT, EXIT_UNDECIDED}
 VERBS = (("status",), ("audit",), ("check", "--level", "confidentiality"), ("explain", "dev_mem"))
 
 
@@ -124,7 +124,8 @@ def test_damaged_input_file_never_breaks_a_verb(inputs: dict[str, Path], data: s
     finally:
         path.write_bytes(original)
     assert run.code in DOCUMENTED, (kind, run.err)
-    envelope = run.out.splitlines()[-1] if kind == "log" else run.out  # watch: JSON lines, envelope last
+    # watch: JSON lines, envelope last; an error before any event is the error envelope alone
+    envelope = run.out.splitlines()[-1] if kind == "log" and run.code != EXIT_INPUT else run.out
     assert json.loads(envelope)["exit_code"] == run.code
     if run.code == EXIT_INPUT:
         assert len(run.err.splitlines()) == 1 and str(path) in run.err, run.err

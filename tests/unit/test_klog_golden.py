@@ -98,12 +98,19 @@ def test_guest_capture_matches_a_text_search(guest: str) -> None:
     assert bool(level_sets) == (level != "none")
 
 
+def test_every_guest_capture_has_a_golden_copy() -> None:
+    assert GUESTS, "tests/data/guests holds the VM tier's captures"
+    assert {f"guest-{g}" for g in GUESTS} == {c for c in CASES if c.startswith("guest-")}
+
+
 @pytest.mark.parametrize("guest", GUESTS)
 def test_guest_golden_copy_is_current(guest: str) -> None:
-    """tests/data/klog/guest-* hold copies of the captures their expected.json was checked against."""
+    """tests/data/klog/guest-* hold copies of the captures their expected.json was checked against:
+    a re-capture that differs fails until someone checks it and regenerates the golden case."""
     copy = KLOG / f"guest-{guest}" / "dmesg.txt"
-    if not copy.exists():
-        pytest.skip(f"no golden copy of {guest} yet")
-    live = (DATA / "guests" / guest / "dmesg.txt").read_bytes()
-    if live != copy.read_bytes():
-        pytest.skip(f"{guest} was re-captured: check it by hand and copy it to {copy.parent}")
+    live = DATA / "guests" / guest / "dmesg.txt"
+    assert copy.exists(), f"no golden copy of {live}: cp {live} {copy} and regenerate (below)"
+    assert live.read_bytes() == copy.read_bytes(), (
+        f"{live} was re-captured and differs from {copy}: check the new capture by hand, then "
+        f"cp {live} {copy} && LOCKDOWNCTL_REGEN=1 pytest tests/unit/test_klog_golden.py -k guest-{guest} "
+        "and review the expected.json diff")

@@ -109,10 +109,13 @@ def test_fast_path_agrees_with_argparse(case: tuple[str, list[str]]) -> None:
     (["--json"], {"json": True, "root": "/", "expect": None}),
     (["--root", "/x", "--expect=confidentiality"], {"json": False, "root": "/x", "expect": "confidentiality"}),
     (["--root=/a", "--root=/b", "--json"], {"json": True, "root": "/b", "expect": None}),
+    (["--format", "nfd", "--output", "/f"], {"json": False, "root": "/", "expect": None, "format": "nfd",
+                                            "output": "/f"}),
 ])
 def test_fast_path_status(argv: list[str], expected: dict[str, object]) -> None:
     fast = parse(lambda p: _add_verb(p, "status"), argv)
-    assert fast is not None and vars(fast) == expected
+    defaults = {"format": "text", "output": None, "dry_run": False}  # status --format nfd (nfd.py)
+    assert fast is not None and vars(fast) == {**defaults, **expected}
 
 
 @pytest.mark.parametrize("argv", [["--js"], ["--help"], ["--expect", "high"], ["--root"], ["--root", "--json"],

@@ -14,16 +14,15 @@ integrity or above" reads the same in both.
 
 from __future__ import annotations
 
-from .engine import ALL_REASONS, Check, Cond, all_of, any_of
+from ..kfacts import FORCE_NONE, FORCE_OPTIONS, SECURE_BOOT_OPTIONS
+from ..kfacts import UPSTREAM_FORCE as FORCE
+from ..levels import level_rank
+from ..reasons import TABLE
+from .engine import ALL_REASONS, Check, Cond, Node, all_of, any_of
 
 _I = "integrity"
 _C = "confidentiality"
-FORCE = {_I: "CONFIG_LOCK_DOWN_KERNEL_FORCE_INTEGRITY", _C: "CONFIG_LOCK_DOWN_KERNEL_FORCE_CONFIDENTIALITY"}
-FORCE_NONE = "CONFIG_LOCK_DOWN_KERNEL_FORCE_NONE"
-# The distro patch "efi: Lock down the kernel if booted in secure boot mode"
-# under its names over time (kernel-facts.md 3.1); it locks at integrity.
-SECURE_BOOT_OPTIONS = ("CONFIG_LOCK_DOWN_IN_EFI_SECURE_BOOT", "CONFIG_EFI_SECURE_BOOT_LOCK_DOWN",
-                       "CONFIG_LOCK_DOWN_KERNEL")
+__all__ = ["FORCE", "FORCE_NONE", "SECURE_BOOT_OPTIONS", "checks"]
 
 
 def kconfig(name: str, expected: str) -> Cond:
@@ -34,8 +33,24 @@ def unset(name: str) -> Cond:
     return Cond("kconfig", name, "is not set")
 
 
+def gate(reason_id: str) -> Node:
+    """The reason's compile-time gate (reasons.Reason.config) is compiled out: the kernel has no such
+    operation, so nothing can do what lockdown would refuse."""
+    options = next(r.config for r in TABLE if r.id == reason_id)
+    conds: list[Node] = [unset(o) for o in options]
+    if not conds:
+        raise ValueError(f"reason {reason_id} has no compile-time gate")
+    return conds[0] if len(conds) == 1 else all_of(*conds)
+
+
 def level(at_least: str) -> Cond:
     return Cond("runtime", "level", f"at least {at_least}")
+
+
+def _forced_at_least(target: str) -> Node:
+    """Any option that forces ``target`` or a higher level on every boot (kfacts.FORCE_OPTIONS)."""
+    conds: list[Node] = [kconfig(opt, "y") for opt, lvl in FORCE_OPTIONS if level_rank(lvl) >= level_rank(target)]
+    return conds[0] if len(conds) == 1 else any_of(*conds)
 
 
 def _force_fix(target: str) -> tuple[str, ...]:
@@ -74,8 +89,7 @@ def _lockdown(target: str) -> list[Check]:
               "distro Secure Boot patch (setup_arch()) or a write to /sys/kernel/security/lockdown",
               may_break="every operation of every reason up to the level: see lockdownctl explain"),
         Check("lockdown_forced_by_kconfig", f"Kconfig forces {target} (no boot-menu edit can lower it)",
-              any_of(kconfig(FORCE[_I], "y"), kconfig(FORCE[_C], "y")) if target == _I
-              else kconfig(FORCE[_C], "y"),
+              _forced_at_least(target),
               (ALL_REASONS,), level=target, group="lockdown", advisory=True, fix=_force_fix(target),
               effect="security/lockdown/lockdown.c lockdown_lsm_init() (choice "
               "CONFIG_LOCK_DOWN_KERNEL_FORCE_NONE/INTEGRITY/CONFIDENTIALITY)",
@@ -129,14 +143,14 @@ def _equivalents() -> list[Check]:
               "kernel refuses every kexec_file_load()",
               may_break="without it, kdump stops working under lockdown"),
         Check("hibernation", "hibernation is not available",
-              any_of(level(_I), unset("HIBERNATION"), Cond("cmdline", "nohibernate", "is set")),
+              any_of(level(_I), gate("hibernation"), Cond("cmdline", "nohibernate", "is set")),
               ("hibernation",), effect="kernel/power/hibernate.c hibernation_available() (also nohibernate=)",
               may_break="systemctl hibernate, hybrid-sleep, suspend-then-hibernate"),
-        Check("x86_msr", "MSRs cannot be written from user space", any_of(level(_I), unset("X86_MSR")),
+        Check("x86_msr", "MSRs cannot be written from user space", any_of(level(_I), gate("msr")),
               ("msr",), effect="arch/x86/kernel/msr.c msr_write(), msr_ioctl()",
               may_break="undervolting and power-limit tools (MSR reads go too without the driver)"),
         Check("x86_iopl_ioperm", "ioperm()/iopl() are not available",
-              any_of(level(_I), unset("X86_IOPL_IOPERM")), ("ioport",),
+              any_of(level(_I), gate("ioport")), ("ioport",),
               effect="arch/x86/kernel/ioport.c ksys_ioperm(), sys_iopl()",
               may_break="root Xorg with legacy drivers, LinuxCNC parallel port, ectool"),
         Check("acpi_custom_method", "ACPI methods cannot be replaced at run time",
@@ -146,49 +160,49 @@ def _equivalents() -> list[Check]:
               any_of(level(_I), unset("ACPI_TABLE_UPGRADE")), ("acpi_tables",),
               effect="drivers/acpi/tables.c acpi_table_upgrade()",
               may_break="DSDT/SSDT overrides that fix sleep, sensors or fans"),
-        Check("efi_test", "/dev/efi_test is not available", any_of(level(_I), unset("EFI_TEST")), ("efi_test",),
+        Check("efi_test", "/dev/efi_test is not available", any_of(level(_I), gate("efi_test")), ("efi_test",),
               effect="drivers/firmware/efi/test/efi_test.c efi_test_open()",
               may_break="FWTS UEFI runtime-service tests"),
         Check("mmiotrace", "the MMIO trace test cannot run",
-              any_of(level(_I), unset("MMIOTRACE_TEST"), unset("MMIOTRACE")), ("mmiotrace",),
+              any_of(level(_I), gate("mmiotrace"), unset("MMIOTRACE")), ("mmiotrace",),
               effect="arch/x86/mm/testmmiotrace.c init()", may_break="MMIO tracing of drivers"),
         Check("debugfs", "debugfs is not writable",
-              any_of(level(_I), unset("DEBUG_FS"), kconfig("DEBUG_FS_ALLOW_NONE", "y"),
+              any_of(level(_I), gate("debugfs"), kconfig("DEBUG_FS_ALLOW_NONE", "y"),
                      Cond("cmdline", "debugfs", "off")), ("debugfs",),
               effect="fs/debugfs/file.c debugfs_locked_down(); fs/debugfs/inode.c debugfs_kernel() (debugfs=off, "
               "CONFIG_DEBUG_FS_ALLOW_NONE)",
               may_break="scheduler tunables, ec_sys, dynamic debug through debugfs, GPU register dumps"),
         Check("bpf_write_user", "BPF cannot write user memory",
-              any_of(level(_I), unset("BPF_SYSCALL"), unset("BPF_EVENTS")), ("bpf_write_user",),
+              any_of(level(_I), gate("bpf_write_user"), unset("BPF_EVENTS")), ("bpf_write_user",),
               effect="kernel/trace/bpf_trace.c bpf_get_probe_write_proto()",
               may_break="BPF tracing (BPF_EVENTS) or all of BPF (BPF_SYSCALL), when set by Kconfig"),
-        Check("kgdb_write", "kgdb/kdb cannot write kernel memory", any_of(level(_I), unset("KGDB")),
+        Check("kgdb_write", "kgdb/kdb cannot write kernel memory", any_of(level(_I), gate("dbg_write_kernel")),
               ("dbg_write_kernel",), effect="kernel/debug/debug_core.c kgdb_cpu_enter()",
               may_break="kernel debugging with kgdb"),
         Check("module_sig", "module signatures are checked at all",
-              any_of(unset("MODULES"), kconfig("MODULE_SIG", "y")), ("module_signature",),
+              any_of(gate("module_signature"), kconfig("MODULE_SIG", "y")), ("module_signature",),
               effect="kernel/module/signing.c module_sig_check(): without CONFIG_MODULE_SIG the check is "
               "compiled out and lockdown never refuses a module",
               may_break="nothing by itself (unsigned modules taint the kernel)"),
         Check("module_sig_force", "unsigned modules are refused",
-              any_of(level(_I), unset("MODULES"), kconfig("MODULE_SIG_FORCE", "y"),
+              any_of(level(_I), gate("module_signature"), kconfig("MODULE_SIG_FORCE", "y"),
                      Cond("cmdline", "module.sig_enforce", "one of 1|y|Y")), ("module_signature",),
               effect="kernel/module/signing.c module_sig_check() (is_module_sig_enforced(), module.sig_enforce=)",
               may_break="DKMS and other out-of-tree modules not signed by a trusted key"),
-        Check("proc_kcore", "/proc/kcore is not available", any_of(level(_C), unset("PROC_KCORE")), ("kcore",),
+        Check("proc_kcore", "/proc/kcore is not available", any_of(level(_C), gate("kcore")), ("kcore",),
               level=_C, effect="fs/proc/kcore.c open_kcore()", may_break="crash and drgn on the live kernel"),
         Check("kprobes", "kprobe trace events are not available",
               any_of(level(_C), unset("KPROBES"), unset("KPROBE_EVENTS")), ("kprobes",), level=_C,
               effect="kernel/trace/trace_kprobe.c __register_trace_kprobe()",
               may_break="bcc and bpftrace kprobe tools, perf probe"),
-        Check("bpf_read_kernel", "BPF cannot read kernel memory", any_of(level(_C), unset("BPF_SYSCALL")),
+        Check("bpf_read_kernel", "BPF cannot read kernel memory", any_of(level(_C), gate("bpf_read_kernel")),
               ("bpf_read_kernel",), level=_C,
               effect="kernel/trace/bpf_trace.c bpf_tracing_func_proto(); kernel/bpf/helpers.c bpf_base_func_proto()",
               may_break="every BPF program, including systemd's and the lockdownctl enforcer, when set by Kconfig"),
         Check("tracefs", "tracefs is not available", any_of(level(_C), unset("FTRACE")), ("tracefs",), level=_C,
               effect="fs/tracefs/inode.c tracefs_create_file(); kernel/trace/trace.c tracing_check_open_get_tr()",
               may_break="trace-cmd, perf trace, bpftrace tracepoints, rasdaemon"),
-        Check("kgdb_read", "kgdb/kdb cannot read kernel memory", any_of(level(_C), unset("KGDB")),
+        Check("kgdb_read", "kgdb/kdb cannot read kernel memory", any_of(level(_C), gate("dbg_read_kernel")),
               ("dbg_read_kernel",), level=_C, effect="kernel/debug/kdb/kdb_main.c kdb_check_for_lockdown()",
               may_break="kernel debugging with kgdb"),
     ]
@@ -201,7 +215,7 @@ def _sysctls() -> list[Check]:
               ("kexec",), group="sysctl", effect="kernel/kexec_core.c kexec_load_disabled (one way until reboot)",
               may_break="kexec reboots and kdump loaded after the sysctl is set"),
         Check("sysctl_modules_disabled", "module loading is disabled until reboot",
-              any_of(Cond("sysctl", "kernel.modules_disabled", "== 1"), unset("MODULES")),
+              any_of(Cond("sysctl", "kernel.modules_disabled", "== 1"), gate("module_signature")),
               ("module_signature",), group="sysctl", advisory=True,
               effect="kernel/module/main.c may_init_module() (modules_disabled, one way until reboot)",
               may_break="every later module load, signed or not: hotplugged devices stay without a driver"),

@@ -9,7 +9,6 @@ configuration and command line imply (``derive_lsm``, ``derive_level``).
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +17,7 @@ from ..errors import InputError
 from ..host.cmdline import Cmdline, parse_cmdline, read_cmdline
 from ..host.kconfig import KConfig, kconfig_from_bytes, read_kconfig
 from ..host.uki import uki_cmdline
+from ..infile import looks_like_path, read_bytes, read_text
 from ..levels import level_rank
 from ..root import Root, Unreadable
 from .checks import FORCE, SECURE_BOOT_OPTIONS
@@ -47,24 +47,19 @@ def duplicate_options(config: KConfig) -> None:
 
 def load_config(path: str) -> KConfig:
     """A config file, plain or gzip-compressed (``/proc/config.gz``)."""
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read()
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read kernel config: {exc.strerror}") from None
-    config = kconfig_from_bytes(data, path)
+    config = kconfig_from_bytes(read_bytes(path, "kernel config"), path)
     duplicate_options(config)
     return config
 
 
 def load_cmdline(arg: str) -> Cmdline:
-    """``--cmdline``: a file holding the command line, or the command line itself."""
-    if os.path.isfile(arg):
-        try:
-            with open(arg, encoding="utf-8") as fh:
-                return parse_cmdline(fh.read(), arg)
-        except (OSError, UnicodeDecodeError) as exc:
-            raise InputError(f"{arg}: cannot read command line: {exc}") from None
+    """``--cmdline``: a file holding the command line, or the command line itself.
+
+    An argument that names a file or has the shape of a path is a file: a
+    mistyped file name must be an error, not a command line that says nothing
+    (infile.looks_like_path)."""
+    if looks_like_path(arg):
+        return parse_cmdline(read_text(arg, "command-line file"), arg)
     return parse_cmdline(arg, "--cmdline")
 
 
@@ -74,12 +69,7 @@ def load_uki(path: str) -> Cmdline:
     systemd-stub passes that section to the kernel and, with Secure Boot on,
     ignores whatever the boot loader passes (systemd-stub(7)).
     """
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read()
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read UKI: {exc.strerror}") from None
-    text = uki_cmdline(data, path)
+    text = uki_cmdline(read_bytes(path, "unified kernel image"), path)
     if text is not None:
         return parse_cmdline(text, f"{path}:.cmdline")
     raise InputError(f"{path}: no .cmdline section: not a unified kernel image with an embedded command line")
@@ -100,11 +90,7 @@ class SysctlFile:
 
 
 def load_sysctl(path: str) -> SysctlFile:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read sysctl output: {exc}") from None
+    text = read_text(path, "sysctl -a output file")
     values: dict[str, tuple[str, int]] = {}
     previous = ""
     for number, line in enumerate(text.splitlines(), 1):
@@ -226,6 +212,15 @@ def derive_level(facts: AuditFacts) -> tuple[Observation | None, str, str]:
     """(level, source kind, detail) that this config and command line enforce at boot."""
     lsm = facts.lookup("runtime", "lsm")
     if lsm is None:
+        cmdline = facts.inputs.cmdline
+        if cmdline is not None and cmdline.lockdown is None and "none" in cmdline.lockdown_invalid:
+            # The user asked for no lockdown. lockdown_param() ignores "none", so
+            # only a Kconfig-forced level or the distro Secure Boot patch could
+            # still lock: neither is in evidence, and a failure must not hinge
+            # on an input that was not given.
+            detail = (f"lockdown=none on the command line ({cmdline.path}) and no kernel configuration "
+                      "that forces a level")
+            return Observation("none", detail), "cmdline", detail
         return None, "unknown", "no kernel configuration"
     if "lockdown" not in _names(lsm.value):
         detail = f"the lockdown LSM is not active ({lsm.where})"

@@ -113,11 +113,9 @@ class _Reader:
 
 def load_rules(path: str, known_ids: set[str], reason_ok: Any) -> Rules:
     """Parse and validate a rules file; ``reason_ok(id)`` says whether a reason id exists."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read rules: {exc}") from None
+    from ..infile import read_text
+
+    text = read_text(path, "rules file")
     root = compose(text, path)
     reader = _Reader(path)
     if root is None:

@@ -9,7 +9,9 @@ command line lives and answers four questions through a :class:`View` of a
   unified diff) and the commands that regenerate what the boot loader reads
   (``level`` None removes the token: ``disable``);
 - ``verify(view, level)``: does every entry / variable now carry exactly one
-  ``lockdown=level`` (or none).
+  ``lockdown=level`` (or none);
+- ``present(view)``: every ``lockdown=`` value the plan would remove or
+  replace, and where (``enable`` refuses to lower any of them).
 
 The engine applies a plan only after every setup planned without error and
 the planned contents verified: each file is written to a temporary file in
@@ -176,6 +178,8 @@ class Setup(Protocol):
     def plan(self, view: View, level: str | None) -> SetupPlan: ...
 
     def verify(self, view: View, level: str | None) -> list[Check]: ...
+
+    def present(self, view: View) -> list[tuple[str, str]]: ...
 
 
 # --- applying ---------------------------------------------------------------

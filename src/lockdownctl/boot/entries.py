@@ -69,3 +69,13 @@ def verify_entries(view: View, files: list[str], level: str | None) -> list[Chec
         problem = tokens.has_exactly(options(text), level, rel)
         out.append(Check(view.display(rel), problem is None, problem or "options: " + options(text)))
     return out
+
+
+def present(view: View, files: list[str]) -> list[tuple[str, str]]:
+    """(where, value) of every lockdown= on the options lines of ``files``."""
+    out = []
+    for rel in files:
+        text = view.read(rel) or ""
+        if not uses_kernelopts(text):
+            out += [(f"{where} (options)", v) for where, v in tokens.line_levels(text, view.display(rel), "options")]
+    return out

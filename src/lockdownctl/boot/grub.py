@@ -14,6 +14,7 @@ other ``lockdown=`` token in any of these files is removed.
 
 from __future__ import annotations
 
+from ..errors import InputError
 from ..root import Root
 from . import tokens
 from .engine import Change, Check, Command, Detection, SetupPlan, View
@@ -49,7 +50,7 @@ def detect(root: Root) -> Detection:
 
 
 def _bls_enabled(text: str, where: str) -> bool:
-    for a in scan(text, where):
+    for a in scan(text, where, strict=False):  # detection only: never edited on this reading
         if a.name == "GRUB_ENABLE_BLSCFG":
             return parse_value(a.raw).evaluate({})[0] == "true"
     return False
@@ -72,25 +73,34 @@ def _own(rel: str) -> bool:
 
 
 def evaluate(view: View) -> tuple[dict[str, str], dict[str, str], list[str]]:
-    """(values, where each was last assigned, notes) after sourcing every file."""
+    """(values, where each was last assigned, notes) after sourcing every file.
+
+    A command-line variable whose value is not known exactly (a command
+    substitution, or a variable holding one) is an InputError naming it: its
+    lockdown= could be neither removed nor verified. Whatever shell.py does not
+    model is refused by scan() the same way.
+    """
     env: dict[str, str] = {}
+    inexact: set[str] = set()
     where: dict[str, str] = {}
     notes: list[str] = []
     for rel in sources(view):
         text = view.read(rel) or ""
         for a in scan(text, view.display(rel)):
             value = parse_value(a.raw)
-            result, exact = value.evaluate(env)
+            result, exact = value.evaluate(env, inexact)
             if a.name in VARS:
                 if not exact:
-                    notes.append(f"{view.display(rel)}:{a.line}: {a.name} runs a command substitution; "
-                                 "its output is not known here")
+                    raise InputError(f"{view.display(rel)}:{a.line}: {a.name}={a.raw[:40]}: its value is not known "
+                                     "here (a command substitution, or a variable that holds one): lockdownctl "
+                                     "will not edit a command line it cannot read; write it out literally")
                 if a.name in where and not value.refers_to(a.name):
                     notes.append(f"{view.display(rel)}:{a.line}: assigns {a.name} without ${a.name}: "
                                  f"whatever {where[a.name]} set is discarded"
                                  + (f" ({env[a.name]!r})" if env.get(a.name) else ""))
                 where[a.name] = f"{view.display(rel)}:{a.line}"
             env[a.name] = result
+            (inexact.discard if exact else inexact.add)(a.name)
     return env, where, notes
 
 
@@ -108,8 +118,6 @@ def _edit_value(a: Assignment, rel: str, view: View, level: str | None) -> str:
 
 
 def _too_complex(a: Assignment, rel: str, view: View) -> Exception:
-    from ..errors import InputError
-
     return InputError(f"{view.display(rel)}:{a.line}: {a.name}={a.raw[:40]} mixes quoting styles; "
                       "lockdownctl will not edit it: make it one quoted string")
 
@@ -140,6 +148,7 @@ def plan_defaults(view: View, level: str | None, use_dropin: bool | None = None)
     """Changes to /etc/default/grub and its drop-ins (shared with the grubby setup)."""
     if use_dropin is None:
         use_dropin = view.isdir(DROPIN_DIR)
+    evaluate(view)  # refuses files it cannot evaluate exactly before anything is planned
     changes: list[Change] = []
     notes: list[str] = []
     assigning: list[str] = []
@@ -252,6 +261,30 @@ def custom_entries(view: View) -> list[str]:
             out.append(f"{view.display('etc/grub.d/' + name)}: hand-written entry with a linux line "
                        f"(near line {number}) is not edited: add lockdown= to it yourself")
             break
+    return out
+
+
+def present_defaults(view: View) -> list[tuple[str, str]]:
+    """(where, value) of every lockdown= in the command-line variables of every sourced file."""
+    out = []
+    for rel in sources(view):
+        text = view.read(rel) or ""
+        for a in scan(text, view.display(rel)):
+            if a.name in VARS:
+                literal = parse_value(a.raw).evaluate({})[0]
+                out += [(f"{view.display(rel)}:{a.line} ({a.name})", v)
+                        for v in tokens.lockdown_values(literal, view.display(rel))]
+    return out
+
+
+def present(view: View) -> list[tuple[str, str]]:
+    """Every lockdown= the plan would remove: the variables and the generated entries."""
+    out = present_defaults(view)
+    for rel in GENERATED:
+        text = view.read(rel)
+        if text is not None:
+            out += [(f"{view.display(rel)}:{n} (linux line)", v) for n, args in linux_lines(text)
+                    for v in tokens.lockdown_values(args, view.display(rel))]
     return out
 
 

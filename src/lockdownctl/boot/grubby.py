@@ -70,6 +70,20 @@ def plan(view: View, level: str | None) -> SetupPlan:
     return result
 
 
+def present(view: View) -> list[tuple[str, str]]:
+    files = _entries(view)
+    out = entries.present(view, files)
+    text = view.read(KERNEL_CMDLINE)
+    if text is not None:
+        out += tokens.line_levels(text, view.display(KERNEL_CMDLINE))
+    if any(entries.uses_kernelopts(view.read(f) or "") for f in files):
+        for where, v in tokens.line_levels(view.read(GRUBENV) or "", view.display(GRUBENV)):
+            out.append((f"{where} (kernelopts)", v))
+    if view.exists(grub.DEFAULTS):
+        out += grub.present_defaults(view)
+    return out
+
+
 def _verify_grubenv(view: View, level: str | None) -> list[Check]:
     text = view.read(GRUBENV)
     if text is None:

@@ -133,6 +133,19 @@ def _entries(view: View) -> list[str]:
     return entries.entry_files(view, entries.ENTRY_DIRS)
 
 
+def present_cmdline(view: View) -> list[tuple[str, str]]:
+    """lockdown= in /etc/kernel/cmdline, or in what a new one would be made from."""
+    text = view.read(KERNEL_CMDLINE)
+    if text is not None:
+        return tokens.line_levels(text, view.display(KERNEL_CMDLINE))
+    base = base_cmdline(view)
+    return tokens.line_levels(base[0], base[1]) if base else []
+
+
+def present(view: View) -> list[tuple[str, str]]:
+    return present_cmdline(view) + entries.present(view, _entries(view))
+
+
 def plan(view: View, level: str | None) -> SetupPlan:
     result = SetupPlan(ID, TITLE)
     if not plan_kernel_cmdline(view, level, result):

@@ -53,6 +53,13 @@ def _entries(view: View) -> list[str]:
     return entries.entry_files(view, entries.ENTRY_DIRS, PREFIX)
 
 
+def present(view: View) -> list[tuple[str, str]]:
+    _, data = _load(view)
+    where = f"{view.display(CONFIG)} (user.kernel_options)"
+    out = [(where, v) for o in _options(data) for v in tokens.lockdown_values(o, where)]
+    return out + entries.present(view, _entries(view))
+
+
 def plan(view: View, level: str | None) -> SetupPlan:
     result = SetupPlan(ID, TITLE)
     text, data = _load(view)

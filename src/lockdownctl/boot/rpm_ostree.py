@@ -31,6 +31,10 @@ def _entries(view: View) -> list[str]:
     return entries.entry_files(view, ("boot/loader/entries",), "ostree-")
 
 
+def present(view: View) -> list[tuple[str, str]]:
+    return entries.present(view, _entries(view))
+
+
 def plan(view: View, level: str | None) -> SetupPlan:
     result = SetupPlan(ID, TITLE)
     current: list[str] = []

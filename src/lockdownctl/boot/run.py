@@ -14,7 +14,7 @@ from types import ModuleType
 from typing import Any
 
 from ..errors import EXIT_FEATURE, EXIT_FINDINGS, EXIT_OK, InputError, NeedsRoot
-from ..levels import level_rank
+from ..levels import LEVELS, level_rank
 from ..root import Root
 from . import engine, grub, grubby, kernel_install, kernelstub, rpm_ostree, uki, unit
 from .engine import Check, Detection, SetupPlan, View
@@ -91,9 +91,37 @@ def readiness(root: Root, level: str, force: bool, status: dict[str, Any] | None
     return {"checked": True, "breaks": breaks, "detail": detail}
 
 
-def execute(root: Root, level: str | None, *, dry_run: bool, use_unit: bool,
+def higher(modules: list[ModuleType], view: View, level: str) -> dict[str, list[tuple[str, str]]]:
+    """Setup id -> (where, value) of every lockdown= above ``level`` that its plan would replace.
+
+    The kernel keeps the highest lockdown= it is given (lock_kernel_down()
+    only raises), so a token is lowered only when a higher one is taken away.
+    """
+    out: dict[str, list[tuple[str, str]]] = {}
+    for module in modules:
+        found = [(where, v) for where, v in module.present(view)
+                 if v in LEVELS[1:] and level_rank(v) > level_rank(level)]
+        if found:
+            out[module.ID] = found
+    return out
+
+
+def lowering_refusal(level: str, found: list[tuple[str, str]]) -> str:
+    top = max((v for _, v in found), key=level_rank)
+    shown = "; ".join(f"{where} has lockdown={v}" for where, v in found[:3])
+    more = f" (and {len(found) - 3} more)" if len(found) > 3 else ""
+    return (f"enable {level} would lower the boot level: {shown}{more}. Like --now, enable only raises: "
+            f"'lockdownctl enable {top}' keeps {top} everywhere, --force lowers it to {level}, "
+            "'lockdownctl disable' removes every lockdown=")
+
+
+def execute(root: Root, level: str | None, *, dry_run: bool, use_unit: bool, force: bool = False,
             status_safety: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Detect, plan every chosen setup, apply unless dry_run, verify."""
+    """Detect, plan every chosen setup, apply unless dry_run, verify.
+
+    ``enable`` (a level) never lowers a higher lockdown= already in a boot
+    entry or variable unless ``force``: it is refused, nothing planned.
+    """
     detections = detect(root)
     chosen = choose(detections, use_unit)
     data: dict[str, Any] = {
@@ -108,16 +136,26 @@ def execute(root: Root, level: str | None, *, dry_run: bool, use_unit: bool,
         "verified": None,
         "exit_code": EXIT_OK,
         "problems": [],
+        "lowers": [],
     }
     if not chosen:
         data["problems"].append("no boot setup with an editable kernel command line was found (see detected); "
-                                "use --unit to raise the level at boot through securityfs")
+                                + ("use --unit to raise the level at boot through securityfs" if level else
+                                   "there is no lockdown= to remove (--unit removes the securityfs boot unit)"))
         data["exit_code"] = EXIT_FINDINGS
         return data
     view = View(root)
+    above = higher(chosen, view, level) if level else {}
+    data["lowers"] = [{"setup": s, "where": w, "level": v} for s, found in above.items() for w, v in found]
+    if above and not force:
+        data["refused"] = lowering_refusal(str(level), [f for found in above.values() for f in found])
+        data["exit_code"] = EXIT_FINDINGS
+        return data
     plans: list[tuple[ModuleType, SetupPlan]] = []
     for module in chosen:
         plan: SetupPlan = module.plan(view, level)
+        plan.warnings[:0] = [f"--force: lowers {where} from lockdown={v} to lockdown={level}"
+                             for where, v in above.get(module.ID, [])]
         plans.append((module, plan))
         view = view.with_changes(plan.changes)
     for module, plan in plans:  # the planned contents must verify before anything is written

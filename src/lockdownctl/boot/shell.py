@@ -1,4 +1,4 @@
-"""Just enough POSIX shell to read and edit ``/etc/default/grub``.
+"""Just enough POSIX shell to read and edit ``/etc/default/grub``, failing closed.
 
 grub-mkconfig *sources* /etc/default/grub and then every
 /etc/default/grub.d/*.cfg (Debian), so these files are shell: values may be
@@ -6,9 +6,21 @@ quoted with '…' or "…", refer to earlier variables ($GRUB_CMDLINE_LINUX),
 run commands (`lsb_release …`) and span lines inside quotes. This module
 splits a file into words with the shell's quoting rules (the same rules
 shlex implements in POSIX mode, plus $(…) and `…`), finds the assignments,
-evaluates their values (variables only; command substitutions are opaque)
-and rewrites one value in place. An unbalanced quote is an InputError naming
-the file and the line where the quote opened.
+evaluates their values (variables only; command substitutions are opaque and
+make a value inexact) and rewrites one value in place. An unbalanced quote is
+an InputError naming the file and the line where the quote opened.
+
+What it models is a file of simple commands made only of assignments
+(``NAME=value``, optionally after ``export``), separated by newlines or ``;``,
+with comments. Anything else can change a variable in ways a static reader
+would get wrong (the shell itself is not run: on a foreign --root it would run
+the image's commands), so :func:`scan` refuses it with ``file:line``: compound
+commands and reserved words (``if``, ``case``, ``{``, ``!``…), commands and
+prefix assignments (``X=1 cmd``: only cmd sees X), pipelines, ``&&``/``||``,
+``&``, subshells, redirections and here-documents, ``${…}`` with operators,
+special and positional parameters (``$1``, ``$@``), ``$'…'`` and tilde
+expansion. tests/unit/test_shell_differential.py compares every value this
+module calls exact with what /bin/sh gives.
 """
 
 from __future__ import annotations
@@ -20,6 +32,22 @@ from ..errors import InputError
 _NAME_START = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_"
 _NAME = _NAME_START + "0123456789"
 _OPERATORS = ";&|\n"
+_SPECIAL = "0123456789@*#?-$!"  # positional and special parameters after $
+# Reserved words (POSIX 2.4) and the bash/ksh ones a /bin/sh may know.
+_RESERVED = frozenset(("if", "then", "else", "elif", "fi", "case", "esac", "for", "while", "until", "do",
+                       "done", "{", "}", "!", "in", "function", "select", "[[", "]]", "time", "coproc"))
+_OPERATOR_NAMES = {"&": "& (a background job or &&)", "|": "| (a pipeline or ||)", "(": "( (a subshell or a function)",
+                   ")": ") (a subshell, a function or a case pattern)", "<": "< (a redirection or here-document)",
+                   ">": "> (a redirection)"}
+
+
+class Unmodelled(InputError):
+    """Shell that this module does not evaluate: the file is not edited."""
+
+
+def _unmodelled(path: str, line: int, what: str) -> Unmodelled:
+    return Unmodelled(f"{path}:{line}: {what} is shell that lockdownctl does not evaluate: it will not edit "
+                      "this file (write plain NAME=value assignments, or edit it by hand)")
 
 
 @dataclass
@@ -36,18 +64,21 @@ class Value:
     """A value split into literal text and expansions."""
 
     parts: list[tuple[str, str]] = field(default_factory=list)  # ("lit"|"var"|"cmd", text)
+    unmodelled: str = ""  # the first construct this module does not evaluate ("" when none)
 
     def refers_to(self, name: str) -> bool:
         return ("var", name) in self.parts
 
-    def evaluate(self, env: dict[str, str]) -> tuple[str, bool]:
-        """(value, exact): exact is False when a command substitution was left as written."""
-        out, exact = [], True
+    def evaluate(self, env: dict[str, str], inexact: set[str] | frozenset[str] = frozenset()) -> tuple[str, bool]:
+        """(value, exact): exact is False when a command substitution was left
+        as written, or a variable in ``inexact`` (itself not exact) was used."""
+        out, exact = [], not self.unmodelled
         for kind, text in self.parts:
             if kind == "lit":
                 out.append(text)
             elif kind == "var":
                 out.append(env.get(text, ""))
+                exact = exact and text not in inexact
             else:
                 out.append(text)
                 exact = False
@@ -130,8 +161,12 @@ def _word_end(text: str, pos: int, path: str) -> int:
     return min(i, len(text))
 
 
-def scan(text: str, path: str) -> list[Assignment]:
+def scan(text: str, path: str, strict: bool = True) -> list[Assignment]:
     """Every variable assignment at command position, in file order.
+
+    ``strict`` (for every file that is edited or evaluated): anything but
+    assignments, ``export`` and comments raises :class:`Unmodelled` naming
+    the line. Without it (detection only) other commands are skipped.
 
     The shell itself would only notice an unbalanced quote at the end of the
     file (or at a later quote in a comment, pairing with it): the error names
@@ -140,7 +175,9 @@ def scan(text: str, path: str) -> list[Assignment]:
     (/etc/default/grub values are one line; a stray quote makes them many).
     """
     try:
-        found = _scan(text, path)
+        found = _scan(text, path, strict)
+    except Unmodelled:
+        raise
     except InputError:
         _first_bad_line(text, path)
         raise
@@ -160,14 +197,20 @@ def _first_bad_line(text: str, path: str, start: int = 1) -> None:
         if line.lstrip().startswith("#") or not line.strip():
             continue
         try:
-            _scan(line, path)
+            _scan(line, path, False)
         except InputError as exc:
             raise InputError(exc.message.replace(f"{path}:1:", f"{path}:{number}:", 1)) from None
 
 
-def _scan(text: str, path: str) -> list[Assignment]:
+def _is_name(word: str) -> bool:
+    return bool(word) and word[0] in _NAME_START and all(c in _NAME for c in word)
+
+
+def _scan(text: str, path: str, strict: bool) -> list[Assignment]:
     out: list[Assignment] = []
-    i, command_pos = 0, True
+    # start: a simple command begins; assign: after its assignments; export:
+    # after "export"; arg: after a command word (not strict only)
+    i, state = 0, "start"
     while i < len(text):
         ch = text[i]
         if ch in " \t":
@@ -176,24 +219,49 @@ def _scan(text: str, path: str) -> list[Assignment]:
         if ch == "\\" and text.startswith("\\\n", i):
             i += 2
             continue
-        if ch in _OPERATORS or ch in "()<>":
-            command_pos = ch in _OPERATORS or ch == "("
-            i += 1
-            continue
-        if ch == "#":
+        if ch == "#":  # at the start of a word: a comment
             nl = text.find("\n", i)
             i = len(text) if nl < 0 else nl
+            continue
+        if ch in "\n;":
+            if strict and ch == ";" and (state == "start" or text.startswith(";;", i)):
+                raise _unmodelled(path, _line_of(text, i), "';' without a command before it (or ';;')")
+            state = "start"
+            i += 1
+            continue
+        if ch in _OPERATORS or ch in "()<>":
+            if strict:
+                raise _unmodelled(path, _line_of(text, i), _OPERATOR_NAMES[ch])
+            state = "start" if ch in "&|(" else "arg"
+            i += 1
             continue
         end = _word_end(text, i, path)
         word = text[i:end]
         name, eq, _ = word.partition("=")
-        if command_pos and eq and name and name[0] in _NAME_START and all(c in _NAME for c in name):
+        if state in ("start", "assign", "export") and eq and _is_name(name):
+            line = _line_of(text, i)
             vstart = i + len(name) + 1
-            out.append(Assignment(name, vstart, end, _line_of(text, i), text[vstart:end]))
-        elif word in ("export", "readonly", "local"):
-            pass  # the words after it are still assignments
+            raw = text[vstart:end]
+            if strict and (what := parse_value(raw).unmodelled):
+                raise _unmodelled(path, line, f"{name}={raw}: {what}")
+            out.append(Assignment(name, vstart, end, line, raw))
+            state = "export" if state == "export" else "assign"
+        elif state == "start" and word == "export":
+            state = "export"
+        elif state == "export" and _is_name(word):
+            pass  # export NAME: the value is unchanged
+        elif not strict:
+            if word not in ("export", "readonly", "local"):
+                state = "arg"  # the words after those are still assignments
+        elif state == "assign":
+            raise _unmodelled(path, _line_of(text, i), f"an assignment before the command {word[:40]!r} "
+                              "(only that command sees it)")
+        elif state == "export":
+            raise _unmodelled(path, _line_of(text, i), f"export {word[:40]}")
+        elif word in _RESERVED:
+            raise _unmodelled(path, _line_of(text, i), f"the reserved word {word!r} (a compound command)")
         else:
-            command_pos = False
+            raise _unmodelled(path, _line_of(text, i), f"the command {word[:40]!r} (it may change variables)")
         i = max(end, i + 1)
     return out
 
@@ -208,14 +276,21 @@ def parse_value(raw: str) -> Value:
             value.parts.append(("lit", "".join(lit)))
             lit.clear()
 
-    def dollar(i: int) -> int:
+    def flag(what: str) -> None:
+        value.unmodelled = value.unmodelled or what
+
+    def dollar(i: int, quoted: bool) -> int:
         if raw.startswith("${", i):
             close = raw.find("}", i)
             name = raw[i + 2 : close]
-            if close > 0 and name and all(c in _NAME for c in name):
+            if close > 0 and _is_name(name):
                 flush()
                 value.parts.append(("var", name))
                 return close + 1
+            text = raw[i : close + 1] if close > 0 else raw[i:]
+            flag(f"{text[:40]} (only $NAME and ${{NAME}} are evaluated)")
+            lit.append(text)
+            return i + len(text)
         j = i + 1
         while j < len(raw) and raw[j] in _NAME:
             j += 1
@@ -223,7 +298,12 @@ def parse_value(raw: str) -> Value:
             flush()
             value.parts.append(("var", raw[i + 1 : j]))
             return j
-        lit.append("$")
+        nxt = raw[i + 1 : i + 2]
+        if nxt and nxt in _SPECIAL:
+            flag(f"${nxt} (a positional or special parameter)")
+        elif nxt and nxt in "'\"" and not quoted:
+            flag(f"${nxt}…{nxt} (quoting that differs between shells)")
+        lit.append("$")  # any other $ is itself (sh leaves it)
         return i + 1
 
     def subst(i: int) -> int:
@@ -250,7 +330,7 @@ def parse_value(raw: str) -> Value:
                     lit.append(raw[i + 1])
                 i += 2
             elif ch == "$" and not raw.startswith("$(", i):
-                i = dollar(i)
+                i = dollar(i, True)
             elif ch == "`" or raw.startswith("$(", i):
                 i = subst(i)
             else:
@@ -265,10 +345,12 @@ def parse_value(raw: str) -> Value:
                     lit.append(raw[i + 1])
                 i += 2
             elif ch == "$" and not raw.startswith("$(", i):
-                i = dollar(i)
+                i = dollar(i, False)
             elif ch == "`" or raw.startswith("$(", i):
                 i = subst(i)
             else:
+                if ch == "~" and (i == 0 or raw[i - 1] == ":"):
+                    flag("~ (tilde expansion)")
                 lit.append(ch)
                 i += 1
     flush()
@@ -294,3 +376,19 @@ def quoted_inner(raw: str) -> tuple[str, str, str] | None:
     if not any(c in raw for c in "'\"\\ \t"):
         return "", raw, ""
     return None
+
+
+def source(text: str, path: str, env: dict[str, str] | None = None,
+           inexact: set[str] | None = None) -> tuple[dict[str, str], set[str]]:
+    """The variables after sourcing ``text`` on top of ``env``: (values, names
+    whose value is not exact). Refuses what it does not model (Unmodelled)."""
+    env = dict(env or {})
+    inexact = set(inexact or ())
+    for a in scan(text, path):
+        result, exact = parse_value(a.raw).evaluate(env, inexact)
+        env[a.name] = result
+        if exact:
+            inexact.discard(a.name)
+        else:
+            inexact.add(a.name)
+    return env, inexact

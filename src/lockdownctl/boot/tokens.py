@@ -74,3 +74,18 @@ def has_exactly(text: str, level: str | None, where: str) -> str | None:
     if not values:
         return f"no lockdown={level}"
     return "has " + " ".join(f"lockdown={v}" for v in values) + f" (want exactly one lockdown={level})"
+
+
+def line_levels(text: str, where: str, first_word: str | None = None) -> list[tuple[str, str]]:
+    """(where:line, value) of every ``lockdown=`` in ``text``, line by line;
+    with ``first_word``, only lines that start with it (``options``, ``linux``),
+    that word left out."""
+    out = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if first_word is not None:
+            words = line.split(None, 1)
+            if words[:1] != [first_word]:
+                continue
+            line = words[1] if len(words) > 1 else ""
+        out += [(f"{where}:{number}", v) for v in lockdown_values(line, where)]
+    return out

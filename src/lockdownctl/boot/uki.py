@@ -46,6 +46,19 @@ def _rebuilder(view: View) -> str | None:
     return None
 
 
+def present(view: View) -> list[tuple[str, str]]:
+    """What a rebuild replaces: the source command line and every image's .cmdline."""
+    if _rebuilder(view) is None:
+        return []  # nothing can be rebuilt, so nothing is changed
+    out = kernel_install.present_cmdline(view)
+    for rel in images(view):
+        data = view.read_bytes(rel)
+        cmdline = uki_cmdline(data, view.display(rel)) if data is not None else None
+        if cmdline is not None:
+            out += [(f"{view.display(rel)} (.cmdline)", v) for v in tokens.lockdown_values(cmdline, rel)]
+    return out
+
+
 def plan(view: View, level: str | None) -> SetupPlan:
     result = SetupPlan(ID, TITLE)
     tool = _rebuilder(view)

@@ -15,22 +15,24 @@ import os
 import re
 from typing import Any
 
+from ..reasons import denial_line
 from ..root import in_private_mounts, is_mounted
 from .common import package_findings, proc_findings, tool_findings
 from .engine import Context, Evidence, Finding, exception_yaml
 
 NAME = "debug"
+# The log lines are built from the catalogue (reasons.denial_line), never typed.
 DEBUGFS_SYMPTOM = (
     "opening debugfs files fails with 'Operation not permitted' even as root (files with a write "
-    "bit even for reading); log: Lockdown: <tool>: debugfs access is restricted"
+    "bit even for reading); log: " + denial_line("debugfs")
 )
 TRACEFS_SYMPTOM = (
     "tracing stops: tracefs files are not created or refuse to open ('Could not create tracefs' at "
-    "boot, 'Operation not permitted' later); log: Lockdown: <tool>: use of tracefs is restricted"
+    "boot, 'Operation not permitted' later); log: " + denial_line("tracefs")
 )
 KPROBES_SYMPTOM = (
     "kprobe registration fails: 'echo: write error: Operation not permitted' on kprobe_events, "
-    "bcc/bpftrace 'Failed to attach ... kprobe'; log: Lockdown: <tool>: use of kprobes is restricted"
+    "bcc/bpftrace 'Failed to attach ... kprobe'; log: " + denial_line("kprobes")
 )
 KCORE_SYMPTOM = "open of /proc/kcore fails with 'Operation not permitted': crash, drgn -k, gdb on /proc/kcore"
 DEBUGFS_PATH = re.compile(r"/sys/kernel/debug(/\S*)?")
@@ -174,10 +176,7 @@ def _read_tracing(ctx: Context) -> dict[str, Any] | None:
             text = ctx.root.read_text(f"{base}/{name}")  # InputError names a file that is not text
             if isinstance(text, str):
                 out[name] = text[:65536]
-        try:
-            out["instances"] = sorted(os.listdir(os.path.join(ctx.root.path, base, "instances")))
-        except OSError:
-            out["instances"] = []
+        out["instances"] = ctx.root.listdir(f"{base}/instances")  # resolved inside --root
         return out
 
     for base in ("sys/kernel/tracing", "sys/kernel/debug/tracing"):

@@ -22,8 +22,8 @@ from ..host.cmdline import Cmdline, read_cmdline
 from ..host.kconfig import KConfig, read_kconfig
 from ..host.kmsg import LogLine, read_kernel_log
 from ..host.modules import ConfLine, read_modprobe
-from ..host.packages import Packages, read_packages
-from ..host.procfs import ProcHit, scan
+from ..host.packages import DPKG_STATUS, Packages, read_packages
+from ..host.procfs import ProcHit, pids, scan
 from ..host.systemd import Unit, read_units
 from ..levels import LEVELS, level_rank
 from ..reasons import Catalogue, Reason
@@ -58,6 +58,7 @@ class Finding:
     source: str = "static"  # static | observed
     count: int | None = None  # observed: denials counted
     note: str = ""  # why the engine changed it (precondition)
+    exposes: str = ""  # what the proposed ``policy`` lets root defeat (protection.exposure)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -77,6 +78,8 @@ class Finding:
             out["count"] = self.count
         if self.note:
             out["note"] = self.note
+        if self.exposes:
+            out["exposes"] = self.exposes
         return out
 
 
@@ -100,6 +103,24 @@ def reason_yaml(reason: str, verdict: str = "allow") -> str:
     return f"reasons: {{{reason}: {verdict}}}"
 
 
+def proposal(reason: Reason, policy: str | None) -> tuple[str | None, str]:
+    """A detector's proposed policy snippet, checked against the bypass graph: (the
+    snippet to offer, what it exposes). Exceptions are by executable or cgroup only
+    (``exception_yaml``): comm and uid exceptions are every root process's. A reason
+    the kernel never checks in the requesting program cannot be excepted per program:
+    the per-reason override is proposed instead, and says so."""
+    from ..protection import checked_in_text, exposure
+
+    if policy is None:
+        return None, ""
+    exposes = exposure(reason)
+    if policy.startswith("exceptions:") and reason.checked_in == "elsewhere":
+        return reason_yaml(reason.id), f"{exposes}; {checked_in_text(reason)}"
+    if policy.startswith("exceptions:") and reason.checked_in == "partly":
+        exposes += f"; {checked_in_text(reason)}"
+    return policy, exposes
+
+
 class Context:
     """What detectors read, each piece read once and on first use."""
 
@@ -109,6 +130,7 @@ class Context:
         self.catalogue = catalogue
         self.state = state  # status.read_status() data: level, lsm, secure_boot...
         self.notes: list[str] = []
+        self.log_read = False  # the kernel log was there and readable (an empty list is then evidence)
 
     # --- shared readings -----------------------------------------------------
 
@@ -131,6 +153,7 @@ class Context:
         if isinstance(lines, Unreadable):
             self.notes.append(f"{lines.path}: {lines.why} (kernel log not read: log evidence missing)")
             return []
+        self.log_read = lines is not None
         return lines or []
 
     @property
@@ -188,6 +211,7 @@ class Context:
     ) -> Finding:
         reason = self.reason(reason_id)
         assert confidence in CONFIDENCE, confidence
+        policy, exposes = proposal(reason, policy)
         return Finding(
             detector,
             reason.id,
@@ -200,6 +224,7 @@ class Context:
             policy,
             {k: v for k, v in subject.items() if v not in (None, "")},
             requires,
+            exposes=exposes,
         )
 
     def package_evidence(self, name: str) -> Evidence | None:
@@ -222,6 +247,34 @@ def interesting_path(path: str) -> bool:
 
 
 # --- the engine ----------------------------------------------------------------
+
+
+def evidence_read(ctx: Context) -> dict[str, str | None]:
+    """What the detectors could read: evidence name -> where it was read (None: not read).
+
+    A readiness verdict stands on these: without the kernel release and at
+    least one of the others (an empty or unmounted --root), no detector saw
+    anything and "0 breaks" would say nothing."""
+    root = ctx.root
+    _ = ctx.log  # read once (cached) so that log_read is known
+    config = ctx.kconfig
+    no_modules = config is not None and config.get("CONFIG_MODULES") == "n"
+    return {
+        "kernel release": root.display("proc/sys/kernel/osrelease") if ctx.release else None,
+        "process table": root.display("proc") if pids(root) else None,
+        "kernel config": ctx.kconfig.path if ctx.kconfig else None,
+        "kernel log": ctx.log_path if ctx.log_read else None,
+        "kernel command line": ctx.cmdline.path if ctx.cmdline else None,
+        "loaded modules": root.display("proc/modules") if root.exists("proc/modules")
+        else f"none ({config.where('CONFIG_MODULES')})" if config is not None and no_modules else None,
+        "package database": root.display(DPKG_STATUS) if ctx.packages is not None else None,
+        "service units": "systemd unit directories" if ctx.units else None,
+    }
+
+
+def decided(evidence: dict[str, str | None]) -> bool:
+    return evidence["kernel release"] is not None and any(
+        where is not None for name, where in evidence.items() if name != "kernel release")
 
 
 def _rank_key(f: Finding) -> tuple[int, int, str, str]:
@@ -270,7 +323,9 @@ def build_report(
     suppressed.sort(key=_rank_key)
     summary = {c: sum(1 for f in kept if f.confidence == c) for c in CONFIDENCE}
     already = current in LEVELS and level_rank(current) >= target_rank
+    evidence = evidence_read(ctx)
     return {
+        "verdict": verdict(summary, evidence),
         "target": ctx.target,
         "current": {
             "level": current,
@@ -289,8 +344,19 @@ def build_report(
         "findings": [f.to_dict() for f in kept],
         "suppressed": [f.to_dict() for f in suppressed],
         "detectors": ran,
+        "evidence": evidence,
+        "not_read": [name for name, where in evidence.items() if where is None],
         "notes": ctx.notes,
     }
+
+
+def verdict(summary: dict[str, int], evidence: dict[str, str | None]) -> str:
+    """not-ready | check-likely | ready, or unknown when the detectors read nothing."""
+    if summary["breaks"]:
+        return "not-ready"
+    if not decided(evidence):
+        return "unknown"
+    return "check-likely" if summary["likely"] else "ready"
 
 
 def merge_observed(
@@ -310,6 +376,7 @@ def merge_observed(
         if level_rank(reason.level) > target_rank:
             continue
         exe = obs.get("exe") or ""
+        policy, exposes = proposal(reason, exception_yaml([reason.id], exe=exe) if exe else None)
         f = Finding(
             "measured",
             reason.id,
@@ -319,11 +386,14 @@ def merge_observed(
             [Evidence("observed", where, f"{obs.get('comm', '')} {exe}: {reason.log} x{obs['count']}")],
             f"at {report['target']}: {reason.breaks}",
             reason.remedy,
-            exception_yaml([reason.id], exe=exe) if exe else None,
+            policy,
             {"comm": obs.get("comm"), "exe": exe},
             source="observed",
             count=int(obs["count"]),
+            exposes=exposes,
         )
         report["findings"].append(f.to_dict())
     report["summary"] = {c: sum(1 for f in report["findings"] if f["confidence"] == c) for c in CONFIDENCE}
+    if "evidence" in report:
+        report["verdict"] = verdict(report["summary"], report["evidence"])
     return report

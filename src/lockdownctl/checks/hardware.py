@@ -15,17 +15,19 @@ from __future__ import annotations
 import re
 
 from ..host.modules import ConfLine, read_conf_lines
+from ..reasons import denial_line
 from .common import package_findings, proc_findings, tool_findings
 from .engine import Context, Evidence, Finding, exception_yaml
 
 NAME = "hardware"
 
+# The log lines are built from the catalogue (reasons.denial_line), never typed.
 MSR_SYMPTOM = (
     "MSR writes fail with 'Operation not permitted' (reads still work): undervolting, power-limit "
-    "and TDP tools stop working; log: Lockdown: <tool>: raw MSR access is restricted"
+    "and TDP tools stop working; log: " + denial_line("msr")
 )
 DEVMEM_SYMPTOM = (
-    "open of {what} fails with 'Operation not permitted'; log: Lockdown: <tool>: /dev/mem,kmem,port is restricted"
+    "open of {what} fails with 'Operation not permitted'; log: " + denial_line("dev_mem")
 )
 IOPORT_SYMPTOM = "ioperm()/iopl() fail with 'Operation not permitted' ('Could not get I/O privileges')"
 PCI_SYMPTOM = (

@@ -27,6 +27,7 @@ from ..host.modules import (
     walk_modules,
 )
 from ..host.sysctl import read_tainted, sysctl_rel, taint_letters
+from ..reasons import denial_line
 from .engine import Context, Evidence, Finding
 
 NAME = "modules"
@@ -346,7 +347,7 @@ def _hw_params(ctx: Context) -> list[Finding]:
     out = []
     symptom = (
         "the module refuses to load with 'Operation not permitted' (built-in drivers ignore the "
-        "parameter); log: Lockdown: modprobe: unsafe module parameters is restricted"
+        "parameter); log: " + denial_line("module_parameters", "modprobe")
     )
     for line in ctx.modprobe:
         if line.words[0] != "options" or len(line.words) < 3:

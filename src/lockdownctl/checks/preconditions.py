@@ -16,31 +16,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..kfacts import SECURE_BOOT_LEVEL, secure_boot_option
+from ..reasons import TABLE
 from ..root import Root
 from .engine import Context, Evidence, Finding
 
-# reason -> kconfig options (any of) without which no operation of that reason exists
-FEATURES: dict[str, tuple[str, ...]] = {
-    "module_signature": ("CONFIG_MODULES",),
-    "hibernation": ("CONFIG_HIBERNATION",),
-    "kexec": ("CONFIG_KEXEC", "CONFIG_KEXEC_FILE"),
-    "dev_mem": ("CONFIG_DEVMEM", "CONFIG_DEVPORT"),
-    "msr": ("CONFIG_X86_MSR",),
-    "ioport": ("CONFIG_X86_IOPL_IOPERM",),
-    "pci_access": ("CONFIG_PCI",),
-    "acpi_tables": ("CONFIG_ACPI",),
-    "debugfs": ("CONFIG_DEBUG_FS",),
-    "tracefs": ("CONFIG_TRACING",),
-    "kprobes": ("CONFIG_KPROBE_EVENTS", "CONFIG_KPROBES"),
-    "kcore": ("CONFIG_PROC_KCORE",),
-    "bpf_read_kernel": ("CONFIG_BPF_SYSCALL",),
-    "bpf_write_user": ("CONFIG_BPF_SYSCALL",),
-    "dbg_write_kernel": ("CONFIG_KGDB",),
-    "dbg_read_kernel": ("CONFIG_KGDB",),
-    "xfrm_secret": ("CONFIG_XFRM_USER",),
-    "efi_test": ("CONFIG_EFI_TEST",),
-    "tiocsserial": ("CONFIG_SERIAL_CORE",),
-}
+# reason -> kconfig options (any of) without which no operation of that reason exists: the
+# catalogue's compile-time gate (Reason.config), for every reason that has one.
+FEATURES: dict[str, tuple[str, ...]] = {r.id: r.config for r in TABLE if r.config}
 
 
 def read_state(root: Root) -> dict[str, Any]:
@@ -143,6 +126,19 @@ def evaluate(ctx: Context) -> tuple[list[dict[str, Any]], Any, Any]:
         else f"Secure Boot is {sb or 'unknown'}: MOK keys are not loaded, MOK-signed modules will be refused",
         [Evidence("efivar", "efivars", e) for e in (ctx.state.get("secure_boot") or {}).get("evidence", [])],
     )
+
+    # The distribution patch that locks down under Secure Boot, under any of its names (kfacts).
+    sb_option = secure_boot_option(config.get) if config is not None else None
+    if sb_option is not None:
+        assert config is not None
+        add(
+            "secure-boot-locks-down",
+            sb == "enabled",
+            f"{sb_option}=y: booting with Secure Boot locks the kernel down at {SECURE_BOOT_LEVEL}"
+            + (" (Secure Boot is on: the next boot does)" if sb == "enabled"
+               else f" (Secure Boot is {sb or 'unknown'})"),
+            [_ev_config(ctx, sb_option)],
+        )
 
     current = ctx.state.get("level")
     if current and current != "none":

@@ -20,7 +20,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
     from collections.abc import Sequence
-    from typing import Any
+    from typing import Any, NoReturn
 
     from ..output import Result
 
@@ -37,6 +37,7 @@ VERBS = {
     "watch": ("watch", "watch the kernel log for lockdown denials and level changes"),
     "enforce": ("enforce", "enforce lockdown with a BPF LSM policy: apply, status, events, remove"),
     "policy": ("policy", "validate an enforcer policy file"),
+    "metrics": ("metrics", "Prometheus metrics: node_exporter textfile, exporter, or standard output"),
 }
 
 
@@ -70,6 +71,32 @@ def _parser_class() -> type[argparse.ArgumentParser]:
 
         def error(self, message: str) -> None:  # type: ignore[override]
             raise InputError(f"{self.prog}: {message}")
+
+        # --help and --version print, then exit 0: a full disk under a
+        # redirected stdout is exit 74 there too, as for every verb's output.
+        def _print_message(self, message: str, file: Any = None) -> None:
+            if message:
+                try:
+                    (file or sys.stderr).write(message)
+                except BrokenPipeError:
+                    raise
+                except OSError as exc:
+                    from ..output import output_error
+
+                    raise output_error(exc) from None
+
+        def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
+            if message:
+                self._print_message(message, sys.stderr)
+            try:
+                sys.stdout.flush()
+            except BrokenPipeError:
+                raise
+            except OSError as exc:
+                from ..output import output_error
+
+                raise output_error(exc) from None
+            raise SystemExit(status)
 
     return Parser
 

@@ -4,11 +4,23 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..errors import EXIT_FINDINGS, EXIT_OK
+from ..errors import EXIT_FINDINGS, EXIT_OK, EXIT_UNDECIDED
 from ..output import Result, Style, table
 
 if TYPE_CHECKING:
     import argparse
+
+# What each source of facts is, and how to give it (for "nothing could be checked").
+MISSING = {
+    "kconfig": "kernel config (--config FILE, or /proc/config.gz or /boot/config-RELEASE in the root)",
+    "cmdline": "kernel command line (--cmdline or --uki, or /proc/cmdline in the root)",
+    "sysctl": "sysctl values (--sysctl FILE with the output of sysctl -a, or /proc/sys in the root)",
+    "runtime": "the running kernel's level and LSM list (securityfs), or a kernel config to derive them from",
+}
+
+# The check an audit is about: is lockdown enforced at the target (audit/checks.py).
+# Other checks passing cannot make up for it being undecided.
+LEVEL_CHECK = "lockdown_level"
 
 SHOW = {"fail": ("fail", "warn"), "ok": ("ok",), "all": ("ok", "fail", "warn", "skip")}
 
@@ -72,7 +84,14 @@ def run(args: argparse.Namespace) -> Result:
             raise InputError(str(exc)) from None
         results.append(engine.CheckResult(check, verdict, outcome, reasons).to_dict())
     counts = {v: sum(1 for r in results if r["verdict"] == v) for v in ("ok", "fail", "warn", "skip")}
-    passed = counts["fail"] <= args.threshold
+    # Sources that left a check undecided: the input that was not there at all.
+    missing = sorted({leaf["source"] for r in results if r["verdict"] == "skip" for leaf in r["leaves"]
+                      if leaf["ok"] is None and leaf["where"] is None}, key=tuple(MISSING).index)
+    decided = counts["ok"] + counts["fail"] + counts["warn"]
+    failed = counts["fail"] > args.threshold
+    level_skipped = any(r["id"] == LEVEL_CHECK and r["verdict"] == "skip" for r in results)
+    undecided = not failed and (decided == 0 or level_skipped)
+    passed = not failed and not undecided
     named = {rid for c, _o, _v in evaluated for rid in c.reasons}
     uncovered = [r.id for r in TABLE if r.level == "integrity" or args.target == "confidentiality"]
     uncovered = [rid for rid in uncovered if rid not in named]
@@ -91,7 +110,9 @@ def run(args: argparse.Namespace) -> Result:
         "target": args.target,
         "lockdown": lockdown,
         "inputs": inputs.describe,
-        "summary": {**counts, "threshold": args.threshold, "passed": passed},
+        "summary": {**counts, "threshold": args.threshold, "passed": passed, "decided": decided,
+                    "undecided": undecided, "level_decided": not level_skipped},
+        "missing_inputs": [{"source": m, "what": MISSING[m]} for m in missing],
         "checks": [r for r in results if r["verdict"] in SHOW[args.show]],
         "uncovered_reasons": uncovered,
         "notes": inputs.notes,
@@ -103,6 +124,8 @@ def run(args: argparse.Namespace) -> Result:
         after = engine.evaluate(checks, facts.with_assignments({o: v for o, v, _c in assignments}), args.target)
         data["fragment_leaves_failing"] = [c.id for c, _o, v in after if v == "fail"]
         return Result("audit", data, render_fragment, EXIT_OK)
+    if undecided:  # an audit of nothing, or without the level, is not a pass
+        return Result("audit", data, render, EXIT_UNDECIDED)
     return Result("audit", data, render, EXIT_OK if passed else EXIT_FINDINGS)
 
 
@@ -142,6 +165,16 @@ def render(data: dict[str, Any], s: Style) -> str:
     for note in data["notes"]:
         lines.append(s.dim(f"note: {note}"))
     sm = data["summary"]
+    missing = [m["what"] for m in data["missing_inputs"]]
+    if sm["undecided"]:
+        what = "no check could be decided" if not sm["decided"] else "the lockdown level could not be decided"
+        lines.append(s.bad(f"{what}: missing " + "; ".join(missing or ["every input"])))
+        done = ("nothing could be checked" if not sm["decided"] else
+                f"lockdown level unknown ({sm['ok']} ok, {sm['fail']} failed, {sm['warn']} warnings)")
+        lines.append(f"Result:    {s.bad('UNDECIDED')}: {done}, {sm['skip']} skipped (no input); not a pass")
+        return "\n".join(lines)
+    if missing and sm["skip"]:
+        lines.append(s.dim("skipped for lack of: " + "; ".join(missing)))
     verdict = s.good("PASS") if sm["passed"] else s.bad("FAIL")
     lines.append(f"Result:    {verdict}: {sm['ok']} ok, {sm['fail']} failed, {sm['warn']} warnings, "
                  f"{sm['skip']} skipped (no input); threshold {sm['threshold']}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..errors import EXIT_FINDINGS, EXIT_OK, InputError
+from ..errors import EXIT_FINDINGS, EXIT_OK, EXIT_UNDECIDED, InputError
 from ..levels import LEVELS
 
 TYPE_CHECKING = False
@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> Result:
         if measured["drops"]:
             data["measured"]["note"] = ("the ring buffer was full at times: counts are lower bounds "
                                         f"({measured['drops']} events dropped)")
-    code = EXIT_FINDINGS if data["summary"]["breaks"] else EXIT_OK
+    code = EXIT_FINDINGS if data["summary"]["breaks"] else EXIT_UNDECIDED if data["verdict"] == "unknown" else EXIT_OK
     return Result("check", data, render, code)
 
 
@@ -83,6 +83,8 @@ def render(data: dict[str, Any], s: Style) -> str:
         lines.append(f"    remedy:    {f['remedy']}")
         if f["policy"]:
             lines.append(f"    keep it:   {f['policy']}")
+            if f.get("exposes"):
+                lines.append(f"    exposes:   {f['exposes']}")
         if f.get("note"):
             lines.append(s.dim(f"    note:      {f['note']}"))
     if data["suppressed"]:
@@ -95,10 +97,17 @@ def render(data: dict[str, Any], s: Style) -> str:
         )
     for note in data["notes"]:
         lines.append(s.dim(f"note: {note}"))
+    if data["not_read"] and data["verdict"] != "unknown":
+        lines.append(s.dim(f"note: not read (findings from them are missing): {', '.join(data['not_read'])}"))
     sm = data["summary"]
-    verdict = (
-        s.bad("not ready") if sm["breaks"] else s.good("ready") if not sm["likely"] else s.warn("check the likely ones")
-    )
+    if data["verdict"] == "unknown":
+        lines.append("")
+        lines.append(s.bad("nothing could be checked: no " + ", no ".join(data["not_read"])))
+        lines.append(f"{sm['breaks']} breaks, {sm['likely']} likely, {sm['info']} info: "
+                     f"{s.bad('unknown')} (not a readiness verdict)")
+        return "\n".join(lines)
+    verdict = {"not-ready": s.bad("not ready"), "ready": s.good("ready"),
+               "check-likely": s.warn("check the likely ones")}[data["verdict"]]
     lines.append("")
     lines.append(f"{sm['breaks']} breaks, {sm['likely']} likely, {sm['info']} info: {verdict}")
     return "\n".join(lines)

@@ -23,7 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dry-run", action="store_true",
                         help="print the plan (a diff of every file, the commands) and change nothing")
     parser.add_argument("--force", action="store_true",
-                        help="go ahead although the readiness check finds something that breaks at LEVEL")
+                        help="go ahead although the readiness check finds something that breaks at LEVEL, "
+                        "or although a boot entry or variable already has a higher lockdown= (which this "
+                        "then lowers to LEVEL)")
     parser.add_argument("--now", action="store_true",
                         help="raise the running kernel through /sys/kernel/security/lockdown instead "
                         "(one way until reboot); with --unit, also install the boot unit")
@@ -63,7 +65,7 @@ def run(args: argparse.Namespace) -> Result:
             code = 1
         if not args.unit:
             return Result("enable", data, render, code, warnings)
-    result = boot_run.execute(root, args.level, dry_run=args.dry_run, use_unit=args.unit)
+    result = boot_run.execute(root, args.level, dry_run=args.dry_run, use_unit=args.unit, force=args.force)
     data.update({k: v for k, v in result.items() if k not in ("action", "level")})
     for setup in result["setups"]:
         warnings += setup["warnings"]

@@ -75,6 +75,9 @@ def _apply(args: argparse.Namespace) -> Result:
     }
     if policy.seal:
         warnings.extend(_seal_warnings(policy, table, kernel_level, cat))
+    from ..protection import attach
+
+    warnings += attach(data, policy, cat, kernel_level)[0]
     if args.dry_run:
         data["action"] = "dry-run"
         return Result("enforce", data, _render_apply, warnings=warnings)
@@ -205,7 +208,9 @@ def _render_apply(data: dict[str, Any], s: Style) -> str:
                      "recovery: boot without it, see lockdownctl(8))")
     elif data["policy"].get("seal") and data["action"] == "dry-run":
         lines.append("Sealed:     would be sealed until reboot")
-    return "\n".join(lines)
+    from ..protection import text
+
+    return "\n".join(lines + text(data))
 
 
 # --- status ------------------------------------------------------------------------

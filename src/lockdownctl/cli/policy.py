@@ -16,10 +16,12 @@ ONE_SHOT = True  # bounded work, then exit: no cyclic GC needed (cli.entry)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     validate = actions.add_parser("validate", help="check a policy file against this kernel's reasons")
-    validate.add_argument("policy", metavar="FILE", help="policy file (YAML)")
+    validate.add_argument("policy", metavar="FILE", help="policy file (YAML); - reads standard input")
     validate.add_argument("--btf", metavar="FILE", help="check against the reasons of this BTF file "
                           "instead of the running kernel's")
     validate.add_argument("--json", action="store_true", help="print JSON instead of text")
+    validate.add_argument("--strict", action="store_true", help="refuse (exit 1) a policy with any warning, "
+                          "e.g. a protection it claims but lets root bypass")
     validate.add_argument("--root", metavar="PATH", default="/", help="read the kernel's BTF below PATH")
 
 
@@ -33,10 +35,19 @@ def run(args: argparse.Namespace) -> Result:
     from ..root import Root
 
     cat = catalogue(args.btf, root=Root(args.root).path)
-    policy = load_policy(args.policy, cat)
+    if args.policy == "-":  # standard input, like watch -
+        from ..infile import read_text
+        from ..policy import parse_policy
+
+        policy = parse_policy(read_text("-", "policy", stdin=True), "-", cat)
+    else:
+        policy = load_policy(args.policy, cat)
     data = {"valid": True, "policy": policy.to_dict(), "verdicts": verdicts(policy, cat),
             "kernel_btf": cat.from_btf}
-    return Result("policy", data, _render, warnings=policy.warnings)
+    from ..protection import attach
+
+    warnings, code = attach(data, policy, cat, strict=args.strict)
+    return Result("policy", data, _render, code, warnings=[*policy.warnings, *warnings])
 
 
 def _render(data: dict[str, Any], s: Style) -> str:
@@ -47,4 +58,6 @@ def _render(data: dict[str, Any], s: Style) -> str:
              f"denies: {', '.join(denied) or '-'}"]
     if not data["kernel_btf"]:
         lines.append(s.dim("note: no kernel BTF: reasons checked against the built-in table"))
-    return "\n".join(lines)
+    from ..protection import text
+
+    return "\n".join(lines + text(data))

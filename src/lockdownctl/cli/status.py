@@ -42,6 +42,12 @@ def prefetch(argv: list[str]) -> Child | None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--expect", metavar="LEVEL", choices=LEVELS,
                         help="exit 1 unless the level is at least LEVEL (none, integrity, confidentiality)")
+    parser.add_argument("--format", choices=("text", "nfd"), default="text",
+                        help="nfd: Node Feature Discovery's local feature file (labels) instead of the report")
+    parser.add_argument("--output", metavar="FILE",
+                        help="with --format nfd: write FILE atomically, e.g. "
+                        "/etc/kubernetes/node-feature-discovery/features.d/lockdown")
+    parser.add_argument("--dry-run", action="store_true", help="with --output: print what would be written")
 
 
 def run(args: argparse.Namespace) -> Result:
@@ -49,6 +55,10 @@ def run(args: argparse.Namespace) -> Result:
     from ..root import Root
     from ..status import read_status
 
+    if args.format != "nfd" and (args.output or args.dry_run):
+        from ..errors import InputError
+
+        raise InputError("status: --output and --dry-run go with --format nfd")
     root = Root(args.root)
     data = read_status(root, args.prefetched if root.live else None)
     if not root.live and args.prefetched is not None:
@@ -58,6 +68,10 @@ def run(args: argparse.Namespace) -> Result:
         met = data["level"] is not None and level_rank(data["level"]) >= level_rank(args.expect)
         data["expect"] = {"level": args.expect, "met": met}
         code = EXIT_OK if met else EXIT_FINDINGS
+    if args.format == "nfd":
+        from ..nfd import result
+
+        return result(root, data, args.output, args.dry_run, code)
     return Result("status", data, render, code)
 
 

@@ -48,13 +48,16 @@ def _inputs(args: argparse.Namespace) -> tuple[list[Iterator[Event]], list[str],
         raise InputError("watch: --events cannot be merged with --follow (saved events have no future)")
     if args.enforcer and args.follow:
         raise InputError("watch: --enforcer cannot be merged with --follow (use lockdownctl enforce events --follow)")
+    if args.since_boot and not args.follow:
+        raise InputError("watch: --since-boot applies to --follow only (without --follow, watch reads "
+                         "everything since boot already)")
     root = Root(args.root)
     counter = sources.Counter()
     streams: list[Iterator[Event]] = []
     if args.file == "-":
         import sys
 
-        streams.append(sources.read_fd(sys.stdin.fileno(), "stdin", counter))
+        streams.append(sources.read_fd(sys.stdin.fileno(), "stdin", counter, name="-"))
         names = ["-"]
     elif args.file is not None:
         streams.append(sources.read_path(args.file, counter, args.follow))
@@ -92,7 +95,7 @@ def run(args: argparse.Namespace) -> Result:
     import json
     import signal
 
-    from ..errors import EXIT_FINDINGS, EXIT_OK
+    from ..errors import EXIT_FINDINGS, EXIT_OK, EXIT_UNDECIDED
     from ..events import merge
     from ..klog.sources import Stop
     from ..klog.summary import Summary
@@ -109,16 +112,23 @@ def run(args: argparse.Namespace) -> Result:
     try:
         for event in stream:
             summary.add(event)
-            if show:
-                write_stdout((encode(event.__dict__) if args.json else render_event(event, style)) + "\n",
-                             flush=args.follow)
+            probe = summary.probe_number(event)  # repeated capability probes fold into the summary
+            if show and (args.json or probe <= 1):
+                line = encode(event.__dict__) if args.json else render_event(event, style)
+                if probe and not args.json:
+                    line += style.dim("  (a capability probe: repeats are counted in the summary)")
+                write_stdout(line + "\n", flush=args.follow)
     except (Stop, KeyboardInterrupt):
         interrupted = True
     finally:
         signal.signal(signal.SIGTERM, previous)
     data = summary.to_dict(counter.lines, names, counter.lost)
     data["interrupted"] = interrupted
+    # An empty file or stdin was read, but there was nothing to read: not a clean log.
+    data["empty"] = counter.bytes == 0 and not data["events"]
     code = EXIT_FINDINGS if data["denials"] or data["side_effects"] or data["unparsed"] else EXIT_OK
+    if data["empty"]:
+        code = EXIT_UNDECIDED
     result = Result("watch", data, render_summary if args.summary else render_after_events, code)
     result.json_lines = show
     return result
@@ -167,6 +177,9 @@ def render_summary(data: dict[str, Any], s: Style) -> str:
     from ..output import table
 
     lines = []
+    if data.get("empty"):
+        return (f"{s.bold('Summary:')} {s.bad('nothing to check')}: {data['inputs'][0]} is empty "
+                "(0 bytes; not a clean log)")
     head = (f"{data['denials']} denial{'s' if data['denials'] != 1 else ''}"
             f", {data['side_effects']} side effect{'s' if data['side_effects'] != 1 else ''}")
     if data["audited"]:
@@ -197,6 +210,11 @@ def render_summary(data: dict[str, Any], s: Style) -> str:
                 for p in data["by_process"]]
         lines.append("")
         lines.append(table(rows, ["PROCESS", "DENIALS", "REASONS"]))
+    for probe in data.get("probes", []):
+        span = (f" [{probe['first_time']:.6f}..{probe['last_time']:.6f}]"
+                if probe["first_time"] is not None and probe["last_time"] is not None else "")
+        lines.append(f"  Probes: {probe['comm']} asked about {probe['reason']} {probe['count']} "
+                     f"time{'s' if probe['count'] != 1 else ''}{span}: {probe['remedy']}")
     for example in data["unparsed_examples"]:
         where = f"line {example['lineno']}" if example["lineno"] is not None else example["source"]
         lines.append(s.warn(f"unparsed ({where}): {example['raw'][:200]}"))

@@ -9,9 +9,14 @@ Dialects (kernel-facts.md 0.2 and 2.4):
   <comm>: <Phrase> is restricted``; the phrases live in the catalogue
   (``Reason.old_logs``)
 - SUSE's early-boot shim: ``Lockdown early: <comm>: <what> is restricted``
-- level set: ``Kernel is [early ]locked down from <where>`` (klog/__init__.py),
-  very old Fedora ``Secure boot enabled and kernel locked down``, the distro
-  SysRq escape ``Lifting lockdown``
+- level set: ``Kernel is [early ]locked down from <where>; see ...`` in every
+  spelling (:func:`lockdownctl.klog.level_set`, which also reads very old
+  Fedora's ``Secure boot enabled and kernel locked down``, Debian's ``; see
+  https://wiki.debian.org/SecureBoot`` ending and the distro SysRq escape
+  ``Lifting lockdown``)
+- the comm: ``current->comm`` may itself contain ": " (a comm ``a: b``
+  prints ``Lockdown: a: b: <what> is restricted``): :func:`split_denial`
+  takes the split after which the rest is a catalogue phrase
 - side effects that mean a denial happened: ``ACPI: kernel is locked down,
   ignoring table override``, ``Could not create tracefs '<name>' entry``,
   ``<mod>: loading of unsigned module is rejected``, ``Tracing disabled due to
@@ -41,8 +46,8 @@ from collections.abc import Iterator
 
 from ..events import Event
 from ..host.kmsg import parse_log_line
-from ..reasons import TABLE, reason_from_phrase
-from . import LEVEL_SET_PREFIXES, LEVEL_SET_SUFFIX, OLD_FEDORA, WHERE_KINDS
+from ..reasons import TABLE, Reason, reason_from_phrase
+from . import SYSRQ_LIFT, level_set
 
 RAW_MAX = 4096  # printk records are at most 1024 bytes; more is not a kernel line
 MAX_LINE = 1 << 20  # a longer "line" is scanned in its first MiB only
@@ -56,6 +61,10 @@ JSON_ARRAY_MESSAGES = ('"MESSAGE":[', '"MESSAGE": [', '"MESSAGE" : [')
 # A line with one of these that matches no dialect is reported as "unparsed".
 LOOKS_LIKE_LOCKDOWN = ("Lockdown", "locked down", "due to lockdown", "tclass=lockdown", "lockdown_reason",
                        "lockdown_is_locked_down")
+# A denial: security/lockdown/lockdown.c lockdown_is_locked_down() (reasons.DENIAL_FORMAT), the
+# pre-5.4 __kernel_is_locked_down() (no comm before 2018), SUSE's "Lockdown early:", and any
+# ending ("; see man kernel_lockdown.7", Debian's "; see https://wiki.debian.org/SecureBoot").
+DENIAL_MARK = "Lockdown"
 
 _LEVEL = {r.id: r.level for r in TABLE}
 
@@ -234,25 +243,31 @@ def _window(text: str) -> str:
     return text[start : start + RAW_MAX]
 
 
+def split_denial(body: str) -> tuple[str | None, str, tuple[Reason, bool] | None]:
+    """(comm, what, (reason, pre-5.4 phrase?)) of the text between ``Lockdown: `` and ``
+    is restricted``. No catalogue phrase contains ": ", a comm may: the first split after
+    which the rest is a known phrase wins; an unknown phrase splits at the first ": "."""
+    found = reason_from_phrase(body)
+    if found is not None:  # pre-5.4 lines without a comm
+        return None, body, found
+    pos = body.find(": ")
+    while pos >= 0:
+        found = reason_from_phrase(body[pos + 2 :])
+        if found is not None:
+            return body[:pos], body[pos + 2 :], found
+        pos = body.find(": ", pos + 1)
+    if ": " in body:
+        comm, what = body.split(": ", 1)
+        return comm, what, None
+    return None, body, None
+
+
 def _denial(match: re.Match[str], raw: str, source: str, lineno: int | None, seconds: float | None,
             wall: str | None, pid: int | None) -> Event:
-    body = match.group(2)
-    comm = None
-    what = body
-    found = reason_from_phrase(body)
-    if found is None:
-        pos = body.find(": ")
-        while pos >= 0:  # "<comm>: <what>"; a comm may itself contain ": "
-            found = reason_from_phrase(body[pos + 2 :])
-            if found is not None:
-                comm, what = body[:pos], body[pos + 2 :]
-                break
-            pos = body.find(": ", pos + 1)
-        else:
-            if ": " in body:
-                comm, what = body.split(": ", 1)
+    comm, what, found = split_denial(match.group(2))
     reason = found[0].id if found else None
-    old = found[1] if found else False
+    # The pre-5.4 series capitalised some phrases the LSM prints in lower case ("Direct PCI access").
+    old = (found[1] or what.strip() != found[0].log) if found else False
     dialect = "suse-early" if match.group(1) else "pre-5.4" if old or comm is None else "upstream"
     return Event("denial", source, dialect, raw, time=seconds, wall_time=wall, comm=comm, pid=pid,
                  reason=reason, what=what, level=_LEVEL.get(reason) if reason else None, verdict="denied",
@@ -286,22 +301,13 @@ def _avc(text: str, raw: str, source: str, lineno: int | None, seconds: float | 
 def classify(text: str, raw: str, source: str = "file", lineno: int | None = None, seconds: float | None = None,
              wall: str | None = None, pid: int | None = None) -> Event | None:
     """The event in one message (the text after the log line's prefixes)."""
-    if "Lockdown" in text and (match := _DENIAL.search(text)) is not None:
+    if DENIAL_MARK in text and (match := _DENIAL.search(text)) is not None:
         return _denial(match, raw, source, lineno, seconds, wall, pid)
-    if "locked down" in text or "Lifting lockdown" in text:
-        for prefix in LEVEL_SET_PREFIXES:
-            if (pos := text.find(prefix)) >= 0:
-                where = text[pos + len(prefix) :].split(LEVEL_SET_SUFFIX, 1)[0].strip()
-                # The distro Secure Boot patches lock at integrity (kernel-facts.md 3.1).
-                level = "integrity" if WHERE_KINDS.get(where.lower()) == "secure_boot" else None
-                return Event("level-set", source, "level-set", raw, time=seconds, wall_time=wall, where=where,
-                             level=level, lineno=lineno)
-        if OLD_FEDORA in text:
-            return Event("level-set", source, "level-set", raw, time=seconds, wall_time=wall,
-                         where="EFI secure boot", level="integrity", lineno=lineno)
-        if "Lifting lockdown" in text:  # distro SysRq+x escape (CONFIG_ALLOW_LOCKDOWN_LIFT_BY_SYSRQ)
-            return Event("level-set", source, "level-set", raw, time=seconds, wall_time=wall, where="sysrq",
-                         level="none", lineno=lineno)
+    if "locked down" in text or SYSRQ_LIFT in text:
+        if (found := level_set(text)) is not None:
+            where, _kind, level = found
+            return Event("level-set", source, "level-set", raw, time=seconds, wall_time=wall, where=where,
+                         level=level, lineno=lineno)
         for message, reason in SIDE_EFFECTS.items():
             if message in text:
                 return Event("denial", source, "side-effect", raw, time=seconds, wall_time=wall, pid=pid,
@@ -330,6 +336,16 @@ def classify(text: str, raw: str, source: str = "file", lineno: int | None = Non
     if any(marker in text for marker in LOOKS_LIKE_LOCKDOWN):
         return Event("unparsed", source, None, raw, time=seconds, wall_time=wall, lineno=lineno)
     return None
+
+
+def classify_message(text: str, source: str = "kernel log", lineno: int | None = None,
+                     seconds: float | None = None) -> Event | None:
+    """The event in one message as a kernel-log reader delivers it (host.kmsg.LogLine.text:
+    no prefix), read like :func:`parse_line` reads a line: at most RAW_MAX characters."""
+    if not candidate(text):
+        return None
+    text = _window(text)
+    return classify(text, text, source, lineno, seconds)
 
 
 def scan_block(data: bytes, end: int, source: str, first_lineno: int | None,

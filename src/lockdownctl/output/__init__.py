@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
-from ..errors import EXIT_FINDINGS, EXIT_OK, LockdownctlError, OutputError
+from ..errors import EXIT_OK, LockdownctlError, OutputError, status_word
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -30,14 +30,13 @@ class Result:
 
     @property
     def status(self) -> str:
-        return "ok" if self.exit_code == EXIT_OK else "findings" if self.exit_code == EXIT_FINDINGS else "error"
+        return status_word(self.exit_code)
 
 
 def envelope(command: str, data: Any, exit_code: int, errors: list[dict[str, str]] | None = None,
              warnings: list[str] | None = None) -> dict[str, Any]:
-    status = "ok" if exit_code == EXIT_OK else "findings" if exit_code == EXIT_FINDINGS else "error"
-    out = {"lockdownctl": ENVELOPE_VERSION, "command": command, "status": status, "exit_code": exit_code,
-           "data": data, "errors": errors or []}
+    out = {"lockdownctl": ENVELOPE_VERSION, "command": command, "status": status_word(exit_code),
+           "exit_code": exit_code, "data": data, "errors": errors or []}
     if warnings:
         out["warnings"] = warnings
     return out

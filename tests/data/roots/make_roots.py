@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import os
 import shutil
 from pathlib import Path
 
@@ -48,7 +47,9 @@ def link_config(root: Path, release: str, rel: str | None = None) -> None:
     rel = rel or f"boot/config-{release}"
     path = root / rel
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.symlink_to(os.path.relpath(KCONFIG / f"config-{release}", path.parent))
+    # A copy, not a link: lockdownctl resolves every path inside --root, so a
+    # link to ../../../kconfig would not leave the root (git stores one blob).
+    shutil.copyfile(KCONFIG / f"config-{release}", path)
 
 
 def lockdown_file(level: str) -> str:
