@@ -256,3 +256,63 @@ def read_lockdown_enum(path: str | os.PathLike[str] = "/" + VMLINUX_BTF) -> Lock
     except OSError as exc:
         raise InputError(f"{path}: cannot read BTF: {exc.strerror}") from None
     return parse_lockdown_enum(data, path)
+
+
+# Kinds whose btf_type.type is another type id, skipped when spelling a type
+# as C: TYPEDEF VOLATILE CONST RESTRICT TYPE_TAG (a typedef is spelled as what it names).
+_KINDS_TRANSPARENT = (8, 9, 10, 11, 18)
+
+
+def func_protos(data: bytes, source: str, names: list[str]) -> dict[str, tuple[str, list[tuple[str, str]]]]:
+    """Return type and ``(name, type)`` parameters of the named FUNCs present.
+
+    Types are spelled as C with typedefs resolved and qualifiers dropped
+    ("unsigned int" for ``fmode_t``, "struct path *" for ``const struct
+    path *``, "enum lockdown_reason"). lockdownctl.bpf.hooks compares them
+    with what its BPF programs expect.
+    """
+    blob = _Blob(data, source)
+    types = blob.walk()
+    unpack = struct.unpack_from
+
+    def spell(type_id: int, depth: int = 0) -> str:
+        if type_id == 0:
+            return "void"
+        if type_id > len(types) or depth > 32:
+            raise InputError(f"{source}: corrupt BTF: type id {type_id} out of range or looping")
+        _tid, off, kind, _vlen = types[type_id - 1]
+        name_off, info, ref = unpack("<III", data, off)
+        if kind in _KINDS_TRANSPARENT:
+            return spell(ref, depth + 1)
+        if kind == 2:  # PTR
+            target = spell(ref, depth + 1)
+            return target + ("*" if target.endswith("*") else " *")
+        if kind in (4, 5) or (kind == 7):  # STRUCT UNION FWD (kflag: union)
+            union = kind == 5 or (kind == 7 and info >> 31)
+            return f"{'union' if union else 'struct'} {blob.name(name_off)}"
+        if kind in (_KIND_ENUM, _KIND_ENUM64):
+            return f"enum {blob.name(name_off)}"
+        if kind == 13:
+            return "function"
+        if kind == 3:
+            return spell(unpack("<I", data, off + 12)[0], depth + 1) + " []"
+        return blob.name(name_off)  # INT, FLOAT
+
+    wanted = {blob.name_offset(n): n for n in names}
+    out: dict[str, tuple[str, list[tuple[str, str]]]] = {}
+    for _tid, off, kind, _vlen in types:
+        if kind != _KIND_FUNC:
+            continue
+        name = wanted.get(unpack("<I", data, off)[0])
+        if name is None:
+            continue
+        proto = unpack("<I", data, off + 8)[0]
+        if not 0 < proto <= len(types) or types[proto - 1][2] != 13:
+            raise InputError(f"{source}: corrupt BTF: FUNC {name} has no FUNC_PROTO")
+        _p, poff, _k, vlen = types[proto - 1]
+        params = []
+        for i in range(vlen):
+            p_name, p_type = unpack("<II", data, poff + 12 + 8 * i)
+            params.append((blob.name(p_name), spell(p_type)))
+        out[name] = (spell(unpack("<I", data, poff + 8)[0]), params)
+    return out

@@ -691,7 +691,17 @@ def merge(kernel: LockdownEnum | None, release: str | None = None) -> Catalogue:
     """
     if kernel is None:
         layout = merge(release_layout(release))
-        return Catalogue(reasons=tuple(replace(r, on_kernel=False) for r in layout.reasons), kernel=None)
+        # XSA-482's LOCKDOWN_XEN_USER_ACTIONS (v7.0) was inserted before INTEGRITY_MAX and
+        # backported into stable series (6.1.167, 6.12.78), and a release string cannot say
+        # whether a kernel has it (Debian's "6.1.0-57-amd64" hides its stable level): a
+        # value that differs with and without it is unknown, never guessed.
+        names = [n for n, _ in release_layout(release).members]
+        if "LOCKDOWN_XEN_USER_ACTIONS" not in names:
+            names.insert(names.index("LOCKDOWN_INTEGRITY_MAX"), "LOCKDOWN_XEN_USER_ACTIONS")
+        backported = merge(LockdownEnum("backported", [(n, v) for v, n in enumerate(names)]))
+        same = {r.id for r in layout.reasons if r.value == backported.get(r.id).value}
+        return Catalogue(reasons=tuple(replace(r, on_kernel=False, value=r.value if r.id in same else None)
+                                       for r in layout.reasons), kernel=None)
     known = {name: r for r in TABLE for name in (r.enum, *r.aliases)}
     out: list[Reason] = []
     unknown: list[tuple[str, int, str]] = []

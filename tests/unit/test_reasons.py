@@ -79,8 +79,8 @@ def test_without_btf_nothing_is_claimed_on_kernel() -> None:
     cat = reasons.merge(None, "6.1.0-56-amd64")
     assert not cat.from_btf
     assert all(not r.on_kernel for r in cat.reasons)
-    assert cat.get("xen_user_actions").value is None  # not in the 6.1 layout
-    assert cat.get("kcore").value == 21
+    assert cat.get("xen_user_actions").value is None  # XSA-482, backported into 6.1.167: 6.1.0-56 cannot tell
+    assert cat.get("kcore").value is None  # 21 or 22 (test_reason_numbering.py)
 
 
 @pytest.mark.parametrize("key", ["dev_mem", "DEV_MEM", "LOCKDOWN_DEV_MEM", " lockdown_dev_mem "])

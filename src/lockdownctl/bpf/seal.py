@@ -1,7 +1,7 @@
 """The seal: after ``lockdownctl enforce apply --seal`` nobody, root included,
 can lower the enforced policy until reboot.
 
-How each way of lowering it is closed (tests/vm/test_zy_seal.py tries each):
+How each way of lowering it is closed (tests/vm/test_seal.py tries each):
 
 - writing the policy maps (syscall update/delete, a writable mmap):
   BPF_MAP_FREEZE, the kernel's own one-way switch;
@@ -47,10 +47,9 @@ from ..errors import LockdownctlError
 from ..host.bpf_syscall import BPF_TRACE_ITER
 from ..state.pins import LINK_PIN, PIN_DIR
 from . import enforcer as engine  # the enforcer (bpf/enforcer.py)
-from . import libbpf
+from . import hooks, libbpf
 from .abi import kernel_dev
 
-OBJECT = os.path.join(engine.HERE, "seal.bpf.o")
 PIN_PREFIX = "seal-"  # pins of the seal's links, next to the enforcer's in PIN_DIR
 SYSCTL_PROGRAM = "ldctl_seal_sysctl"  # cgroup/sysctl: attached to the root cgroup, not by section
 
@@ -159,7 +158,9 @@ def _open(cfg: LdSealConfig) -> libbpf.Object:
         libbpf.set_global(obj, ".rodata", "cfg", cfg)
         libbpf.map_add_flags(obj.map(".bss"), libbpf.BPF_F_RDONLY_PROG)
 
-    return engine.load_object(OBJECT, "the seal's BPF LSM programs", prepare, "nothing was changed")
+    # The build whose `bpf` hook arguments match this kernel's (hooks.py).
+    return engine.load_object(hooks.object_path("seal"), "the seal's BPF LSM programs", prepare,
+                              "nothing was changed")
 
 
 def check_loadable() -> None:
