@@ -21,11 +21,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from ..btf import func_protos
+from ..btf import VMLINUX_BTF, func_protos
 from ..errors import FeatureMissing, InputError
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-VMLINUX_BTF = "/sys/kernel/btf/vmlinux"
+LIVE_BTF = "/" + VMLINUX_BTF  # the running kernel's (btf.py owns the path)
 
 
 @dataclass(frozen=True)
@@ -127,7 +127,7 @@ def kernel_hooks(data: bytes, source: str) -> dict[str, tuple[str, list[tuple[st
     return {name.removeprefix("bpf_lsm_"): proto for name, proto in protos.items()}
 
 
-def choose(obj: str, hooks: dict[str, tuple[str, list[tuple[str, str]]]], source: str = VMLINUX_BTF) -> Variant:
+def choose(obj: str, hooks: dict[str, tuple[str, list[tuple[str, str]]]], source: str = LIVE_BTF) -> Variant:
     """The first variant of ``obj`` whose every program fits ``hooks``; FeatureMissing (exit 3) if none."""
     why = []
     for variant in VARIANTS[obj]:
@@ -139,7 +139,7 @@ def choose(obj: str, hooks: dict[str, tuple[str, list[tuple[str, str]]]], source
                          f"({source}): " + " | ".join(why))
 
 
-def object_path(obj: str, btf_path: str = VMLINUX_BTF) -> str:
+def object_path(obj: str, btf_path: str = LIVE_BTF) -> str:
     """Path of the variant of ``obj`` that fits the running kernel (read from its BTF)."""
     try:
         with open(btf_path, "rb") as fh:
