@@ -1,6 +1,6 @@
 """The enforcer's policy: YAML -> validated model -> map contents.
 
-File format (design.md section 3; lockdownctl-policy(5)):
+File format (docs/design.md section 3; lockdownctl-policy(5)):
 
     version: 1
     profile: integrity          # none | integrity | confidentiality: the base deny set

@@ -5,7 +5,7 @@ reader works on a fixture tree (``--root``) exactly as on the live system.
 Pseudo file systems that may not be mounted (securityfs, tracefs, bpffs) are
 reached on the live system by :func:`in_private_mounts`, which mounts them in
 a child process inside its own mount namespace: the host's mount table is
-never changed (design.md section 5).
+never changed (docs/design.md section 5).
 
 Every path of a root other than ``/`` is resolved inside it, as
 openat2(RESOLVE_IN_ROOT) and systemd's ``--root`` (chase()) resolve it: an

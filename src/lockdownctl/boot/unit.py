@@ -6,7 +6,7 @@ writes the level to ``/sys/kernel/security/lockdown`` after
 systemd-modules-load.service (so modules configured to load at boot still
 can), before sysinit.target. Its text is ``packaging/lockdownctl-lockdown@.service``
 (a unit test keeps the two identical); the instance is the level.
-Cons (kernel-facts.md 3.4): anything that runs before it is not covered, and
+Cons (docs/kernel-facts.md 3.4): anything that runs before it is not covered, and
 like every securityfs write it cannot be undone until reboot.
 """
 

@@ -55,7 +55,7 @@ class Finding:
     evidence: list[Evidence]
     symptom: str  # what the user will see
     remedy: str
-    policy: str | None  # enforcer policy snippet (design.md section 3) that keeps it working
+    policy: str | None  # enforcer policy snippet (docs/design.md section 3) that keeps it working
     subject: dict[str, Any] = field(default_factory=dict)  # pid, exe, module, unit, path...
     requires: tuple[str, ...] = ()  # kconfig options (any of) without which it cannot occur
     source: str = "static"  # static | observed
@@ -96,7 +96,7 @@ def policy_name(text: str) -> str:
 
 
 def exception_yaml(allow: Iterable[str], exe: str = "", cgroup: str = "", name: str = "") -> str:
-    """``exceptions: [{name: x, exe: /usr/bin/x, allow: [msr]}]`` (design.md section 3)."""
+    """``exceptions: [{name: x, exe: /usr/bin/x, allow: [msr]}]`` (docs/design.md section 3)."""
     who = f"exe: {exe}" if exe else f"cgroup: {cgroup}"
     return f"exceptions: [{{name: {name or policy_name(exe or cgroup)}, {who}, allow: [{', '.join(allow)}]}}]"
 
@@ -237,7 +237,7 @@ class Context:
         return Evidence("package", self.packages.where(name), f"{name} {version} installed")
 
 
-# Objects whose users break (kernel-facts.md 2.3); matched against fd and map targets.
+# Objects whose users break (docs/kernel-facts.md 2.3); matched against fd and map targets.
 _PROC_RE = re.compile(
     r"^(/dev/(mem|kmem|port|snapshot|efi_test)$|/dev/cpu/\d+/msr$|/proc/kcore$|/proc/bus/pci/"
     r"|/sys/(bus/pci/devices|devices/pci)[^ ]*/(resource\d+(_wc)?|config)$"

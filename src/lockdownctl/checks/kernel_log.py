@@ -5,7 +5,7 @@ use): ``Lockdown: <comm>: <what> is restricted`` in every dialect
 that mean a denial (tracefs entries not created, unsigned modules rejected,
 ACPI table overrides ignored) and SELinux AVC records of class lockdown.
 Counts are lower bounds (the notice is rate-limited or printed once,
-kernel-facts.md 0.2).
+docs/kernel-facts.md 0.2).
 """
 
 from __future__ import annotations

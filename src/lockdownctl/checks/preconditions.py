@@ -1,4 +1,4 @@
-"""Preconditions that change the verdict (kernel-facts.md 0.4).
+"""Preconditions that change the verdict (docs/kernel-facts.md 0.4).
 
 - CONFIG_MODULE_SIG unset: module_sig_check() is compiled out, lockdown never
   blocks module loading (kernel/module/signing.c).

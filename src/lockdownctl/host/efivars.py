@@ -3,7 +3,7 @@
 efi_get_secureboot() (drivers/firmware/efi/libstub/secureboot.c): SecureBoot
 missing or 0 -> off; SetupMode 1 -> off; shim's MokSBStateRT 1 -> off
 (validation disabled); otherwise on. efivarfs files start with a 4-byte
-attribute mask, the value follows (kernel-facts.md 3.3). On x86 the stub
+attribute mask, the value follows (docs/kernel-facts.md 3.3). On x86 the stub
 also leaves its verdict in boot_params (struct boot_params.secure_boot at
 0x1EC, enum efi_secureboot_mode).
 """

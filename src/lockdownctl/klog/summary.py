@@ -11,7 +11,7 @@ UNPARSED_EXAMPLES = 10
 PROCESS_NAMES = 8  # processes listed per reason
 
 # printk of denials: rate-limited (pr_notice_ratelimited) in some trees, once
-# per boot (pr_notice_once) in others (kernel-facts.md 0.2).
+# per boot (pr_notice_once) in others (docs/kernel-facts.md 0.2).
 LOWER_BOUND_NOTE = ("counts are lower bounds: the kernel rate-limited its lockdown messages "
                     "({suppressed} suppressed)")
 ONCE_NOTE = ("the kernel prints lockdown denials rate-limited or only once per boot: a missing "
