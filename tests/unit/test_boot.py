@@ -85,7 +85,7 @@ def test_plan_matches_golden_diff(name: str, level: str, force: bool, tmp_path: 
     assert code == 0, data
     assert tree(root) == before and not (root / "var").exists()  # a dry run writes nothing
     golden = GOLDEN / f"{name}.enable-{level}{'-force' if force else ''}.diff"
-    if os.environ.get("LOCKDOWNCTL_REGOLD") == "1":
+    if os.environ.get("LOCKDOWNCTL_REGEN") == "1":
         golden.write_text(diffs(data))
     assert diffs(data) == golden.read_text()
     assert all(c["ok"] for s in data["setups"] for c in s["verify"])
