@@ -80,13 +80,17 @@ def safety(root: Root, level: str, force: bool) -> dict[str, Any]:
 
 
 def readiness(root: Root, level: str, force: bool, status: Status | None = None) -> dict[str, Any]:
-    """Run ``lockdownctl check --level LEVEL`` (lockdownctl.checks.check) when it exists."""
-    try:
-        from ..checks import check
-    except ImportError:
-        return {"checked": False, "breaks": [],
-                "detail": "readiness not checked (lockdownctl check is not available)"}
+    """Run ``lockdownctl check --level LEVEL`` (lockdownctl.checks.check).
+
+    A check that could read no evidence has no verdict: it is reported as
+    not checked (with what it missed), never as "0 findings"."""
+    from ..checks import check
+
     report = check(root, level, state=status)
+    if report.get("verdict") == "unknown":
+        missing = ", ".join(report.get("not_read", [])) or "no evidence"
+        return {"checked": False, "breaks": [],
+                "detail": f"readiness unknown: lockdownctl check --level {level} could read nothing ({missing})"}
     findings = report.get("findings", [])
     breaks = [f"{f['title']} ({f['reason']})" for f in findings if f.get("confidence") == "breaks"]
     detail = (f"lockdownctl check --level {level}: {len(findings)} findings, {len(breaks)} that break"
