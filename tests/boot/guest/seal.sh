@@ -5,7 +5,7 @@
 case $BOOTTEST_BOOT in
 1)
     read_devmem devmem_before
-    record apply lockdownctl enforce apply "$BOOTTEST_SRC/examples/integrity.yaml" --seal --json
+    record apply lockdownctl enforce apply /root/lockdownctl/examples/integrity.yaml --seal --json
     read_devmem devmem_sealed
     # End everything of the project that runs, as root could ([l]: pkill must not match its own shell).
     record units sh -c "systemctl list-units --all --plain --no-legend 'lockdownctl*' | awk '{print \$1}'"
