@@ -283,8 +283,9 @@ class RunResult:
         return "serial console tail:\n" + "\n".join(self.serial.splitlines()[-lines:])
 
     def check(self, boots: int) -> None:
-        """Fail unless the run had exactly ``boots`` complete boots, each script exited 0 and no
-        kernel log has a splat. The message carries what is needed to debug from CI output."""
+        """Fail unless the run had exactly ``boots`` complete boots, each step ran from
+        boottest.service and exited 0, and neither a boot's kernel log nor the serial console has a
+        splat. The message carries what is needed to debug from CI output."""
         where = f"(results: {self.dir})"
         if self.problem:
             raise AssertionError(f"{self.problem} {where}\n{self.serial_tail()}")
@@ -296,6 +297,11 @@ class RunResult:
                                      + b.text("test.log")[-4000:])
             if splats := b.splats():
                 raise AssertionError(f"boot {b.number}: kernel splat {where}:\n" + "\n".join(splats))
+            if "boottest.service" not in b.journal:  # the step ran from systemd, as tests are meant to
+                raise AssertionError(f"boot {b.number}: no boottest.service in the journal {where}")
+        # The console also has what the kernel said after dmesg was saved (shutdown, reboot).
+        if splats := find_splats(self.serial):
+            raise AssertionError(f"kernel splat on the serial console {where}:\n" + "\n".join(splats))
 
 
 # --- booting ---------------------------------------------------------------------------------

@@ -67,6 +67,7 @@ def fake_boot(share: Path, n: int, rc: int = 0, dmesg: str = "", complete: bool 
     (d / "rc").write_text(f"{rc}\n")
     (d / "dmesg.txt").write_text(dmesg)
     (d / "lockdown").write_text("none [integrity] confidentiality\n")
+    (d / "journal.txt").write_text("[   40.1] boottest systemd[1]: Starting boottest.service - boot test hook\n")
     if complete:
         (d / "complete").write_text("done\n")
     return machine.BootResult(n, d)
@@ -84,6 +85,15 @@ def test_run_check(tmp_path: Path) -> None:
     splat = machine.RunResult(tmp_path / "s", True, [fake_boot(tmp_path / "s", 1, dmesg="[ 1.0] BUG: oops\n")], [1.0])
     with pytest.raises(AssertionError, match="kernel splat"):
         splat.check(boots=1)
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "serial.log").write_text("[  99.0] reboot: Power down\n[  99.1] Kernel panic - not syncing\n")
+    console = machine.RunResult(tmp_path / "c", True, [fake_boot(tmp_path / "c", 1)], [1.0])
+    with pytest.raises(AssertionError, match="splat on the serial console"):
+        console.check(boots=1)
+    (tmp_path / "c" / "out" / "boot1" / "journal.txt").write_text("")
+    (tmp_path / "c" / "serial.log").write_text("")
+    with pytest.raises(AssertionError, match=r"no boottest\.service"):
+        console.check(boots=1)
     hung = machine.RunResult(tmp_path / "h", True, [], [900.0], problem="boot 1: QEMU killed after 900 s")
     with pytest.raises(AssertionError, match="QEMU killed"):
         hung.check(boots=1)

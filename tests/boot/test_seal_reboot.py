@@ -22,7 +22,12 @@ def test_seal_survives_kill_and_ends_at_reboot(boot_run) -> None:
     sealed = first.record("devmem_sealed")
     assert sealed.rc == 1 and "Operation not permitted" in sealed.err, sealed.err
 
-    assert first.record("stop").out.strip() == ""  # pgrep: no lockdownctl process left
+    # The project was running (a unit and a watcher), then nothing of it was.
+    assert "lockdownctl-events.service" in first.record("units").out
+    running = first.record("running").out
+    assert "enforce events --follow" in running and "watch --follow" in running, running
+    assert first.record("stop").rc == 0
+    assert first.record("left").out.strip() == ""
     remove = first.record("remove")
     assert remove.rc != 0 and "sealed until reboot" in remove.out + remove.err
     after = first.record("devmem_after_kill")

@@ -31,3 +31,15 @@ except OSError as e:
     sys.exit(f"{e.strerror} (errno {e.errno})")
 print("read 1 byte")'
 }
+
+# project_processes: every running process of the project (pgrep leaves itself out; call it as a
+# function, never inside `sh -c '...lockdownctl...'`, whose own command line would match).
+project_processes() { pgrep -a -f lockdownctl; return 0; }
+
+# stop_project: what root can do to end the project: stop its units, kill its processes.
+stop_project() {
+    systemctl stop 'lockdownctl*'
+    pkill -KILL -f lockdownctl
+    sleep 1
+    return 0
+}

@@ -7,12 +7,17 @@ case $BOOTTEST_BOOT in
     read_devmem devmem_before
     record apply lockdownctl enforce apply /root/lockdownctl/examples/integrity.yaml --seal --json
     read_devmem devmem_sealed
-    # End everything of the project that runs, as root could ([l]: pkill must not match its own shell).
-    record units sh -c "systemctl list-units --all --plain --no-legend 'lockdownctl*' | awk '{print \$1}'"
-    record stop sh -c "systemctl stop 'lockdownctl*'; pkill -KILL -f '[l]ockdownctl'; sleep 1; pgrep -a -f '[l]ockdownctl'; true"
+    # Project processes that hold the enforcer's maps: a unit following its events and a watcher.
+    record events_unit systemd-run --unit=lockdownctl-events lockdownctl enforce events --follow
+    setsid lockdownctl watch --follow > /dev/null 2>&1 < /dev/null &
+    sleep 5
+    record running project_processes
+    record units systemctl list-units --plain --no-legend 'lockdownctl*'
+    record stop stop_project
+    record left project_processes
     record remove lockdownctl enforce remove --json
-    record status_after_kill lockdownctl enforce status --json
     read_devmem devmem_after_kill
+    record status_after_kill lockdownctl enforce status --json
     reboot_next ;;
 2)
     record enforce_status lockdownctl enforce status --json
