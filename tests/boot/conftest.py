@@ -8,7 +8,6 @@ wheelhouse and the installed layer are made once and cached (machine.py, README.
 Environment:
   LOCKDOWNCTL_REQUIRE_BOOT=1 (or LOCKDOWNCTL_REQUIRE_VM=1, which CI sets)
                               missing QEMU / OVMF / image tools fail instead of skipping
-  LOCKDOWNCTL_BOOT_FULL=1     also run the tests marked boot_full (by hand; CI runs the essential ones)
   LOCKDOWNCTL_BOOT_RESULTS=DIR keep every run's share (results, serial.log) in DIR/<test>
   LOCKDOWNCTL_BOOT_CACHE=DIR  image cache (default /var/cache/lockdownctl/boot-image)
   LOCKDOWNCTL_BOOT_TIMEOUT=S  seconds per QEMU process (a hang guard; default 900)
@@ -108,15 +107,6 @@ def boot_run(boot_tier: Tier, request: pytest.FixtureRequest) -> Any:
     def run(script: str, *, secure_boot: bool) -> machine.RunResult:
         return boot_tier.run(request, script, secure_boot=secure_boot)
     return run
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if os.environ.get("LOCKDOWNCTL_BOOT_FULL") == "1":
-        return
-    skip = pytest.mark.skip(reason="boot_full: run by hand with LOCKDOWNCTL_BOOT_FULL=1 (tests/boot/README.md)")
-    for item in items:
-        if item.get_closest_marker("boot_full"):
-            item.add_marker(skip)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
