@@ -151,13 +151,18 @@ def ensure_wheelhouse() -> Path:
     final = cache_root() / f"wheels-{key}"
     if final.is_dir():
         return final
+    cache_root().mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="wheels-", dir=cache_root()))
-    subprocess.run(
+    proc = subprocess.run(
         [sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check", "--only-binary=:all:",
          "--python-version", "3.11", "--implementation", "cp", "--platform", "manylinux2014_x86_64",
          "-d", str(tmp), *reqs],
-        check=True, capture_output=True,
+        capture_output=True, text=True, check=False,
     )
+    if proc.returncode != 0:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise RuntimeError(f"pip download of the guest's wheels failed ({sys.executable} -m pip, exit "
+                           f"{proc.returncode}): {proc.stderr.strip()[-2000:]}")
     with contextlib.suppress(OSError):  # another session won the race: use its copy
         os.rename(tmp, final)
     shutil.rmtree(tmp, ignore_errors=True)

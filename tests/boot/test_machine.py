@@ -99,3 +99,11 @@ def test_run_check(tmp_path: Path) -> None:
         hung.check(boots=1)
     with pytest.raises(AssertionError, match="recorded no 'status'"):
         good.boot(1).record("status")
+
+
+def test_wheelhouse_failure_names_pip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOCKDOWNCTL_BOOT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr("sys.executable", "/bin/false")
+    with pytest.raises(RuntimeError, match="pip download of the guest's wheels failed"):
+        machine.ensure_wheelhouse()
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == []  # no half-filled wheelhouse left
