@@ -1,6 +1,6 @@
 #!/bin/sh
 # Install everything the tests need on Debian 12 (run as root) and run the
-# whole suite: lint, types, unit, host and VM tiers. Idempotent.
+# whole suite: lint, types, unit, host, VM and boot tiers. Idempotent.
 #   LOCKDOWNCTL_REQUIRE_HOST=1  host-tier skips become failures
 #   LOCKDOWNCTL_REQUIRE_VM=1    VM-tier skips become failures (CI sets both)
 # Extra arguments go to pytest, e.g. scripts/test.sh tests/unit -k btf
@@ -32,6 +32,7 @@ if [ -n "$missing" ]; then
     [ -z "$norc" ] || rm -f /usr/sbin/policy-rc.d
 fi
 "$repo/scripts/vm-setup.sh"
+"$repo/scripts/boot-setup.sh"
 
 [ -x "$VENV/bin/python" ] || /usr/bin/python3 -m venv "$VENV"
 "$VENV/bin/pip" install -q --disable-pip-version-check -e "$repo[test]"
