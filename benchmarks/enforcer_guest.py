@@ -89,7 +89,8 @@ def main() -> None:
                                          "hot_path_10000_exceptions": hot_path(binary, many, rounds, n)}
 
     # Event throughput: every open in a cgroup is denied and recorded.
-    from lockdownctl.bpf import engine, libbpf
+    from lockdownctl.bpf import enforcer as engine
+    from lockdownctl.bpf import libbpf
 
     mount = Path(engine.cgroup2_mount())
     cg = mount / f"ldctl-bench-{os.getpid()}"

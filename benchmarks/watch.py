@@ -40,7 +40,7 @@ NOISE = (
     "systemd[1]: Started session-{a}.scope - Session {a} of User admin.",
     "wlp0s20f3: associated (aid {a})",
 )
-# Lockdown lines of every dialect (kernel-facts.md 0.2).
+# Lockdown lines of every dialect (docs/kernel-facts.md 0.2).
 LOCKDOWN = (
     "Lockdown: bpftrace: use of kprobes is restricted; see man kernel_lockdown.7",
     "Lockdown: systemd-logind: hibernation is restricted; see man kernel_lockdown.7",

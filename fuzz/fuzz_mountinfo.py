@@ -1,4 +1,4 @@
-"""/proc/self/mountinfo (root.py mounts(): private mounts, the enforcer's cgroup v2 mount).
+"""/proc/self/mountinfo (mountinfo.py parse(): private mounts, the enforcer's cgroup v2 mount).
 
 Property: a list of (mount point, type) pairs, never an exception; only
 lines with the proc(5) shape count (a "-" separator after the six fixed
@@ -10,7 +10,7 @@ from __future__ import annotations
 from _common import Bad, instrumented, main, text
 
 with instrumented():
-    from lockdownctl.root import mounts
+    from lockdownctl.mountinfo import parse as mounts
 
 
 def one(data: bytes) -> None:

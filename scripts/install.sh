@@ -9,8 +9,11 @@ PREFIX=${PREFIX:-/opt/lockdownctl}
 BINDIR=${BINDIR:-/usr/local/bin}
 MANDIR=${MANDIR:-/usr/local/share/man}
 
+# The system interpreter, never the first python3 on PATH: a venv made from an
+# interpreter in root's home (pyenv) cannot run for any other user.
+PYTHON=/usr/bin/python3
 need_apt=""
-python3 -c 'import ensurepip, venv' 2>/dev/null || need_apt="$need_apt python3-venv"
+"$PYTHON" -c 'import ensurepip, venv' 2>/dev/null || need_apt="$need_apt python3-venv"
 # libbpf.so.1 is the enforcer's only native dependency (loaded through ctypes).
 [ -e /usr/lib/x86_64-linux-gnu/libbpf.so.1 ] || ldconfig -p 2>/dev/null | grep -q 'libbpf.so.1 ' \
     || need_apt="$need_apt libbpf1"
@@ -20,7 +23,11 @@ if [ -n "$need_apt" ]; then
     # shellcheck disable=SC2086
     apt-get install -y -q --no-install-recommends python3 $need_apt
 fi
-[ -x "$PREFIX/bin/python" ] || python3 -m venv "$PREFIX"
+# An existing venv made from another interpreter is rebuilt from the system one.
+if [ -x "$PREFIX/bin/python" ] && [ "$(readlink -f "$PREFIX/bin/python")" != "$(readlink -f "$PYTHON")" ]; then
+    rm -rf "$PREFIX"
+fi
+[ -x "$PREFIX/bin/python" ] || "$PYTHON" -m venv "$PREFIX"
 "$PREFIX/bin/pip" install -q --disable-pip-version-check "$repo"
 # Our own launcher rather than a link to pip's console script: that one imports
 # re before anything else (5 ms, half an interpreter start), which

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Install everything the tests need on Debian 12 (run as root) and run the
-# whole suite: lint, types, unit, host and VM tiers. Idempotent.
+# whole suite: lint, types, unit, host, VM and boot tiers. Idempotent.
 #   LOCKDOWNCTL_REQUIRE_HOST=1  host-tier skips become failures
 #   LOCKDOWNCTL_REQUIRE_VM=1    VM-tier skips become failures (CI sets both)
 # Extra arguments go to pytest, e.g. scripts/test.sh tests/unit -k btf
@@ -9,7 +9,10 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 VENV=${LOCKDOWNCTL_VENV:-/opt/lockdownctl-test-venv}
 export LOCKDOWNCTL_VENV="$VENV"
 
-pkgs="python3-venv libbpf1 libbpf-dev clang llvm bpftool grub-common"
+# promtool (prometheus), node_exporter, and what tests/host/test_deb.py builds and installs the package with
+pkgs="python3-venv libbpf1 libbpf-dev clang llvm bpftool grub-common prometheus prometheus-node-exporter
+      debhelper dh-python pybuild-plugin-pyproject python3-all python3-setuptools python3-shtab
+      python3-yaml python3-zstandard python3-pefile python3-prometheus-client lintian mmdebstrap fish zsh"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null | grep -q '^ii' || missing="$missing $p"
@@ -17,15 +20,25 @@ done
 if [ -n "$missing" ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -q
+    # Tools only: no daemon of these packages (prometheus, node_exporter) may
+    # start on the test machine, so invoke-rc.d is told "not now" (policy-rc.d,
+    # as in chroots and image builds) unless the admin already has a policy.
+    norc=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && norc=1
+    fi
     # shellcheck disable=SC2086
-    apt-get install -y -q --no-install-recommends $missing
+    apt-get install -y -q --no-install-recommends $missing || { [ -z "$norc" ] || rm -f /usr/sbin/policy-rc.d; exit 1; }
+    [ -z "$norc" ] || rm -f /usr/sbin/policy-rc.d
 fi
 "$repo/scripts/vm-setup.sh"
+"$repo/scripts/boot-setup.sh"
 
-[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+[ -x "$VENV/bin/python" ] || /usr/bin/python3 -m venv "$VENV"
 "$VENV/bin/pip" install -q --disable-pip-version-check -e "$repo[test]"
 
 cd "$repo"
 "$VENV/bin/ruff" check src tests benchmarks fuzz fuzz/run-all
 "$VENV/bin/mypy"
+"$VENV/bin/lint-imports"  # layer contract (pyproject.toml [tool.importlinter])
 exec "$VENV/bin/python" -m pytest "$@"

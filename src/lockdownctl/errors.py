@@ -1,4 +1,4 @@
-"""Errors that end a command with a documented exit code (design.md section 4)."""
+"""Errors that end a command with a documented exit code (docs/design.md section 4)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The enforcer's policy: YAML -> validated model -> map contents.
 
-File format (design.md section 3; lockdownctl-policy(5)):
+File format (docs/design.md section 3; lockdownctl-policy(5)):
 
     version: 1
     profile: integrity          # none | integrity | confidentiality: the base deny set
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -39,7 +38,8 @@ VERDICTS = ("allow", "deny", "audit")
 MODES = ("enforce", "audit")
 EXCEPTION_KINDS = ("exe", "cgroup", "uid", "comm")
 TOP_KEYS = ("version", "profile", "mode", "scope", "reasons", "exceptions", "seal")
-COMM_LEN = 15  # TASK_COMM_LEN - 1
+TASK_COMM_LEN = 16  # include/linux/sched.h: task->comm, NUL included
+COMM_LEN = TASK_COMM_LEN - 1  # the longest name the kernel keeps
 
 
 @dataclass
@@ -62,10 +62,11 @@ class Policy:
     exceptions: list[PolicyException] = field(default_factory=list)
     seal: bool = False
     warnings: list[str] = field(default_factory=list)
+    scope_line: int = 0  # where scope.cgroup is written (for resolution errors)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
-        del out["warnings"]
+        del out["warnings"], out["scope_line"]
         return out
 
     @property
@@ -172,6 +173,7 @@ def parse_policy(text: str, path: str, cat: Catalogue) -> Policy:
         if "cgroup" not in scope:
             raise doc.err(top["scope"][1], "scope needs 'cgroup: PATH'")
         policy.scope_cgroup = doc.string(scope["cgroup"][1], "scope.cgroup")
+        policy.scope_line = scope["cgroup"][1].start_mark.line + 1
     valid_ids = tuple(r.id for r in cat.reasons)
 
     def reason_id(node: yaml.Node, what: str) -> str:
@@ -249,9 +251,3 @@ def verdicts(policy: Policy, cat: Catalogue) -> dict[str, str]:
         base = "deny" if rank and level_rank(reason.level) <= rank else "allow"
         out[reason.id] = policy.reasons.get(reason.id, base)
     return out
-
-
-def kernel_dev(st_dev: int) -> int:
-    """stat()'s st_dev as the kernel's internal dev_t (MKDEV: major << 20 | minor),
-    the form the enforcer reads from inode->i_sb->s_dev."""
-    return (os.major(st_dev) << 20) | os.minor(st_dev)

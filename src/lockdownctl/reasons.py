@@ -29,7 +29,7 @@ from .btf import VMLINUX_BTF, LockdownEnum, parse_lockdown_enum
 from .errors import InputError
 from .levels import LEVELS, level_rank
 
-__all__ = ["DENIAL_FORMAT", "LEVELS", "TABLE", "Catalogue", "Reason", "catalogue", "denial_line", "level_rank",
+__all__ = ["CHECKED_IN", "DENIAL_FORMAT", "LEVELS", "TABLE", "Catalogue", "Reason", "catalogue", "denial_line", "level_rank",
            "merge", "reason_from_phrase", "suggest"]
 
 ENUM_PREFIX = "LOCKDOWN_"
@@ -57,6 +57,18 @@ class Reason:
     # of this reason, so lockdown cannot break it. Empty only with ``config_none`` saying why.
     config: tuple[str, ...] = ()
     config_none: str = ""  # why no option removes it (cited), when ``config`` is empty
+    # Bypass analysis (the lockdown maintainers' objection to per-reason lockdown: "most
+    # lockdown-reasons can be bypassed if used independently", Nicolas Bouchinet, LSM list,
+    # August 2025). ``defeats``: the protections root can defeat when this reason is allowed
+    # (a kernel write defeats both; a kernel read, confidentiality); () with ``route``
+    # saying why not. ``route``: how, cited.
+    defeats: tuple[str, ...] = ()
+    route: str = ""
+    # Whose ``current`` the kernel sees when it asks: "requester" (the program doing it),
+    # "partly" (some call sites run elsewhere) or "elsewhere" (none in the requester);
+    # ``context`` names those sites: an exception by program cannot target them soundly.
+    checked_in: str = ""
+    context: str = ""
     value: int | None = None  # enum value on the kernel read (None: not on it)
     on_kernel: bool = False  # the kernel read defines this reason
 
@@ -67,12 +79,28 @@ class Reason:
 
 _C = "confidentiality"
 _I = "integrity"
+# What allowing a reason lets root defeat: a kernel write undoes every denial (and so
+# reads too); a kernel read undoes confidentiality. The kernel's own definition:
+# security/lockdown/Kconfig LOCK_DOWN_KERNEL_FORCE_INTEGRITY ("features that allow the
+# kernel to be modified at runtime") and ..._CONFIDENTIALITY ("or for userland to extract
+# confidential information from the kernel").
+_KW = (_I, _C)
+_KR = (_C,)
+CHECKED_IN = ("requester", "partly", "elsewhere")
 
 # Order = mainline enum order, so that the fallback values (no BTF) are
 # those of current mainline.
 TABLE: tuple[Reason, ...] = (
     Reason(
         "module_signature", "unsigned module loading", _I, "5.4",
+        defeats=_KW,
+        route='an unsigned module is code run in ring 0: it can rewrite any kernel memory, detach any BPF '
+        'program and read every secret (kernel/module/signing.c module_sig_check() is the only gate '
+        "before load_module() runs the module's init)",
+        checked_in='partly',
+        context='explicit loads are checked in the loader (insmod, modprobe); an autoload triggered by any '
+        'program runs modprobe as a kernel-spawned usermode helper (kernel/module/kmod.c '
+        'call_modprobe()), so the check sees modprobe, not the program that needed the module',
         config=("CONFIG_MODULES",),
         guards="loading a kernel module without a signature the kernel trusts "
         "(init_module/finit_module; only with CONFIG_MODULE_SIG), and forced loads "
@@ -91,6 +119,12 @@ TABLE: tuple[Reason, ...] = (
     ),
     Reason(
         "dev_mem", "/dev/mem,kmem,port", _I, "5.4",
+        defeats=_KW,
+        route="/dev/mem writes physical memory, the kernel's included, and /dev/port reaches the PCI "
+        'configuration ports and so device DMA (drivers/char/mem.c write_mem(), write_port(); Linux '
+        'kernel commit 9b9d8dda1ed7 ("lockdown: Restrict /dev/{mem,kmem,port} when the kernel is '
+        'locked down") (in v5.4))',
+        checked_in='requester',
         config=("CONFIG_DEVMEM", "CONFIG_DEVPORT"),
         guards="open of /dev/mem, /dev/kmem and /dev/port",
         breaks="flashrom (internal programmer), coreboot cbmem, dmidecode --no-sysfs, "
@@ -102,6 +136,12 @@ TABLE: tuple[Reason, ...] = (
     ),
     Reason(
         "efi_test", "/dev/efi_test access", _I, "5.4",
+        defeats=_KW,
+        route='/dev/efi_test hands caller-chosen arguments to UEFI runtime services, which run in ring 0 '
+        "with the kernel's mappings (drivers/firmware/efi/test/efi_test.c efi_test_ioctl(); Linux "
+        'kernel commit 359efcc2c910 ("efi/efi_test: Lock down /dev/efi_test and require '
+        'CAP_SYS_ADMIN") (in v5.4))',
+        checked_in='requester',
         config=("CONFIG_EFI_TEST",),
         guards="the efi_test driver (/dev/efi_test) that calls UEFI runtime services",
         breaks="FWTS UEFI runtime-service tests",
@@ -111,6 +151,11 @@ TABLE: tuple[Reason, ...] = (
     ),
     Reason(
         "kexec", "kexec of unsigned images", _I, "5.4",
+        defeats=_KW,
+        route='kexec replaces the running kernel with an image root chose: the new kernel has no lockdown, '
+        "no lockdownctl and the old kernel's devices (kernel/kexec.c kexec_load_check(), "
+        'kernel/kexec_file.c kimage_validate_signature())',
+        checked_in='requester',
         config=("CONFIG_KEXEC", "CONFIG_KEXEC_FILE"),
         guards="kexec_load() always; kexec_file_load() when the image signature does not "
         "verify and IMA does not vouch for it",
@@ -120,6 +165,17 @@ TABLE: tuple[Reason, ...] = (
     ),
     Reason(
         "hibernation", "hibernation", _I, "5.4",
+        defeats=_KW,
+        route="resuming replaces all of memory, the kernel's included, with an image read from swap that "
+        'nothing verifies; root can write that image and resume from it at run time through '
+        '/sys/power/resume (kernel/power/hibernate.c hibernation_available(), resume_store() -> '
+        'software_resume())',
+        checked_in='elsewhere',
+        context='hibernation_available() runs for every reader of /sys/power/state and /sys/power/disk '
+        "(systemd-logind probing CanHibernate), and at boot in the kernel's own context for resume "
+        '(kernel/power/hibernate.c software_resume_initcall()): an exception for the hibernating '
+        'program neither makes logind offer hibernation nor lets the kernel resume, and the image is '
+        'lost',
         config=("CONFIG_HIBERNATION",),
         guards="hibernation (suspend to disk) and resume from a hibernation image "
         "(hibernation_available())",
@@ -130,6 +186,14 @@ TABLE: tuple[Reason, ...] = (
     ),
     Reason(
         "pci_access", "direct PCI access", _I, "5.4",
+        defeats=_KW,
+        route='PCI configuration writes and BAR mmaps let root program a device to DMA into kernel memory '
+        '(drivers/pci/pci-sysfs.c pci_write_config(), pci_mmap_resource(); Linux kernel commit '
+        'eb627e17727e ("PCI: Lock down BAR access when the kernel is locked down") (in v5.4))',
+        checked_in='partly',
+        context="config writes and mmaps are checked in the requester, but the legacy_io/legacy_mem files' "
+        'visibility is decided when the bus is registered, with no requester (drivers/pci/pci-sysfs.c'
+        ' __pci_legacy_is_visible(), new in v7.x)',
         config=("CONFIG_PCI",),
         guards="writes to PCI config space through sysfs and /proc/bus/pci, mmap of sysfs "
         "resourceN files, pciconfig_write, CXL raw mailbox commands",
@@ -141,6 +205,10 @@ TABLE: tuple[Reason, ...] = (
     ),
     Reason(
         "ioport", "raw io port access", _I, "5.4",
+        defeats=_KW,
+        route='raw port I/O reaches the PCI configuration mechanism (ports 0xcf8/0xcfc) and so device DMA '
+        'into kernel memory (arch/x86/kernel/ioport.c ksys_ioperm(), SYSCALL_DEFINE1(iopl))',
+        checked_in='requester',
         config=("CONFIG_X86_IOPL_IOPERM",),
         guards="ioperm() and iopl()",
         breaks="root Xorg with legacy drivers, LinuxCNC parallel port, ectool, "
@@ -151,6 +219,10 @@ TABLE: tuple[Reason, ...] = (
     ),
     Reason(
         "msr", "raw MSR access", _I, "5.4",
+        defeats=_KW,
+        route="writing an MSR such as IA32_LSTAR (the syscall entry address) runs root's code in ring 0 "
+        '(arch/x86/kernel/msr.c msr_write(), msr_ioctl())',
+        checked_in='requester',
         config=("CONFIG_X86_MSR",),
         guards="writes and the WRMSR ioctl on /dev/cpu/*/msr (reads stay allowed)",
         breaks="undervolting and power-limit tools: intel-undervolt, undervolt, throttled, "
@@ -162,6 +234,16 @@ TABLE: tuple[Reason, ...] = (
     ),
     Reason(
         "acpi_tables", "modifying ACPI tables", _I, "5.4",
+        defeats=_KW,
+        route='ACPI tables hold AML that the kernel interprets in ring 0 with SystemMemory operation '
+        'regions, i.e. arbitrary physical memory writes (drivers/acpi/tables.c acpi_table_upgrade(), '
+        'drivers/acpi/custom_method.c cm_write(), drivers/acpi/acpi_configfs.c '
+        'acpi_table_aml_write())',
+        checked_in='partly',
+        context='table upgrades from the initrd, acpi_rsdp= and efivar_ssdt= are checked at boot in the '
+        "kernel's own context (drivers/acpi/tables.c acpi_table_upgrade(), drivers/acpi/osl.c "
+        'acpi_os_get_root_pointer()); only custom_method and configfs loads are checked in the '
+        'requester',
         config=("CONFIG_ACPI",),
         guards="ACPI table upgrade from the initrd, configfs table loading, custom_method, "
         "acpi_rsdp= and efivar_ssdt=",
@@ -175,6 +257,12 @@ TABLE: tuple[Reason, ...] = (
     ),
     Reason(
         "device_tree", "modifying device tree contents", _I, "6.1",
+        defeats=_KW,
+        route='a live device tree change makes drivers bind to nodes that describe memory and devices root '
+        "chose, and so write physical addresses of root's choosing "
+        '(arch/powerpc/platforms/pseries/reconfig.c ofdt_write(); Linux kernel commit 99df7a2810b6 '
+        '("powerpc/pseries: block untrusted device tree changes when locked down") (in v6.1))',
+        checked_in='requester',
         config=("CONFIG_PPC_PSERIES",),  # arch/powerpc/platforms/pseries/Makefile builds reconfig.o
         guards="changes to the live device tree (overlays through configfs/OF)",
         breaks="runtime device tree overlays on embedded boards",
@@ -185,6 +273,12 @@ TABLE: tuple[Reason, ...] = (
     ),
     Reason(
         "pcmcia_cis", "direct PCMCIA CIS storage", _I, "5.4",
+        defeats=_KW,
+        route='a replaced Card Information Structure tells the PCMCIA core which I/O and memory windows the'
+        ' card decodes, so drivers access addresses root chose (drivers/pcmcia/cistpl.c '
+        "pccard_store_cis(); integrity class in security/lockdown/lockdown.c: 'features that allow "
+        "the kernel to be modified')",
+        checked_in='requester',
         config=("CONFIG_PCCARD",),  # drivers/pcmcia/Makefile: pcmcia_core-y += cistpl.o
         guards="overriding a PCMCIA card's CIS through sysfs",
         breaks="CIS override files for broken PCMCIA cards",
@@ -193,6 +287,11 @@ TABLE: tuple[Reason, ...] = (
     ),
     Reason(
         "tiocsserial", "reconfiguration of serial port IO", _I, "5.4",
+        defeats=_KW,
+        route='TIOCSSERIAL moves a serial port to I/O ports and an IRQ root chose, so the driver pokes '
+        'hardware at those addresses, the same reach as raw port I/O '
+        '(drivers/tty/serial/serial_core.c uart_set_info())',
+        checked_in='requester',
         config=("CONFIG_SERIAL_CORE",),
         guards="TIOCSSERIAL (uart_set_info()) when it changes the I/O port or IRQ",
         breaks="setserial for ISA and multi-port serial cards",
@@ -203,6 +302,14 @@ TABLE: tuple[Reason, ...] = (
     ),
     Reason(
         "module_parameters", "unsafe module parameters", _I, "5.4",
+        defeats=_KW,
+        route='io=, iomem=, irq= and dma= parameters make a driver access hardware addresses root chose, '
+        'the same reach as raw port I/O and /dev/mem (kernel/params.c param_check_unsafe() for '
+        'module_param_hw*())',
+        checked_in='elsewhere',
+        context="param_check_unsafe() runs while parameters are parsed: at boot in the kernel's own context "
+        'for built-in drivers, at load in modprobe (often a kernel-spawned autoload helper), never in'
+        ' a program that asked for the hardware (kernel/params.c parse_args())',
         config_none="kernel/params.c is always built (obj-y in kernel/Makefile) and checks the "
         "module_param_hw*() parameters of built-in drivers on the command line too",
         guards="module parameters declared with module_param_hw* (io, irq, dma, iomem)",
@@ -216,6 +323,12 @@ TABLE: tuple[Reason, ...] = (
     ),
     Reason(
         "mmiotrace", "unsafe mmio", _I, "5.4",
+        defeats=_KW,
+        route='testmmiotrace maps and writes the MMIO address given as its mmio_address parameter '
+        '(arch/x86/mm/testmmiotrace.c: the module init function, do_write_test())',
+        checked_in='elsewhere',
+        context="checked in the module's init function, i.e. in the loading modprobe or at boot, not in a program "
+        'that wants the access (arch/x86/mm/testmmiotrace.c, module init)',
         config=("CONFIG_MMIOTRACE_TEST",),  # arch/x86/mm/Makefile: obj-$(CONFIG_MMIOTRACE_TEST) += testmmiotrace.o
         guards="the testmmiotrace module",
         breaks="MMIO tracing tests",
@@ -225,6 +338,11 @@ TABLE: tuple[Reason, ...] = (
     ),
     Reason(
         "debugfs", "debugfs access", _I, "5.4",
+        defeats=_KW,
+        route='drivers give raw hardware access through writable debugfs files, and hardware access reaches'
+        ' kernel memory through DMA (fs/debugfs/file.c debugfs_locked_down(); Linux kernel commit '
+        '5496197f9b08 ("debugfs: Restrict debugfs when the kernel is locked down") (in v5.4))',
+        checked_in='requester',
         config=("CONFIG_DEBUG_FS",),
         guards="open of any debugfs file that is writable, has a write bit in its mode or "
         "offers ioctl/mmap; chmod and chown of debugfs files",
@@ -240,6 +358,12 @@ TABLE: tuple[Reason, ...] = (
     ),
     Reason(
         "xmon_wr", "xmon write access", _I, "5.7",
+        defeats=_KW,
+        route="xmon's memory-write commands change kernel memory directly (arch/powerpc/xmon/xmon.c "
+        'xmon_is_locked_down())',
+        checked_in='elsewhere',
+        context='xmon runs on the console in the context of whatever task was interrupted, not a requesting '
+        'program (arch/powerpc/xmon/xmon.c xmon_core())',
         config=("CONFIG_XMON",),  # arch/powerpc/Makefile: drivers-$(CONFIG_XMON) += arch/powerpc/xmon/
         guards="writes to memory from the powerpc xmon debugger",
         breaks="xmon memory-write commands",
@@ -250,6 +374,12 @@ TABLE: tuple[Reason, ...] = (
     ),
     Reason(
         "bpf_write_user", "use of bpf to write user RAM", _I, "5.14",
+        defeats=(),
+        route='none: the helper writes user addresses only (kernel/trace/bpf_trace.c bpf_probe_write_user()'
+        ' refuses kernel addresses); it is integrity class for user-space integrity (Linux kernel '
+        'commit 51e1bb9eeaf7 ("bpf: Add lockdown check for probe_write_user helper") (in v5.14)). It '
+        'lets root rewrite any process, i.e. borrow an exception, which ptrace already allows',
+        checked_in='requester',
         config=("CONFIG_BPF_SYSCALL",),
         guards="the BPF helper bpf_probe_write_user",
         breaks="OpenTelemetry Go auto-instrumentation context propagation, BPF tools "
@@ -260,6 +390,12 @@ TABLE: tuple[Reason, ...] = (
     ),
     Reason(
         "dbg_write_kernel", "use of kgdb/kdb to write kernel RAM", _I, "5.19",
+        defeats=_KW,
+        route='kgdb/kdb write kernel memory and registers (kernel/debug/debug_core.c kgdb_cpu_enter(); '
+        'Linux kernel commit eadb2f47a3ce ("lockdown: also lock down previous kgdb use") (in v5.19))',
+        checked_in='elsewhere',
+        context='the debugger runs in the context of the task that was interrupted when it was entered '
+        '(kernel/debug/kdb/kdb_main.c kdb_check_for_lockdown()), not a requesting program',
         config=("CONFIG_KGDB",),
         guards="kgdb/kdb commands that write kernel memory or registers",
         breaks="kernel debugging with kgdb/kdb memory writes",
@@ -272,6 +408,11 @@ TABLE: tuple[Reason, ...] = (
     ),
     Reason(
         "rtas_error_injection", "RTAS error injection", _I, "6.1",
+        defeats=_KW,
+        route="RTAS error injection corrupts arbitrary guest memory, the kernel's included "
+        '(arch/powerpc/kernel/rtas.c; Linux kernel commit b8f3e48834fe ("powerpc/rtas: block error '
+        'injection when locked down") (in v6.1))',
+        checked_in='requester',
         config=("CONFIG_PPC_RTAS",),  # arch/powerpc/kernel/Makefile: obj-$(CONFIG_PPC_RTAS) += rtas.o
         guards="RTAS error injection calls through sys_rtas",
         breaks="powerpc error-injection testing",
@@ -282,6 +423,13 @@ TABLE: tuple[Reason, ...] = (
     ),
     Reason(
         "xen_user_actions", "Xen guest user action", _I, "7.0",
+        defeats=_KW,
+        route="an unrestricted /dev/xen/privcmd issues arbitrary hypercalls, which can change this guest's "
+        'kernel memory (drivers/xen/privcmd.c restrict_driver(); Linux kernel commit 1613462be621 '
+        '("xen/privcmd: add boot control for restricted usage in domU") (in v7.0))',
+        checked_in='elsewhere',
+        context='checked once when the privcmd driver initialises, at boot or module load, not when a program'
+        ' opens /dev/xen/privcmd (drivers/xen/privcmd.c restrict_driver())',
         config=("CONFIG_XEN_PRIVCMD",),  # drivers/xen/Makefile: obj-$(CONFIG_XEN_PRIVCMD) += xen-privcmd.o
         guards="the privcmd.unrestricted boot parameter, which would let user space in an "
         "unprivileged Xen domU use /dev/xen/privcmd beyond the device model's target domain",
@@ -294,6 +442,10 @@ TABLE: tuple[Reason, ...] = (
     ),
     Reason(
         "kcore", "/proc/kcore access", _C, "5.4",
+        defeats=_KR,
+        route='/proc/kcore is an ELF view of all kernel memory: every key and secret (fs/proc/kcore.c '
+        'open_kcore(), read_kcore_iter())',
+        checked_in='requester',
         config=("CONFIG_PROC_KCORE",),
         guards="open of /proc/kcore",
         breaks="crash and drgn on the live kernel, gdb on /proc/kcore, AVML, perf --kcore",
@@ -303,6 +455,10 @@ TABLE: tuple[Reason, ...] = (
     ),
     Reason(
         "kprobes", "use of kprobes", _C, "5.4",
+        defeats=_KR,
+        route='kprobe event arguments fetch any kernel address (+0(%di):u64) into the trace buffer '
+        '(kernel/trace/trace_kprobe.c __register_trace_kprobe(), kernel/trace/trace_probe.c)',
+        checked_in='requester',
         config=("CONFIG_KPROBE_EVENTS", "CONFIG_KPROBES"),
         guards="registering trace kprobes, kretprobes and fprobes (tracefs kprobe_events, "
         "perf kprobe PMU, BPF kprobe attach through perf)",
@@ -312,6 +468,11 @@ TABLE: tuple[Reason, ...] = (
     ),
     Reason(
         "bpf_read_kernel", "use of bpf to read kernel RAM", _C, "5.4",
+        defeats=_KR,
+        route='bpf_probe_read_kernel() copies any kernel address into a BPF map or ring buffer '
+        '(kernel/trace/bpf_trace.c bpf_tracing_func_proto(); Linux kernel commit 9d1f8be5cf42 ("bpf: '
+        'Restrict bpf when kernel lockdown is in confidentiality mode") (in v5.4))',
+        checked_in='requester',
         config=("CONFIG_BPF_SYSCALL",),
         guards="BPF helpers bpf_probe_read_kernel(_str) and the legacy bpf_probe_read(_str)",
         breaks="most BPF tracing and security agents: bcc, bpftrace, Falco, Tetragon, Tracee",
@@ -324,6 +485,11 @@ TABLE: tuple[Reason, ...] = (
     ),
     Reason(
         "dbg_read_kernel", "use of kgdb/kdb to read kernel RAM", _C, "5.19",
+        defeats=_KR,
+        route='kgdb/kdb read any kernel memory (kernel/debug/kdb/kdb_main.c kdb_check_for_lockdown())',
+        checked_in='elsewhere',
+        context='the debugger runs in the context of the interrupted task, not a requesting program '
+        '(kernel/debug/kdb/kdb_main.c kdb_check_for_lockdown())',
         config=("CONFIG_KGDB",),
         guards="kgdb/kdb commands that read kernel memory",
         breaks="kernel debugging with kgdb/kdb",
@@ -333,6 +499,11 @@ TABLE: tuple[Reason, ...] = (
     ),
     Reason(
         "perf", "unsafe use of perf", _C, "5.4",
+        defeats=_KR,
+        route="PERF_SAMPLE_REGS_INTR samples the kernel's registers at each interrupt, which carry kernel "
+        'pointers and data (kernel/events/core.c perf_event_open(); Linux kernel commit b0c8fdc7fdb7 '
+        '("lockdown: Lock down perf when in confidentiality mode") (in v5.4))',
+        checked_in='requester',
         config=("CONFIG_PERF_EVENTS",),  # kernel/Makefile: obj-$(CONFIG_PERF_EVENTS) += events/
         guards="perf_event_open with PERF_SAMPLE_REGS_INTR",
         breaks="perf record --intr-regs",
@@ -343,6 +514,14 @@ TABLE: tuple[Reason, ...] = (
     ),
     Reason(
         "tracefs", "use of tracefs", _C, "5.4",
+        defeats=_KR,
+        route='trace output carries kernel addresses and data, and tracefs is where kprobe events and '
+        'function arguments are read (fs/tracefs/inode.c; Linux kernel commit ccbd54ff54e8 ("tracefs:'
+        ' Restrict tracefs when the kernel is locked down") (in v5.4))',
+        checked_in='partly',
+        context='opens are checked in the requester, but tracefs_create_file() runs wherever the kernel '
+        'creates a tracing file (boot, module load by modprobe), so those files are missing whoever '
+        'asks later (fs/tracefs/inode.c tracefs_create_file())',
         config=("CONFIG_TRACING",),
         guards="tracefs file creation and opens",
         breaks="trace-cmd, perf trace, bpftrace/bcc tracepoint formats, powertop, rtla, "
@@ -356,6 +535,11 @@ TABLE: tuple[Reason, ...] = (
     ),
     Reason(
         "xmon_rw", "xmon read and write access", _C, "5.7",
+        defeats=_KR,
+        route='xmon reads any kernel memory (arch/powerpc/xmon/xmon.c xmon_is_locked_down())',
+        checked_in='elsewhere',
+        context='xmon runs on the console in the context of the interrupted task (arch/powerpc/xmon/xmon.c '
+        'xmon_core())',
         config=("CONFIG_XMON",),  # arch/powerpc/Makefile: drivers-$(CONFIG_XMON) += arch/powerpc/xmon/
         guards="the powerpc xmon debugger",
         breaks="xmon",
@@ -366,6 +550,15 @@ TABLE: tuple[Reason, ...] = (
     ),
     Reason(
         "xfrm_secret", "xfrm SA secret", _C, "5.11",
+        defeats=(),
+        route='none beyond the IPsec SA keys themselves: the check only redacts key material in xfrm '
+        'netlink messages, no other kernel memory becomes readable (net/xfrm/xfrm_user.c '
+        'xfrm_redact(); Linux kernel commit c7a5899eb26e ("xfrm: redact SA secret with lockdown '
+        'confidentiality") (in v5.11))',
+        checked_in='partly',
+        context='dumps are redacted in the dumping program, but SA notifications to multicast listeners are '
+        'built in the context of the program that changed the SA (net/xfrm/xfrm_user.c '
+        'xfrm_notify_sa() -> copy_to_user_state_extra())',
         config=("CONFIG_XFRM_USER",),
         guards="IPsec SA keys in xfrm netlink dumps (redacted, no error)",
         breaks="scripts that read ESP keys from ip xfrm state, e.g. for Wireshark decryption",
@@ -498,7 +691,17 @@ def merge(kernel: LockdownEnum | None, release: str | None = None) -> Catalogue:
     """
     if kernel is None:
         layout = merge(release_layout(release))
-        return Catalogue(reasons=tuple(replace(r, on_kernel=False) for r in layout.reasons), kernel=None)
+        # XSA-482's LOCKDOWN_XEN_USER_ACTIONS (v7.0) was inserted before INTEGRITY_MAX and
+        # backported into stable series (6.1.167, 6.12.78), and a release string cannot say
+        # whether a kernel has it (Debian's "6.1.0-57-amd64" hides its stable level): a
+        # value that differs with and without it is unknown, never guessed.
+        names = [n for n, _ in release_layout(release).members]
+        if "LOCKDOWN_XEN_USER_ACTIONS" not in names:
+            names.insert(names.index("LOCKDOWN_INTEGRITY_MAX"), "LOCKDOWN_XEN_USER_ACTIONS")
+        backported = merge(LockdownEnum("backported", [(n, v) for v, n in enumerate(names)]))
+        same = {r.id for r in layout.reasons if r.value == backported.get(r.id).value}
+        return Catalogue(reasons=tuple(replace(r, on_kernel=False, value=r.value if r.id in same else None)
+                                       for r in layout.reasons), kernel=None)
     known = {name: r for r in TABLE for name in (r.enum, *r.aliases)}
     out: list[Reason] = []
     unknown: list[tuple[str, int, str]] = []

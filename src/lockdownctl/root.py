@@ -5,7 +5,7 @@ reader works on a fixture tree (``--root``) exactly as on the live system.
 Pseudo file systems that may not be mounted (securityfs, tracefs, bpffs) are
 reached on the live system by :func:`in_private_mounts`, which mounts them in
 a child process inside its own mount namespace: the host's mount table is
-never changed (design.md section 5).
+never changed (docs/design.md section 5).
 
 Every path of a root other than ``/`` is resolved inside it, as
 openat2(RESOLVE_IN_ROOT) and systemd's ``--root`` (chase()) resolve it: an
@@ -25,6 +25,7 @@ import marshal
 import os
 
 from .errors import InputError, LockdownctlError
+from .mountinfo import mounts
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -186,66 +187,26 @@ PSEUDO_FS = {
 }
 
 
-def mounts(text: str) -> list[tuple[str, str]]:
-    """(mount point, file system type) of every well-formed line of
-    /proc/PID/mountinfo (proc(5): field 5 is the mount point, with space, tab,
-    newline and backslash as octal escapes; the type follows the "-"
-    separator after the optional fields). A line without that shape is skipped.
-    """
-    out = []
-    for line in text.splitlines():
-        fields = line.split(" ")
-        try:
-            sep = fields.index("-", 6)
-            point, fstype = fields[4], fields[sep + 1]
-        except (ValueError, IndexError):
-            continue
-        if point and fstype:
-            out.append((_unoctal(point), fstype))
-    return out
-
-
-def _unoctal(field: str) -> str:
-    r"""A mountinfo field with the kernel's \ooo escapes (seq_file mangle) undone."""
-    if "\\" not in field:
-        return field
-    import re
-
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
-
-
-def is_mounted(target: str, fstype: str) -> bool:
-    """Whether ``fstype`` is mounted at ``target`` in our own namespace."""
-    try:
-        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as fh:
-            return (target, fstype) in mounts(fh.read())
-    except OSError:
-        return False
-
-
 def private_mounts(fstypes: list[str], writable: tuple[str, ...] = ()) -> None:
     """In the calling process: unshare the mount namespace, make it private,
     mount what is missing (read-only unless listed in ``writable``). Only ever
     called in a child process."""
-    import ctypes
+    from . import libc
 
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_void_p]
-    libc.unshare.argtypes = [ctypes.c_int]
-
-    def check(ret: int, what: str) -> None:
-        if ret != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, f"{what}: {os.strerror(err)}")
-
-    check(libc.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
-    check(libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "mount --make-rprivate /")
-    for fstype in fstypes:
-        target = PSEUDO_FS[fstype]
-        if not is_mounted(target, fstype):
-            flags = MS_NOSUID | MS_NODEV | MS_NOEXEC | (0 if fstype == "bpf" or fstype in writable else MS_RDONLY)
-            check(libc.mount(fstype.encode(), target.encode(), fstype.encode(), flags, None),
-                  f"mount -t {fstype} {target}")
+    what = "unshare(CLONE_NEWNS)"
+    try:
+        libc.unshare(CLONE_NEWNS)
+        what = "mount --make-rprivate /"
+        libc.mount(None, "/", None, MS_REC | MS_PRIVATE)
+        mounted = mounts()
+        for fstype in fstypes:
+            target = PSEUDO_FS[fstype]
+            if (target, fstype) not in mounted:
+                what = f"mount -t {fstype} {target}"
+                flags = MS_NOSUID | MS_NODEV | MS_NOEXEC | (0 if fstype == "bpf" or fstype in writable else MS_RDONLY)
+                libc.mount(fstype, target, fstype, flags)
+    except OSError as exc:  # the call that failed, as the user would type it
+        raise OSError(exc.errno, f"{what}: {os.strerror(exc.errno or 0)}") from None
 
 
 class Child:

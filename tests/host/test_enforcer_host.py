@@ -13,7 +13,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from lockdownctl.bpf import engine, paths, seal
+from lockdownctl.bpf import hooks
+from lockdownctl.state import pins as paths
 from tests.conftest import REPO, lockdownctl
 from tests.host.conftest import require, require_root, require_tool
 
@@ -33,9 +34,12 @@ def _our_programs() -> list[str]:
 def test_committed_object_rebuilds_identically(tmp_path: Path) -> None:
     require(shutil.which("clang") is not None, "clang not installed (scripts/test.sh installs it)")
     subprocess.run([str(REPO / "scripts" / "build-bpf.sh"), str(tmp_path)], check=True)
-    for committed in (engine.OBJECT, seal.OBJECT):  # the enforcer and the seal
-        name = Path(committed).name
-        assert (tmp_path / name).read_bytes() == Path(committed).read_bytes(), (
+    # Every variant of the enforcer and the seal (hooks.VARIANTS), and nothing else.
+    names = sorted(v.object for variants in hooks.VARIANTS.values() for v in variants)
+    assert sorted(p.name for p in tmp_path.glob("*.bpf.o")) == names
+    for name in names:
+        committed = Path(hooks.HERE) / name
+        assert (tmp_path / name).read_bytes() == committed.read_bytes(), (
             f"src/lockdownctl/bpf/{name} is not what its source builds to: run scripts/build-bpf.sh")
 
 
@@ -66,7 +70,9 @@ def test_apply_refused_as_json(tmp_path: Path) -> None:
 def test_status_of_an_enforcer_that_is_not_loaded() -> None:
     require_root()
     run = lockdownctl("enforce", "status", "--json")
-    assert run.code == 0 and run.json()["data"] == {"loaded": False}
+    data = run.json()["data"]
+    assert run.code == 0 and data["loaded"] is False
+    assert data["can_load"] is (not _lsm_programs_refused())  # bpftool's answer is the trial load's
     assert lockdownctl("status", "--json").json()["data"]["enforcer"] == {"loaded": False}
     assert lockdownctl("enforce", "remove").out.strip() == "not loaded: nothing to remove"
 

@@ -15,10 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from lockdownctl.cli.status import CHILD_MODULES, SLOW_IMPORTS, STARTUP_MODULES
 from tests.conftest import REPO, lockdownctl
 from tests.host.conftest import require, require_root
-
-SLOW_IMPORTS = ("re", "argparse", "json", "enum", "typing", "dataclasses", "pathlib")
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +40,13 @@ def test_launcher_and_pages(installed: Path) -> None:
     assert (installed / "man/man5/lockdownctl-policy.5").exists()
 
 
+def test_venv_is_the_system_interpreter(installed: Path) -> None:
+    """Not the first python3 on PATH (a pyenv in root's home made the command unusable for other users)."""
+    python = os.path.realpath(installed / "venv/bin/python3")
+    assert python == os.path.realpath("/usr/bin/python3"), python
+    assert "home = /usr/bin\n" in (installed / "venv/pyvenv.cfg").read_text()
+
+
 def test_installed_status_equals_the_checkout(installed: Path) -> None:
     proc = subprocess.run([str(installed / "bin/lockdownctl"), "status", "--json"], capture_output=True,
                           text=True, timeout=60, check=False)
@@ -59,5 +65,7 @@ def test_status_json_imports_nothing_slow(installed: Path) -> None:
     assert proc.returncode == 0
     imported = {line.rsplit("|", 1)[1].strip() for line in proc.stderr.splitlines()
                 if line.startswith("import time:") and "|" in line}
-    assert "lockdownctl.status" in imported and "lockdownctl.output.jsontext" in imported
+    assert "lockdownctl.state.document" in imported and "lockdownctl.output.jsontext" in imported
+    ours = {m for m in imported if m.split(".")[0] == "lockdownctl"}
+    assert ours <= set(STARTUP_MODULES) | set(CHILD_MODULES), sorted(ours - set(STARTUP_MODULES))
     assert not imported & set(SLOW_IMPORTS), sorted(imported & set(SLOW_IMPORTS))

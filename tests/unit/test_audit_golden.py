@@ -4,12 +4,14 @@ The configs are the real Debian 12 and build-host files of tests/data/kconfig;
 the command lines are Debian's default boot line with lockdown=/lsm= variants,
 this host's /proc/cmdline, and the .cmdline section of a real PE built from
 systemd-boot's stub (tests/data/audit/README.md). Regenerate after a reviewed
-catalogue change with ``python -m tests.unit.test_audit_golden``.
+catalogue change with ``LOCKDOWNCTL_REGEN=1 pytest tests/unit/test_audit_golden.py``
+(or ``python -m tests.unit.test_audit_golden``).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -61,6 +63,10 @@ def run_case(name: str) -> tuple[int, Any, str]:
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_golden(name: str) -> None:
     code, envelope, text = run_case(name)
+    if os.environ.get("LOCKDOWNCTL_REGEN") == "1":  # the one switch every golden test reads
+        (GOLDEN / name).mkdir(parents=True, exist_ok=True)
+        (GOLDEN / name / "expected.json").write_text(json.dumps(envelope, indent=2) + "\n")
+        (GOLDEN / name / "expected.txt").write_text(text)
     expected = json.loads((GOLDEN / name / "expected.json").read_text())
     assert envelope == expected
     assert code == envelope["exit_code"]

@@ -85,7 +85,7 @@ def test_plan_matches_golden_diff(name: str, level: str, force: bool, tmp_path: 
     assert code == 0, data
     assert tree(root) == before and not (root / "var").exists()  # a dry run writes nothing
     golden = GOLDEN / f"{name}.enable-{level}{'-force' if force else ''}.diff"
-    if os.environ.get("LOCKDOWNCTL_REGOLD") == "1":
+    if os.environ.get("LOCKDOWNCTL_REGEN") == "1":
         golden.write_text(diffs(data))
     assert diffs(data) == golden.read_text()
     assert all(c["ok"] for s in data["setups"] for c in s["verify"])
@@ -476,8 +476,14 @@ def test_readiness_check_refuses_unless_forced() -> None:
     assert code == 1 and "(hibernation)" in data["refused"] and "--force" in data["refused"]
     code, data = run_json("enable", "integrity", "--dry-run", "--force", "--root", str(hibernating))
     assert "refused" not in data and data["safety"]["readiness"]["breaks"]
+    assert data["safety"]["readiness"]["checked"] is True
+    # a tree with boot files only: check reads no evidence, so readiness is unknown, never "0 findings"
     code, data = run_json("enable", "integrity", "--dry-run", "--root", str(BOOT / "arch-systemd-boot"))
-    assert code == 0 and data["safety"]["readiness"]["checked"] is True
+    readiness = data["safety"]["readiness"]
+    assert code == 0 and readiness["checked"] is False and "0 findings" not in readiness["detail"]
+    assert readiness["detail"].startswith("readiness unknown") and "process table" in readiness["detail"]
+    run = lockdownctl("enable", "integrity", "--dry-run", "--root", str(BOOT / "arch-systemd-boot"))
+    assert f"warning: {readiness['detail']}" in run.err and "0 findings" not in run.out + run.err
 
 
 def _status(level: str, offered: list[str] | None = None) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""lockdown.h and seal.h and their ctypes mirrors (engine.py, seal.py) agree on every size and offset.
+"""lockdown.h and seal.h and their ctypes mirrors (abi.py, seal.py) agree on every size and offset.
 
 The C side is compiled here with the system C compiler (as the BPF target
 lays structs out like x86-64 for these fixed-width types) and prints its
@@ -14,24 +14,24 @@ from pathlib import Path
 
 import pytest
 
-from lockdownctl.bpf import engine, seal
+from lockdownctl.bpf import abi, enforcer, seal
 
-HEADERS = [Path(engine.HERE) / "lockdown.h", Path(engine.HERE) / "seal.h"]
+HEADERS = [Path(enforcer.HERE) / "lockdown.h", Path(enforcer.HERE) / "seal.h"]
 STRUCTS = {
-    "ld_policy": engine.LdPolicy,
-    "ld_exe_key": engine.LdExeKey,
-    "ld_id_key": engine.LdIdKey,
-    "ld_comm_key": engine.LdCommKey,
-    "ld_event": engine.LdEvent,
+    "ld_policy": abi.LdPolicy,
+    "ld_exe_key": abi.LdExeKey,
+    "ld_id_key": abi.LdIdKey,
+    "ld_comm_key": abi.LdCommKey,
+    "ld_event": abi.LdEvent,
     "ld_seal_config": seal.LdSealConfig,
     "ld_seal_self": seal.LdSealSelf,
 }
 CONSTANTS = {
-    "LD_MAX_REASONS": engine.LD_MAX_REASONS, "LD_ALLOW": engine.LD_ALLOW, "LD_DENY": engine.LD_DENY,
-    "LD_AUDIT": engine.LD_AUDIT, "LD_COUNT_DENIED": engine.LD_COUNT_DENIED,
-    "LD_COUNT_AUDITED": engine.LD_COUNT_AUDITED, "LD_COUNT_EXCEPTED": engine.LD_COUNT_EXCEPTED,
-    "LD_NCOUNTERS": engine.LD_NCOUNTERS, "LD_COUNTER_DROPS": engine.LD_COUNTER_DROPS,
-    "LD_COMM_LEN": engine.LD_COMM_LEN, "LD_SEAL_MAX": seal.LD_SEAL_MAX, "LD_SEAL_MAX_DEVS": seal.LD_SEAL_MAX_DEVS,
+    "LD_MAX_REASONS": abi.LD_MAX_REASONS, "LD_ALLOW": abi.LD_ALLOW, "LD_DENY": abi.LD_DENY,
+    "LD_AUDIT": abi.LD_AUDIT, "LD_COUNT_DENIED": abi.LD_COUNT_DENIED,
+    "LD_COUNT_AUDITED": abi.LD_COUNT_AUDITED, "LD_COUNT_EXCEPTED": abi.LD_COUNT_EXCEPTED,
+    "LD_NCOUNTERS": abi.LD_NCOUNTERS, "LD_COUNTER_DROPS": abi.LD_COUNTER_DROPS,
+    "LD_COMM_LEN": abi.LD_COMM_LEN, "LD_SEAL_MAX": seal.LD_SEAL_MAX, "LD_SEAL_MAX_DEVS": seal.LD_SEAL_MAX_DEVS,
 }
 
 
@@ -68,7 +68,8 @@ def test_struct_layouts_match(tmp_path: Path) -> None:
 def test_probe_instruction_encoding_matches_struct_bpf_insn() -> None:
     """The status probe encodes instructions itself (raw bpf(2)); libbpf.py's
     struct bpf_insn mirror must give the same bytes."""
-    from lockdownctl.bpf import libbpf, probe
+    from lockdownctl.bpf import libbpf
+    from lockdownctl.host import bpf_syscall
 
     for insn in [(0xB7, 0, 0, 0), (0x95, 0, 0, 0), (0x07, 0x01, -8, -8), (0x85, 0, 0, 113), (0x7A, 0x0A, -8, 0)]:
-        assert probe._encode(insn).to_bytes(8, "little") == bytes(libbpf.BpfInsn(*insn))
+        assert bpf_syscall.encode_insn(insn).to_bytes(8, "little") == bytes(libbpf.BpfInsn(*insn))

@@ -24,6 +24,11 @@ NONE_STATE: dict[str, Any] = {
     "source": {"kind": "none"},
 }
 
+
+def _none_state() -> Any:
+    """A partial status document (state/types.py Status) for check()."""
+    return dict(NONE_STATE)
+
 # detector -> (reason, confidence, substring of the title) every positive root must produce
 EXPECTED = {
     "modules": [
@@ -95,7 +100,7 @@ def _detector(name: str) -> list[Any]:
 
 
 def _run(name: str, case: str, level: str = "confidentiality") -> dict[str, Any]:
-    return check(Root(CHECK / name / case), level, dict(NONE_STATE), _detector(name))
+    return check(Root(CHECK / name / case), level, _none_state(), _detector(name))
 
 
 def test_every_detector_has_fixtures() -> None:
@@ -160,7 +165,7 @@ def test_broken_module_file_is_a_note(tmp_path: Path) -> None:
     root = tmp_path / "r"
     shutil.copytree(CHECK / "modules/negative", root, symlinks=True)
     (root / "lib/modules/6.1.0-56-amd64/extra/broken.ko.xz").write_bytes(b"not xz at all")
-    data = check(Root(root), "integrity", dict(NONE_STATE), _detector("modules"))
+    data = check(Root(root), "integrity", _none_state(), _detector("modules"))
     assert data["findings"] == []
     assert any("broken.ko.xz: cannot decompress" in n for n in data["notes"])
 
@@ -181,7 +186,7 @@ def _with_config(tmp_path: Path, src: Path, config: str, cmdline: str | None = N
 def test_module_sig_unset_suppresses_module_findings(tmp_path: Path) -> None:
     """The host's 6.18 config has neither CONFIG_MODULES nor CONFIG_MODULE_SIG."""
     root = _with_config(tmp_path, CHECK / "modules/positive", "config-6.18.44-fc-v657")
-    data = check(root, "integrity", dict(NONE_STATE), _detector("modules"))
+    data = check(root, "integrity", _none_state(), _detector("modules"))
     assert not [f for f in data["findings"] if f["reason"] == "module_signature"]
     assert {f["note"] for f in data["suppressed"] if f["reason"] == "module_signature"} == {
         "CONFIG_MODULE_SIG is not set: lockdown never blocks module loading"
@@ -191,10 +196,10 @@ def test_module_sig_unset_suppresses_module_findings(tmp_path: Path) -> None:
 
 def test_compiled_out_feature(tmp_path: Path) -> None:
     root = _with_config(tmp_path, CHECK / "hibernation/positive", "config-6.18.44-fc-v657")
-    data = check(root, "integrity", dict(NONE_STATE), _detector("hibernation"))
+    data = check(root, "integrity", _none_state(), _detector("hibernation"))
     assert data["findings"] == [] and data["suppressed"]
     debian = _with_config(tmp_path / "d", CHECK / "hibernation/positive", "config-6.1.0-56-amd64")
-    assert check(debian, "integrity", dict(NONE_STATE), _detector("hibernation"))["findings"]
+    assert check(debian, "integrity", _none_state(), _detector("hibernation"))["findings"]
 
 
 def test_lsm_without_lockdown_early_still_enforced(tmp_path: Path) -> None:
@@ -205,7 +210,7 @@ def test_lsm_without_lockdown_early_still_enforced(tmp_path: Path) -> None:
         "config-6.1.0-56-amd64",
         "root=/dev/sda1 crashkernel=384M-:128M lsm=capability,yama,apparmor\n",
     )
-    data = check(root, "integrity", dict(NONE_STATE), _detector("kexec"))
+    data = check(root, "integrity", _none_state(), _detector("kexec"))
     pre = next(p for p in data["preconditions"] if p["id"] == "lsm-without-lockdown")
     assert pre["holds"] is False
     assert any(f["confidence"] == "breaks" for f in data["findings"])
@@ -223,7 +228,7 @@ def test_lsm_without_lockdown_not_early_downgrades(tmp_path: Path) -> None:
     (root / "boot").mkdir()
     (root / "boot/config-6.1.0-56-amd64").write_text(config)
     (root / "proc/cmdline").write_text("root=/dev/sda1 crashkernel=384M-:128M lsm=capability,yama\n")
-    data = check(Root(root), "integrity", dict(NONE_STATE), _detector("kexec"))
+    data = check(Root(root), "integrity", _none_state(), _detector("kexec"))
     assert data["findings"] and all(f["confidence"] == "info" for f in data["findings"])
     assert all("lsm= omits lockdown" in f["note"] for f in data["findings"])
 
@@ -260,9 +265,9 @@ def test_engine_with_synthetic_detector(tmp_path: Path) -> None:
             ctx.finding("fake", "xfrm_secret", "info", "x", ev, "s"),
         ]
 
-    data = check(Root(tmp_path), "integrity", dict(NONE_STATE), [("fake", fake)])
+    data = check(Root(tmp_path), "integrity", _none_state(), [("fake", fake)])
     assert [f["reason"] for f in data["findings"]] == ["msr"]  # kcore, xfrm: confidentiality only
-    data = check(Root(tmp_path), "confidentiality", dict(NONE_STATE), [("fake", fake)])
+    data = check(Root(tmp_path), "confidentiality", _none_state(), [("fake", fake)])
     assert [f["confidence"] for f in data["findings"]] == ["breaks", "likely", "info"]
     assert data["summary"] == {"breaks": 1, "likely": 1, "info": 1}
     assert data["findings"][1]["policy"] == "exceptions: [{name: x, exe: /usr/bin/x, allow: [msr]}]"

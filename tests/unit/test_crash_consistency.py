@@ -228,12 +228,12 @@ def test_interrupted_dry_run_says_pending(tmp_path: Path) -> None:
 
 
 def test_enforcer_state_file_is_old_or_new(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """enforce apply's state file (bpf/engine.py save_state): a write that fails half-way
+    """enforce apply's state file (state/pins.py save_state): a write that fails half-way
     (RLIMIT_FSIZE: EFBIG after 64 bytes) keeps the old file whole and leaves no temporary."""
     import resource
     import signal
 
-    from lockdownctl.bpf import engine as bpf_engine
+    from lockdownctl.state import pins as bpf_engine
 
     state = tmp_path / "enforcer.json"
     monkeypatch.setattr(bpf_engine, "STATE_DIR", str(tmp_path))

@@ -37,3 +37,21 @@ def test_exit_codes_are_documented() -> None:
         assert f".B {code}\n" in MAN
     for code in ("5 undecided", "74 the output", "70 internal"):
         assert code in README
+
+
+def test_every_docs_citation_resolves() -> None:
+    """Docstrings cite docs/<file>.md by section ("docs/kernel-facts.md 3.4", "docs/design.md
+    section 4"): the file is in the repository and has a heading with that number."""
+    import re
+
+    cite = re.compile(r"docs/([\w-]+\.md)(?: (?:section )?(\d+(?:\.\d+)*))?")
+    seen = 0
+    for path in [*(REPO / "src").rglob("*.py"), *(REPO / "benchmarks").glob("*.py")]:
+        for match in cite.finditer(path.read_text()):
+            doc = REPO / "docs" / match[1]
+            assert doc.is_file(), f"{path}: cites {match[0]}, which is not in docs/"
+            if match[2]:
+                heading = re.compile(rf"^#+ {re.escape(match[2])}[. ]", re.M)
+                assert heading.search(doc.read_text()), f"{path}: cites {match[0]}: no such section"
+            seen += 1
+    assert seen >= 20  # the walk found the citations (a broken pattern would pass on nothing)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,7 +20,7 @@ from lockdownctl.checks import preconditions
 from lockdownctl.checks.engine import Context
 from lockdownctl.reasons import merge
 from lockdownctl.root import Root
-from lockdownctl.status import read_status
+from lockdownctl.state.document import read_status
 from tests.conftest import DATA, REPO, ROOTS, lockdownctl
 
 SB_ROOT = ROOTS / "debian12-6.1-sb-integrity"
@@ -98,7 +99,7 @@ def test_audit_knows_every_secure_boot_option(option: str, tmp_path: Path) -> No
 
 def test_check_notes_the_secure_boot_lockdown(tmp_path: Path) -> None:
     root = Root(_root(tmp_path, UBUNTU, None))
-    state = {"secure_boot": {"state": "enabled", "evidence": []}, "level": "none"}
+    state: Any = {"secure_boot": {"state": "enabled", "evidence": []}, "level": "none"}  # a partial document
     ctx = Context(root, "integrity", merge(None), state)
     found, _suppress, _downgrade = preconditions.evaluate(ctx)
     pre = next(p for p in found if p["id"] == "secure-boot-locks-down")

@@ -81,7 +81,7 @@ def _check(line: str, root: Path) -> Answer:
     seconds, _wall, _pid, text = parser.split_prefix(line)
     if text.startswith("{") and (journal := parser._journal(text)) is not None:
         seconds, _wall, text = journal
-    ctx = Context(Root(root), "confidentiality", merge(None), {})
+    ctx = Context(Root(root), "confidentiality", merge(None), {})  # type: ignore[typeddict-item]
     ctx.__dict__["log"] = [LogLine(seconds, text, 1)]  # what read_kernel_log() hands the detectors
     findings = kernel_log.detect(ctx)
     assert len(findings) <= 1
@@ -184,7 +184,7 @@ def test_check_reads_a_huge_log_line_in_bounded_time(tmp_path: Path) -> None:
     """A message of 1 MiB of "Lockdown: " with no end made the denial expression quadratic."""
     import time
 
-    ctx = Context(Root(tmp_path), "confidentiality", merge(None), {})
+    ctx = Context(Root(tmp_path), "confidentiality", merge(None), {})  # type: ignore[typeddict-item]
     ctx.__dict__["log"] = [LogLine(1.0, "Lockdown: " * 100_000, 1)]
     start = time.perf_counter()
     assert kernel_log.detect(ctx) == []

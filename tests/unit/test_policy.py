@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
+from lockdownctl.bpf.abi import dev_text, kernel_dev
 from lockdownctl.btf import parse_lockdown_enum
 from lockdownctl.errors import InputError
-from lockdownctl.policy import kernel_dev, load_policy, parse_policy, verdicts
+from lockdownctl.policy import load_policy, parse_policy, verdicts
 from lockdownctl.reasons import merge, release_layout
 from tests.conftest import REPO, host_btf_bytes, lockdownctl
 
@@ -122,6 +124,17 @@ def test_kernel_dev_encoding() -> None:
     # stat() encodes major 259, minor 3 with new_encode_dev(); the kernel keeps MKDEV(259, 3).
     st_dev = (3 & 0xFF) | (259 << 8) | ((3 & ~0xFF) << 12)
     assert kernel_dev(st_dev) == (259 << 20) | 3
+    assert dev_text(kernel_dev(st_dev)) == "259:3"  # the inverse, as enforce events prints exe ids
+    st = Path("/").stat()
+    assert dev_text(kernel_dev(st.st_dev)) == f"{os.major(st.st_dev)}:{os.minor(st.st_dev)}"
+
+
+def test_comm_length_is_the_kernels() -> None:
+    # one home: the policy's limit and the enforcer's ABI both come from TASK_COMM_LEN
+    from lockdownctl.bpf.abi import LD_COMM_LEN
+    from lockdownctl.policy import COMM_LEN, TASK_COMM_LEN
+
+    assert LD_COMM_LEN == TASK_COMM_LEN == COMM_LEN + 1 == 16
 
 
 def test_validate_cli(tmp_path: Path) -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lockdownctl.bpf.apply import _seal_warnings
 from lockdownctl.bpf.seal import Sealed
 from lockdownctl.btf import parse_lockdown_enum
-from lockdownctl.cli.enforce import _seal_warnings
 from lockdownctl.policy import load_policy, verdicts
 from lockdownctl.reasons import merge
 from tests.conftest import host_btf_bytes

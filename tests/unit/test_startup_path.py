@@ -13,6 +13,7 @@ import math
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from hypothesis import strategies as st
 
 from lockdownctl.cli import VERBS, _add_verb, verb_parser
 from lockdownctl.cli.fastargs import Recorder, Unsupported, parse
+from lockdownctl.cli.status import CHILD_MODULES, SLOW_IMPORTS, STARTUP_MODULES
 from lockdownctl.errors import EXIT_OUTPUT
 from lockdownctl.output.jsontext import dumps
 from tests.conftest import DATA, REPO, ROOTS
@@ -38,16 +40,32 @@ json_values = st.recursive(
 )
 
 
+def _either(call: Callable[[], str]) -> str:
+    try:
+        return call()
+    except ValueError:
+        return "ValueError"
+
+
 @settings(max_examples=400)
 @given(json_values)
 def test_jsontext_equals_json_dumps(value: object) -> None:
-    assert dumps(value) == json.dumps(value, indent=2)
-    assert dumps(value, indent=None) == json.dumps(value, separators=(",", ":"))
-    assert dumps(value, indent=0) == json.dumps(value, indent=0)
+    assert _either(lambda: dumps(value)) == _either(lambda: json.dumps(value, indent=2, allow_nan=False))
+    assert _either(lambda: dumps(value, indent=None)) == _either(
+        lambda: json.dumps(value, separators=(",", ":"), allow_nan=False))
+    assert _either(lambda: dumps(value, indent=0)) == _either(lambda: json.dumps(value, indent=0, allow_nan=False))
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf, [1.0, math.nan], {"x": -math.inf}, {math.inf: 1}])
+def test_jsontext_refuses_nan_and_infinity(bad: object) -> None:
+    # NaN and Infinity are not JSON (RFC 8259); json.dumps writes them unless allow_nan=False
+    with pytest.raises(ValueError, match="not JSON compliant"):
+        dumps(bad)
+    with pytest.raises(ValueError):
+        json.dumps(bad, allow_nan=False)
 
 
 def test_jsontext_special_values() -> None:
-    assert dumps([math.nan, math.inf, -math.inf], indent=None) == "[NaN,Infinity,-Infinity]"
     assert dumps({"\u00e9\n\x00": "\ud83d\ude00"}, indent=None) == '{"\\u00e9\\n\\u0000":"\\ud83d\\ude00"}'
     assert dumps({2: {}, True: [], None: "", 0.5: 1}) == json.dumps({2: {}, True: [], None: "", 0.5: 1}, indent=2)
 
@@ -109,10 +127,13 @@ def test_fast_path_agrees_with_argparse(case: tuple[str, list[str]]) -> None:
     (["--json"], {"json": True, "root": "/", "expect": None}),
     (["--root", "/x", "--expect=confidentiality"], {"json": False, "root": "/x", "expect": "confidentiality"}),
     (["--root=/a", "--root=/b", "--json"], {"json": True, "root": "/b", "expect": None}),
+    (["--format", "nfd", "--output", "/f"], {"json": False, "root": "/", "expect": None, "format": "nfd",
+                                            "output": "/f"}),
 ])
 def test_fast_path_status(argv: list[str], expected: dict[str, object]) -> None:
     fast = parse(lambda p: _add_verb(p, "status"), argv)
-    assert fast is not None and vars(fast) == expected
+    defaults = {"format": "text", "output": None, "dry_run": False}  # status --format nfd (nfd.py)
+    assert fast is not None and vars(fast) == {**defaults, **expected}
 
 
 @pytest.mark.parametrize("argv", [["--js"], ["--help"], ["--expect", "high"], ["--root"], ["--root", "--json"],
@@ -128,6 +149,35 @@ def test_usage_errors_are_still_argparses() -> None:
     assert run.code == 2
     assert run.err.strip() == ("lockdownctl: error: lockdownctl status: argument --expect: invalid choice: "
                                "'high' (choose from 'none', 'integrity', 'confidentiality')")
+
+
+# --- what status imports ------------------------------------------------------------
+
+def _imported(*args: str) -> set[str]:
+    """Every module the command imports, from the interpreter's own import log."""
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "lockdownctl", *args], env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr[-500:]
+    return {line.rsplit("|", 1)[1].strip() for line in proc.stderr.splitlines()
+            if line.startswith("import time:") and "|" in line}
+
+
+def test_status_imports_the_listed_modules_and_nothing_slow() -> None:
+    imported = _imported("status", "--json", "--root", str(ROOTS / "host-6.18-kconfig-integrity"))
+    ours = {m for m in imported if m.split(".")[0] == "lockdownctl"}
+    # the verb's own module is loaded through importlib, which -X importtime does not log
+    assert ours | {"lockdownctl.cli.status"} == set(STARTUP_MODULES)
+    assert not imported & set(SLOW_IMPORTS), sorted(imported & set(SLOW_IMPORTS))
+
+
+def test_only_the_start_up_path_keeps_the_start_up_style() -> None:
+    # the hand-written TYPE_CHECKING = False saves the import of typing: only
+    # worth it where status runs; everywhere else ordinary Python
+    src = REPO / "src"
+    idiom = {".".join(p.relative_to(src).with_suffix("").parts).removesuffix(".__init__")
+             for p in (src / "lockdownctl").rglob("*.py") if "\nTYPE_CHECKING = False" in p.read_text()}
+    assert idiom <= set(STARTUP_MODULES) | set(CHILD_MODULES), sorted(idiom - set(STARTUP_MODULES) - set(CHILD_MODULES))
 
 
 # --- the executable --------------------------------------------------------------

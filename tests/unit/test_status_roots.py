@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from lockdownctl.root import Root
-from lockdownctl.status import read_status
+from lockdownctl.state.document import read_status
 from tests.conftest import ROOTS, lockdownctl
 
 # root: (level, how it was read, source kind, Secure Boot state, lockdown LSM active)
@@ -17,8 +17,9 @@ CASES = {
     "debian12-6.12-cmdline-confidentiality": ("confidentiality", "securityfs", "cmdline", "not-efi", True),
     "debian12-6.1-securityfs-confidentiality": ("confidentiality", "securityfs", "securityfs", "enabled", True),
     "debian12-6.1-mok-validation-disabled": ("none", "securityfs", "none", "validation-disabled", True),
-    "securityfs-absent-cmdline-integrity": ("integrity", "inferred", "cmdline", "not-efi", None),
-    "lsm-drops-lockdown": ("integrity", "securityfs", "cmdline", "not-efi", False),
+    # no /sys/firmware and no boot_params captured: how they booted is unknown
+    "securityfs-absent-cmdline-integrity": ("integrity", "inferred", "cmdline", "unknown", None),
+    "lsm-drops-lockdown": ("integrity", "securityfs", "cmdline", "unknown", False),
     "host-6.18-kconfig-integrity": ("integrity", "securityfs", "kconfig", "not-efi", True),
 }
 
@@ -109,3 +110,25 @@ def test_root_must_be_a_directory(tmp_path: Path) -> None:
     run = lockdownctl("status", "--root", str(tmp_path / "nope"))
     assert run.code == 2
     assert run.err.strip() == f"lockdownctl: error: {tmp_path / 'nope'}: --root is not a directory"
+
+
+def test_an_empty_root_is_unknown_not_a_verdict(tmp_path: Path) -> None:
+    # issue #14 item 3: absent evidence is "unknown", never "not an EFI boot"
+    status = read_status(Root(tmp_path))
+    assert status["secure_boot"]["state"] == "unknown" and status["secure_boot"]["efi"] is None
+    assert status["bpf_lsm"]["fix"] == "" and status["bpf_lsm"]["usable"] is False
+    text = lockdownctl("status", "--root", str(tmp_path)).out
+    assert "Secure Boot:   unknown" in text and "not an EFI boot" not in text
+    assert "no BTF" not in text
+
+
+@pytest.mark.parametrize(("evidence", "state"), [
+    ("sys/firmware/acpi/tables/DSDT", "not-efi"),  # sysfs's firmware directory, without efi/
+    ("sys/firmware/efi/runtime", "unknown"),  # EFI, variables not readable
+    ("sys/kernel/boot_params/data", "not-efi"),  # the x86 EFI stub never ran (secure_boot unset)
+])
+def test_what_counts_as_evidence_of_the_boot(tmp_path: Path, evidence: str, state: str) -> None:
+    path = tmp_path / evidence
+    path.parent.mkdir(parents=True)
+    path.write_bytes(bytes(4096))
+    assert read_status(Root(tmp_path))["secure_boot"]["state"] == state

@@ -177,3 +177,25 @@ def test_follow_file_sees_appended_lines_and_stops_on_sigterm(tmp_path: Path) ->
     envelope = json.loads(out.splitlines()[-1])
     assert envelope["data"]["interrupted"] is True and envelope["data"]["denials"] == 1
     assert sources.POLL_SECONDS < 1
+
+
+def test_logind_hibernation_probes_fold_into_one_line() -> None:
+    """Golden: tests/data/klog/logind-probes/expected-watch.txt (LOCKDOWNCTL_REGEN=1 rewrites it).
+    Eleven logind probes print once and fold into one summary line with the count and the
+    remedy; systemd-sleep's real hibernate attempt and other denials print as always."""
+    path = KLOG / "logind-probes" / "dmesg.txt"
+    run = lockdownctl("watch", str(path))
+    text = run.out.replace(str(REPO) + "/", "")
+    golden = KLOG / "logind-probes" / "expected-watch.txt"
+    if os.environ.get("LOCKDOWNCTL_REGEN") == "1":
+        golden.write_text(text)
+    assert run.code == 1 and text == golden.read_text()
+    assert [line for line in text.splitlines() if "DENIED" in line and "systemd-logind" in line] != []
+    assert sum("DENIED" in line and "systemd-logind" in line for line in text.splitlines()) == 1
+    assert "systemd-sleep" in text and "  Probes: systemd-logind asked about hibernation 11 times" in text
+    assert "boot with nohibernate" in text and "AllowHibernation=no" in text
+    # JSON keeps every event (nothing lost for machines) and carries the fold in the summary
+    lines = lockdownctl("watch", "--json", str(path)).out.splitlines()
+    envelope = json.loads(lines[-1])
+    assert sum('"systemd-logind"' in line for line in lines[:-1]) == 11
+    assert envelope["data"]["probes"][0]["count"] == 11 and envelope["data"]["denials"] == 13

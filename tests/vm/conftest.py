@@ -6,6 +6,12 @@ list of names, or "all" (the default):
     @pytest.mark.guest(kernel="6.12", level=["integrity", "confidentiality"])
     def test_something(guest_target: Target) -> None: ...
 
+A guest test that changes its boot for good (seals the enforcer, raises the
+kernel's level) says so, and runs after every other test of its boot, in
+increasing ``step`` (then in collection order), whatever its file is called:
+
+    @pytest.mark.one_way(step=2, why="raises the kernel's lockdown level until reboot")
+
 Each marked test is parametrized once per target (node id suffix
 ``[6.12-integrity]``). On the host those items do not run their body: the
 first one of a target boots the guest (tests/vm/runner.py), which runs pytest
@@ -19,6 +25,7 @@ Environment:
   LOCKDOWNCTL_VM_RESULTS=DIR keep each boot's results in DIR/<kernel>-<level> (default: a temp dir)
   LOCKDOWNCTL_VM_TIMEOUT=S   seconds per boot (default 240 + 20 per guest test in it)
   LOCKDOWNCTL_VM_ACCEL=tcg|kvm|auto
+  LOCKDOWNCTL_KERNEL_CACHE=DIR where scripts/vm-setup.sh unpacked the kernels (default /opt/lockdownctl-kernels)
 """
 
 from __future__ import annotations
@@ -110,8 +117,25 @@ def item_target(item: pytest.Item) -> Target | None:
     return callspec.params.get("guest_target") if callspec is not None else None
 
 
+def one_way_step(item: pytest.Item) -> int:
+    """0 for an ordinary test; the marker's step (>= 1) for one that changes its boot for good."""
+    mark = item.get_closest_marker("one_way")
+    if mark is None:
+        return 0
+    step = mark.kwargs.get("step")
+    if not isinstance(step, int) or step < 1 or not mark.kwargs.get("why") or mark.args:
+        raise pytest.UsageError(f"{item.nodeid}: write one_way(step=N >= 1, why='what it changes until reboot')")
+    return step
+
+
+def run_order(items: list[pytest.Item]) -> list[pytest.Item]:
+    """Ordinary tests first, then one-way ones by step; stable otherwise."""
+    return sorted(items, key=one_way_step)
+
+
 @pytest.hookimpl(trylast=True)  # after -k / -m deselection, which reads the original items
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    items[:] = run_order(items)
     if IN_GUEST:
         # Drop tests meant for another guest (`pytest tests/vm` run by hand in a guest).
         here = guest_env_target()
@@ -256,7 +280,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
             continue
         r = boot_.result
         terminalreporter.write_line(
-            f"{r.target.name}: {r.duration:.1f} s ({r.accel}, {r.kernel_image.name}), "
+            f"{r.target.name}: {r.duration:.1f} s ({r.accel}, {' '.join(kernel_package(r.target))}), "
             f"{len(boot_.node_ids)} tests, exit status {r.exit_status}, "
             f"{len(r.splats)} splat lines" + (f", results in {r.results}" if r.results.exists() else "")
         )
@@ -268,7 +292,7 @@ def capture(result: VmResult) -> None:
         return  # keep the previous clean capture rather than a broken one
     out = GUESTS_DATA / result.target.name
     out.mkdir(parents=True, exist_ok=True)
-    package, version = kernel_package(result.kernel_image)
+    package, version = kernel_package(result.target)
     when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     how = (
         f"LOCKDOWNCTL_CAPTURE=1 pytest tests/vm: tests/vm/runner.py booted {result.kernel_image} "
@@ -308,16 +332,10 @@ def tool_versions() -> str:
     return ", ".join(out)
 
 
-def kernel_package(image: Path) -> tuple[str, str]:
-    """(Debian package, version) that installed a kernel image, or ("unknown", "")."""
-    try:
-        owner = subprocess.run(["dpkg-query", "-S", str(image)], capture_output=True, text=True, check=True)
-        package = owner.stdout.split(":", 1)[0]
-        version = subprocess.run(["dpkg-query", "-W", "-f=${Version}", package],
-                                 capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown", ""
-    return package, version
+def kernel_package(target: Target) -> tuple[str, str]:
+    """(Debian packages, version) the guest's kernel was unpacked from (tests/vm/kernels.txt)."""
+    pin = KERNELS[target.kernel]
+    return " ".join(pin.packages), pin.version
 
 
 # --- guest side --------------------------------------------------------------

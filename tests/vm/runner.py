@@ -35,16 +35,40 @@ else:
     from .splat import find_splats, format_report
 
 REPO = Path(__file__).resolve().parents[2]
-KERNELS = {  # short name -> glob under /boot (Debian 12's two kernel series)
-    "6.1": "vmlinuz-6.1.*-amd64",
-    "6.12": "vmlinuz-6.12.*+deb12-amd64",
-}
+KERNEL_PINS = Path(__file__).with_name("kernels.txt")  # what scripts/vm-setup.sh fetches
+DEFAULT_KERNEL_CACHE = "/opt/lockdownctl-kernels"
+
+
+@dataclass(frozen=True)
+class KernelPin:
+    """One line of kernels.txt: a Debian kernel family pinned by package version."""
+
+    family: str  # the name tests use: guest(kernel="7.3")
+    suite: str
+    version: str  # Debian package version: the directory name in the kernel cache
+    packages: tuple[str, ...]
+
+
+def read_pins(path: Path = KERNEL_PINS) -> dict[str, KernelPin]:
+    """The pinned kernels by family, oldest first (the file's order)."""
+    pins = {}
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        fields = line.split("#", 1)[0].split()
+        if not fields:
+            continue
+        if len(fields) < 4:
+            raise ValueError(f"{path}:{number}: expected 'family suite version package...', got {line!r}")
+        pins[fields[0]] = KernelPin(fields[0], fields[1], fields[2], tuple(fields[3:]))
+    return pins
+
+
+KERNELS = read_pins()
 LEVELS = ("none", "integrity", "confidentiality")
 DEFAULT_LSM = "lockdown,capability,yama,bpf"
 DEFAULT_TIMEOUT = 240.0
 DEFAULT_VENV = "/opt/lockdownctl-test-venv"
 VNG_BIN = Path("/opt/vng/bin")  # where scripts/vm-setup.sh installs virtme-ng
-SETUP_HINT = "run scripts/vm-setup.sh as root (Debian 12) to install QEMU, virtme-ng and the kernels"
+SETUP_HINT = "run scripts/vm-setup.sh as root (Debian 12) to install QEMU and virtme-ng and to fetch the kernels"
 # Guest exit statuses that are not the command's: timeout(1) and a guest panic.
 EXIT_TIMEOUT = 124
 EXIT_VNG_FAILURE = 255
@@ -108,16 +132,25 @@ class VmResult:
         return "console tail:\n" + "\n".join(self.console.splitlines()[-lines:])
 
 
-def find_kernel(short: str, boot: Path = Path("/boot")) -> Path:
-    """The newest installed image of a kernel series ("6.1" or "6.12")."""
-    images = sorted(boot.glob(KERNELS[short]), key=lambda p: _version_key(p.name))
-    if not images:
-        raise VmUnavailable(f"no {boot}/{KERNELS[short]} installed; {SETUP_HINT}")
-    return images[-1]
+def kernel_cache() -> Path:
+    return Path(os.environ.get("LOCKDOWNCTL_KERNEL_CACHE", DEFAULT_KERNEL_CACHE))
 
 
-def _version_key(name: str) -> list[int]:
-    return [int(n) for n in re.findall(r"\d+", name)]
+def find_kernel(family: str) -> Path:
+    """The vmlinuz of a pinned family, unpacked by scripts/vm-setup.sh (never from /boot).
+
+    vng finds the modules next to it (``lib/modules/KVER`` or
+    ``usr/lib/modules/KVER`` of the same tree), puts 9p and virtio into its
+    initramfs and links the tree to /lib/modules/KVER in the guest.
+    """
+    pin = KERNELS[family]
+    tree = kernel_cache() / pin.version
+    images = sorted(tree.glob("boot/vmlinuz-*")) + sorted(tree.glob("usr/lib/modules/*/vmlinuz"))
+    if len(images) != 1:
+        found = "no vmlinuz" if not images else f"{len(images)} images"
+        raise VmUnavailable(f"kernel {family} ({' '.join(pin.packages)} {pin.version}): {found} in {tree}; "
+                            f"{SETUP_HINT}")
+    return images[0]
 
 
 def find_vng() -> str:
@@ -308,7 +341,8 @@ def main(argv: list[str] | None = None) -> int:
         prog="python3 -m tests.vm.runner",
         description="Boot a Debian kernel in QEMU at a lockdown level and run a command or pytest inside.",
     )
-    ap.add_argument("--kernel", required=True, choices=sorted(KERNELS), help="kernel series in /boot")
+    ap.add_argument("--kernel", required=True, choices=list(KERNELS),
+                    help="kernel family pinned in tests/vm/kernels.txt (fetched by scripts/vm-setup.sh)")
     ap.add_argument("--level", required=True, choices=LEVELS, help="none leaves lockdown= off the command line")
     what = ap.add_mutually_exclusive_group(required=True)
     what.add_argument("--pytest", metavar="SELECTION",
@@ -341,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:  # an unusable --results path or LOCKDOWNCTL_VM_ACCEL
         print(f"runner: {exc}", file=sys.stderr)
         return 2
-    print(f"runner: {target.name} on {result.kernel_image.name} ({result.accel}), append {result.append!r}: "
+    print(f"runner: {target.name} on {result.kernel_image} ({result.accel}), append {result.append!r}: "
           f"exit status {result.exit_status} in {result.duration:.1f} s; results in {result.results}",
           file=sys.stderr)
     if problems := result.problems():

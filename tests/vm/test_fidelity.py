@@ -37,9 +37,11 @@ def unsigned_module(tmp: Path) -> str | None:
     for name in MODULE_CANDIDATES:
         if Path("/sys/module", name.replace("-", "_")).exists():
             continue
-        for suffix in (".ko", ".ko.xz"):
-            if (base / (name + suffix)).exists():
-                return strip(str(base / (name + suffix)), str(tmp / f"{name}.ko"))
+        # lib/ up to 6.14, lib/crc/ since the CRC code moved there (Debian's 7.3)
+        for where in (base, base / "crc"):
+            for suffix in (".ko", ".ko.xz"):
+                if (where / (name + suffix)).exists():
+                    return strip(str(where / (name + suffix)), str(tmp / f"{name}.ko"))
     return None
 
 

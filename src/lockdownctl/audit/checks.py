@@ -248,6 +248,12 @@ def _enforcer() -> list[Check]:
               Cond("runtime", "lsm", "contains bpf"), (ALL_REASONS,), group="enforcer", advisory=True,
               effect="security/bpf/hooks.c (bpf in CONFIG_LSM or lsm=)",
               may_break="a small cost on every LSM hook with a program attached"),
+        Check("enforcer_bpf_lsm_loads", "the kernel accepts BPF LSM programs (lockdownctl enforcer)",
+              Cond("runtime", "bpf_lsm", "usable"), (ALL_REASONS,), group="enforcer", advisory=True,
+              effect="kernel/bpf/syscall.c bpf_prog_load() of BPF_PROG_TYPE_LSM: the trial load that "
+              "lockdownctl status, enforce apply and check --measure decide by (state/bpf_lsm.py); only "
+              "the running system can be asked",
+              may_break="nothing by itself"),
         Check("enforcer_btf", "kernel BTF is available (lockdownctl enforcer)",
               all_of(kconfig("DEBUG_INFO_BTF", "y"), kconfig("BPF_SYSCALL", "y")), (ALL_REASONS,),
               group="enforcer", advisory=True,

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from ..levels import LEVELS, level_rank
 
 SOURCES = ("kconfig", "cmdline", "sysctl", "runtime")
-RUNTIME_KEYS = ("level", "lsm", "secure_boot")
+RUNTIME_KEYS = ("level", "lsm", "secure_boot", "bpf_lsm")
 GROUPS = ("lockdown", "equivalent", "sysctl", "enforcer", "site")
 ALL_REASONS = "*"  # a check that stands for every reason up to its level (lockdown itself)
 
@@ -175,7 +175,8 @@ class Cond:
 
     def label(self) -> str:
         if self.source == "runtime":  # the running kernel's, or what an offline configuration implies
-            return {"level": "lockdown level", "lsm": "LSM list", "secure_boot": "Secure Boot"}[self.name]
+            return {"level": "lockdown level", "lsm": "LSM list", "secure_boot": "Secure Boot",
+                    "bpf_lsm": "BPF LSM"}[self.name]
         return {"kconfig": self.name, "cmdline": f"{self.name}= on the command line",
                 "sysctl": f"sysctl {self.name}"}[self.source]
 

@@ -1,7 +1,7 @@
 """The facts an audit reads: kernel config, command line, sysctls, the running kernel.
 
 Live (no file options): everything through :class:`~lockdownctl.root.Root`
-(``--root``), the running level and LSM list from lockdownctl.status.
+(``--root``), the running level and LSM list from lockdownctl.state.document.
 Offline (any of ``--config``, ``--cmdline``, ``--uki``, ``--sysctl``): only
 the files given; the runtime ``level`` and ``lsm`` facts are then what the
 configuration and command line imply (``derive_lsm``, ``derive_level``).
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ..errors import InputError
 from ..host.cmdline import Cmdline, parse_cmdline, read_cmdline
@@ -20,11 +20,15 @@ from ..host.uki import uki_cmdline
 from ..infile import looks_like_path, read_bytes, read_text
 from ..levels import level_rank
 from ..root import Root, Unreadable
+from ..state.bpf_lsm import why_not
 from .checks import FORCE, SECURE_BOOT_OPTIONS
 from .engine import Observation
 
 _SYSCTL_KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:/@*+-]*")
 _CONFIG_ASSIGN = re.compile(r"^(?:(CONFIG_\w+)=|# (CONFIG_\w+) is not set$)", re.M)
+
+if TYPE_CHECKING:
+    from ..state.types import Status
 
 
 def duplicate_options(config: KConfig) -> None:
@@ -134,7 +138,7 @@ class Inputs:
     sysctl: SysctlFile | LiveSysctl | None
     runtime: dict[str, Observation] | None  # None: offline
     describe: dict[str, str | None] = field(default_factory=dict)  # input -> where it came from
-    status: dict[str, Any] | None = None  # lockdownctl.status data of a live audit
+    status: Status | None = None  # status document (state/document.py) of a live audit
     notes: list[str] = field(default_factory=list)
 
 
@@ -245,8 +249,8 @@ def derive_level(facts: AuditFacts) -> tuple[Observation | None, str, str]:
     return Observation("none", detail), "none", detail
 
 
-def live_runtime(status: dict[str, Any]) -> dict[str, Observation]:
-    """Runtime facts from lockdownctl.status data (securityfs, kernel log, efivars)."""
+def live_runtime(status: Status) -> dict[str, Observation]:
+    """Runtime facts from status document (state/document.py) (securityfs, kernel log, efivars)."""
     out: dict[str, Observation] = {}
     lsm = status["lsm"]
     if lsm["active"] is not None:
@@ -264,6 +268,12 @@ def live_runtime(status: dict[str, Any]) -> dict[str, Observation]:
             out["level"] = Observation(status["level"], where)
     sb = status["secure_boot"]
     out["secure_boot"] = Observation(sb["state"], "efivars")
+    bpf = status["bpf_lsm"]
+    if bpf["usable"]:
+        out["bpf_lsm"] = Observation("usable", f"trial load: {bpf['detail']}")
+    elif bpf["trial_load"] == "refused" or bpf["config"] is False or bpf["listed"] is False:
+        # known not to run (a trial that was not tried, or a file absent from a root, decides nothing)
+        out["bpf_lsm"] = Observation("not-usable", why_not(bpf).removeprefix("BPF LSM is not usable: "))
     return out
 
 
@@ -287,10 +297,11 @@ def gather(root_path: str, config: str | None, cmdline: str | None, uki: str | N
     if isinstance(cmd_r, Unreadable):
         notes.append(f"{cmd_r.path}: {cmd_r.why}")
     live_cmd = cmd_r if isinstance(cmd_r, Cmdline) else None
-    from ..status import read_status
+    from ..state.document import read_status
 
-    # No BPF trial load: audit reads, it never loads programs into the kernel.
-    status = read_status(root, bpf_trial=False)
+    # The BPF LSM trial load (load, never attach: nothing changes) is the one
+    # answer to "can the enforcer run here" that status and enforce give too.
+    status = read_status(root)
     notes += [n for n in status["notes"] if n not in notes]
     inputs = Inputs(config=kconfig, cmdline=live_cmd, sysctl=LiveSysctl(root), runtime=live_runtime(status),
                     status=status, notes=notes)

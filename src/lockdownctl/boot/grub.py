@@ -1,4 +1,4 @@
-"""GRUB with /etc/default/grub (Debian, Ubuntu, openSUSE, Arch; kernel-facts.md 3.4).
+"""GRUB with /etc/default/grub (Debian, Ubuntu, openSUSE, Arch; docs/kernel-facts.md 3.4).
 
 grub-mkconfig sources ``/etc/default/grub`` and then, on Debian and Ubuntu,
 every ``/etc/default/grub.d/*.cfg`` in lexical order; ``GRUB_CMDLINE_LINUX``

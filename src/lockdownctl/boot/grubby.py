@@ -1,4 +1,4 @@
-"""GRUB 2 with BLS entries, edited by grubby (Fedora, RHEL 8+, CentOS, Alma; kernel-facts.md 3.4).
+"""GRUB 2 with BLS entries, edited by grubby (Fedora, RHEL 8+, CentOS, Alma; docs/kernel-facts.md 3.4).
 
 The command line of each installed kernel is the ``options`` line of its
 ``/boot/loader/entries/*.conf``; on RHEL 8 entries say ``$kernelopts`` and the

@@ -1,4 +1,4 @@
-"""systemd-boot with kernel-install (Type #1 entries; kernel-facts.md 3.4).
+"""systemd-boot with kernel-install (Type #1 entries; docs/kernel-facts.md 3.4).
 
 ``/etc/kernel/cmdline`` holds the *whole* command line that kernel-install
 writes into each entry (root=, rd.luks…): when it is missing, kernel-install

@@ -1,4 +1,4 @@
-"""kernelstub (Pop!_OS with systemd-boot; kernel-facts.md 3.4).
+"""kernelstub (Pop!_OS with systemd-boot; docs/kernel-facts.md 3.4).
 
 kernelstub keeps the options in ``/etc/kernelstub/configuration`` (JSON, the
 administrator's list under ``user.kernel_options``) and writes them into

@@ -1,4 +1,4 @@
-"""rpm-ostree / bootc systems (Fedora Silverblue, CoreOS; kernel-facts.md 3.4).
+"""rpm-ostree / bootc systems (Fedora Silverblue, CoreOS; docs/kernel-facts.md 3.4).
 
 The command line belongs to the deployment: ``rpm-ostree kargs`` makes a new
 one carrying the change (the ostree entries under /boot/loader/entries are

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import EXIT_FEATURE, EXIT_FINDINGS, EXIT_OK, InputError, NeedsRoot
 from ..levels import LEVELS, level_rank
@@ -25,6 +25,9 @@ SUPERSEDES = {
     "kernelstub": {"systemd-boot"},
     "grubby": {"grub", "systemd-boot"},
 }
+
+if TYPE_CHECKING:
+    from ..state.types import Status
 
 
 def detect(root: Root) -> list[Detection]:
@@ -48,7 +51,7 @@ def _verify(module: ModuleType, view: View, level: str | None, generated: bool) 
 
 def safety(root: Root, level: str, force: bool) -> dict[str, Any]:
     """What the running kernel (or the root's) says about enabling ``level``."""
-    from ..status import read_status
+    from ..state.document import read_status
 
     status = read_status(root)
     out: dict[str, Any] = {"status": status, "refused": None, "exit_code": EXIT_OK, "warnings": [],
@@ -76,14 +79,18 @@ def safety(root: Root, level: str, force: bool) -> dict[str, Any]:
     return out
 
 
-def readiness(root: Root, level: str, force: bool, status: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Run ``lockdownctl check --level LEVEL`` (lockdownctl.checks.check) when it exists."""
-    try:
-        from ..checks import check
-    except ImportError:
-        return {"checked": False, "breaks": [],
-                "detail": "readiness not checked (lockdownctl check is not available)"}
+def readiness(root: Root, level: str, force: bool, status: Status | None = None) -> dict[str, Any]:
+    """Run ``lockdownctl check --level LEVEL`` (lockdownctl.checks.check).
+
+    A check that could read no evidence has no verdict: it is reported as
+    not checked (with what it missed), never as "0 findings"."""
+    from ..checks import check
+
     report = check(root, level, state=status)
+    if report.get("verdict") == "unknown":
+        missing = ", ".join(report.get("not_read", [])) or "no evidence"
+        return {"checked": False, "breaks": [],
+                "detail": f"readiness unknown: lockdownctl check --level {level} could read nothing ({missing})"}
     findings = report.get("findings", [])
     breaks = [f"{f['title']} ({f['reason']})" for f in findings if f.get("confidence") == "breaks"]
     detail = (f"lockdownctl check --level {level}: {len(findings)} findings, {len(breaks)} that break"

@@ -1,4 +1,4 @@
-"""Unified kernel images: the command line is the ``.cmdline`` PE section (kernel-facts.md 3.4).
+"""Unified kernel images: the command line is the ``.cmdline`` PE section (docs/kernel-facts.md 3.4).
 
 With Secure Boot on, systemd-stub ignores a command line from the loader, so
 the only persistent ways are: rebuild the image with the token (kernel-install

@@ -6,7 +6,7 @@ writes the level to ``/sys/kernel/security/lockdown`` after
 systemd-modules-load.service (so modules configured to load at boot still
 can), before sysinit.target. Its text is ``packaging/lockdownctl-lockdown@.service``
 (a unit test keeps the two identical); the instance is the level.
-Cons (kernel-facts.md 3.4): anything that runs before it is not covered, and
+Cons (docs/kernel-facts.md 3.4): anything that runs before it is not covered, and
 like every securityfs write it cannot be undone until reboot.
 """
 
@@ -31,7 +31,9 @@ DefaultDependencies=no
 After=systemd-modules-load.service
 Before=sysinit.target shutdown.target
 Conflicts=shutdown.target
-ConditionPathExists=/sys/kernel/security/lockdown
+# Assert, not Condition: a kernel without the lockdown file fails the unit
+# (lockdown was asked for and cannot be had) instead of skipping it silently.
+AssertPathExists=/sys/kernel/security/lockdown
 
 [Service]
 Type=oneshot
@@ -40,6 +42,34 @@ RemainAfterExit=yes
 # nothing to do when the kernel is already at %i or above.
 ExecStart=/bin/sh -c 'grep -qE "\\\\[(%i|confidentiality)\\\\]" /sys/kernel/security/lockdown || echo %i > /sys/kernel/security/lockdown'
 ExecStartPost=/bin/grep -qE "\\\\[(%i|confidentiality)\\\\]" /sys/kernel/security/lockdown
+# Hardening (systemd-analyze security): the write needs no capability (the
+# file is root's, mode 0600; lockdown_write() checks none) and /sys stays
+# writable (no ProtectKernelTunables=). No PrivateTmp=, ProtectSystem=,
+# ProtectHome=: systemd calls them inappropriate before sysinit.target (file
+# systems may not be mounted yet), and PrivateTmp= would order this unit after
+# the /tmp and /var/tmp mounts.
+CapabilityBoundingSet=
+AmbientCapabilities=
+NoNewPrivileges=yes
+PrivateNetwork=yes
+PrivateDevices=yes
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+ProtectControlGroups=yes
+ProtectClock=yes
+ProtectHostname=yes
+ProtectProc=invisible
+ProcSubset=pid
+RestrictAddressFamilies=AF_UNIX
+RestrictNamespaces=yes
+RestrictRealtime=yes
+RestrictSUIDSGID=yes
+LockPersonality=yes
+MemoryDenyWriteExecute=yes
+SystemCallArchitectures=native
+SystemCallFilter=@system-service
+SystemCallFilter=~@privileged @resources
+UMask=0077
 
 [Install]
 WantedBy=sysinit.target

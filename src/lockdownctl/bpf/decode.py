@@ -7,8 +7,8 @@ import os
 from typing import Any
 
 from ..events import Event
-from ..policy import kernel_dev
-from .engine import LdEvent, cgroup2_mount
+from .abi import LD_DENY, LdEvent, dev_text, kernel_dev
+from .resolve import cgroup2_mount
 
 
 class EventDecoder:
@@ -33,7 +33,7 @@ class EventDecoder:
         """The event as a dict: the shared record plus the enforcer's own fields."""
         event, rec = self._event(raw)
         out = event.to_dict()
-        out["exe_id"] = f"{rec.exe_dev >> 20}:{rec.exe_dev & 0xFFFFF}:{rec.exe_ino}"
+        out["exe_id"] = f"{dev_text(rec.exe_dev)}:{rec.exe_ino}"
         out["cgroup"] = self.cgroup_path(rec.cgroup_id)
         out["tid"] = rec.tid
         out["reason_value"] = rec.reason
@@ -58,7 +58,7 @@ class EventDecoder:
                       comm=rec.comm.decode("utf-8", "replace"), pid=rec.pid, uid=rec.uid, cgroup_id=rec.cgroup_id,
                       exe=exe, reason=reason.id if reason else None, what=reason.log if reason else None,
                       level=reason.level if reason else None,
-                      verdict="denied" if rec.verdict == 1 else "audited")
+                      verdict="denied" if rec.verdict == LD_DENY else "audited")
         return event, rec
 
 
@@ -66,10 +66,11 @@ def buffered_events(cat: Any) -> list[Event]:
     """Consume what the pinned enforcer's ring buffer holds (its events go to
     one reader: read here, they are gone from ``enforce events``)."""
     from ..errors import FeatureMissing
-    from . import engine, libbpf
+    from . import libbpf
+    from .enforcer import Enforcer, require_root
 
-    engine.require_root()
-    enforcer = engine.Enforcer.open_pinned()
+    require_root()
+    enforcer = Enforcer.open_pinned()
     if enforcer is None:
         raise FeatureMissing("the enforcer is not loaded (lockdownctl enforce apply FILE loads it)")
     decoder = EventDecoder(cat)

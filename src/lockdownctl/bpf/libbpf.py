@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import ctypes
 import os
+from typing import TYPE_CHECKING
 
 from ..errors import FeatureMissing
+from ..host.bpf_syscall import BPF_F_RDONLY, BPF_F_RDONLY_PROG, BPF_LSM_MAC, BPF_PROG_TYPE_LSM
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-BPF_PROG_TYPE_LSM = 29  # enum bpf_prog_type, include/uapi/linux/bpf.h
-BPF_LSM_MAC = 27  # enum bpf_attach_type
+__all__ = ["BPF_F_RDONLY", "BPF_F_RDONLY_PROG", "BPF_LSM_MAC", "BPF_PROG_TYPE_LSM"]  # UAPI: host/bpf_syscall.py
 
 LIBBPF_SONAME = "libbpf.so.1"
 
@@ -360,8 +360,6 @@ class RingBuffer:
 
 # --- the seal (seal.py) ----------------------------------------------------------
 
-BPF_F_RDONLY = 1 << 3  # file_flags of BPF_OBJ_GET: a read-only fd
-BPF_F_RDONLY_PROG = 1 << 7  # map_flags: programs may read, never write
 BTF_KIND_VAR = 14
 BTF_KIND_DATASEC = 15
 

@@ -13,6 +13,7 @@
  * bpf_probe_read*() (refused at lockdown confidentiality); ids and inode
  * numbers come from user space (rodata before load, .bss before freeze).
  */
+#include <stdbool.h>
 #include <linux/types.h>
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
@@ -97,9 +98,24 @@ static __always_inline int is_link_pin(struct inode *inode)
  * program that could override a return value (fmod_ret) or replace a BPF
  * program's code (freplace); no map-element iterator (it may write map
  * values regardless of BPF_F_RDONLY_PROG and freezing).
+ *
+ * Linux kernel commit 082f1db02c80 ("security: Propagate caller information
+ * in bpf hooks") (in v6.15) gave this hook a fourth argument, `bool kernel`.
+ * BPF_PROG reads arguments by position, so with three declared `ret` would
+ * be `kernel` there. This file is therefore built twice
+ * (scripts/build-bpf.sh): seal.bpf.o with three arguments and
+ * seal-kernarg.bpf.o with LDCTL_BPF_KERNEL_ARG, and hooks.py loads the one
+ * whose arguments match bpf_lsm_bpf in the running kernel's BTF. Calls made
+ * from inside the kernel (kernel = true) are refused like the others: a
+ * BPF_PROG_TYPE_SYSCALL program could otherwise load an fmod_ret program
+ * through bpf_sys_bpf().
  */
 SEC("lsm/bpf")
+#ifdef LDCTL_BPF_KERNEL_ARG
+int BPF_PROG(ldctl_seal_bpf, int cmd, union bpf_attr *attr, unsigned int size, bool kernel, int ret)
+#else
 int BPF_PROG(ldctl_seal_bpf, int cmd, union bpf_attr *attr, unsigned int size, int ret)
+#endif
 {
 	if (ret)
 		return ret;

@@ -1,12 +1,12 @@
 """The seal: after ``lockdownctl enforce apply --seal`` nobody, root included,
 can lower the enforced policy until reboot.
 
-How each way of lowering it is closed (tests/vm/test_zy_seal.py tries each):
+How each way of lowering it is closed (tests/vm/test_seal.py tries each):
 
 - writing the policy maps (syscall update/delete, a writable mmap):
   BPF_MAP_FREEZE, the kernel's own one-way switch;
 - writing them from a BPF program: BPF_F_RDONLY_PROG, set at load by the
-  enforcer (engine.py), and no map-element iterator programs (which write
+  enforcer (enforcer.py), and no map-element iterator programs (which write
   map values regardless of it) may load;
 - a writable fd to a policy map, by id or by pin: the ``bpf_map`` hook;
 - detaching or updating a link (ours or the enforcer's): that needs an fd to
@@ -44,12 +44,13 @@ import time
 from typing import Any
 
 from ..errors import LockdownctlError
-from . import engine, libbpf
-from .paths import LINK_PIN, PIN_DIR
+from ..host.bpf_syscall import BPF_TRACE_ITER
+from ..state.pins import LINK_PIN, PIN_DIR
+from . import enforcer as engine  # the enforcer (bpf/enforcer.py)
+from . import hooks, libbpf
+from .abi import kernel_dev
 
-OBJECT = os.path.join(engine.HERE, "seal.bpf.o")
 PIN_PREFIX = "seal-"  # pins of the seal's links, next to the enforcer's in PIN_DIR
-BPF_TRACE_ITER = 28  # enum bpf_attach_type
 SYSCTL_PROGRAM = "ldctl_seal_sysctl"  # cgroup/sysctl: attached to the root cgroup, not by section
 
 # Mirrors of seal.h (tests/unit/test_bpf_abi.py compares sizes and offsets).
@@ -114,8 +115,6 @@ def refuse_if_sealed(enforcer: engine.Enforcer) -> None:
 def _mount_devs() -> list[int]:
     """kernel dev_t of bpffs and of every mount above it (/sys, /): unmounting
     any of them (lazily) would take the pins away."""
-    from ..policy import kernel_dev
-
     devs: list[int] = []
     path = engine.BPFFS
     while True:
@@ -132,8 +131,6 @@ def _mount_devs() -> list[int]:
 
 
 def _config(enforcer: engine.Enforcer) -> LdSealConfig:
-    from ..policy import kernel_dev
-
     cfg = LdSealConfig()
     link_path = os.path.join(PIN_DIR, LINK_PIN)
     fd = libbpf.obj_get(link_path)
@@ -161,7 +158,9 @@ def _open(cfg: LdSealConfig) -> libbpf.Object:
         libbpf.set_global(obj, ".rodata", "cfg", cfg)
         libbpf.map_add_flags(obj.map(".bss"), libbpf.BPF_F_RDONLY_PROG)
 
-    return engine.load_object(OBJECT, "the seal's BPF LSM programs", prepare, "nothing was changed")
+    # The build whose `bpf` hook arguments match this kernel's (hooks.py).
+    return engine.load_object(hooks.object_path("seal"), "the seal's BPF LSM programs", prepare,
+                              "nothing was changed")
 
 
 def check_loadable() -> None:

@@ -6,7 +6,7 @@ module is one area's detector. :func:`check` is the whole run.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..reasons import catalogue
 from ..root import Root
@@ -14,13 +14,16 @@ from . import acpi, bpf, debug, hardware, hibernation, kernel_log, kexec, kgdb, 
 from .engine import Context, Detector, build_report, run_detectors
 from .preconditions import evaluate, read_state
 
+if TYPE_CHECKING:
+    from ..state.types import Status
+
 DETECTORS: list[tuple[str, Detector]] = [
     (m.NAME, m.detect) for m in (modules, hibernation, kexec, hardware, debug, bpf, acpi, kgdb, xfrm, kernel_log)
 ]
 
 
 def check(
-    root: Root, level: str, state: dict[str, Any] | None = None, detectors: list[tuple[str, Detector]] | None = None
+    root: Root, level: str, state: Status | None = None, detectors: list[tuple[str, Detector]] | None = None
 ) -> dict[str, Any]:
     """The ``data`` of ``lockdownctl check --level LEVEL --json``."""
     ctx = Context(root, level, catalogue(root=root.path), state if state is not None else read_state(root))

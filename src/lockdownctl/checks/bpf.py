@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 
 from ..host.procfs import fdinfo
-from .common import package_findings, unit_evidence, unit_hits
+from .common import exec_path, package_findings, unit_evidence, unit_hits
 from .engine import Context, Evidence, Finding, exception_yaml
 
 NAME = "bpf"
@@ -101,7 +101,7 @@ def detect(ctx: Context) -> list[Finding]:
                 f"BPF agent unit {unit.name}" + ("" if unit.enabled_by else " (not enabled)"),
                 unit_evidence(unit, setting),
                 SYMPTOM,
-                policy=exception_yaml(["bpf_read_kernel", "kprobes", "tracefs"], cgroup=f"/system.slice/{unit.name}"),
+                policy=_agent_exception(unit.name, exec_path(setting.value)),
                 unit=unit.name,
             )
         )
@@ -119,3 +119,13 @@ def detect(ctx: Context) -> list[Finding]:
         )
     out += package_findings(ctx, NAME, PACKAGES)
     return out
+
+
+def _agent_exception(unit: str, exe: str) -> str:
+    """The narrowest exception for an agent run by ``unit``: its executable when the
+    unit names one (the kernel matches the file), else the unit's cgroup, which any
+    root process can join (protection.WIDENS)."""
+    allow = ["bpf_read_kernel", "kprobes", "tracefs"]
+    if exe.startswith("/"):
+        return exception_yaml(allow, exe=exe, name=unit.removesuffix(".service"))
+    return exception_yaml(allow, cgroup=f"/system.slice/{unit}")

@@ -15,8 +15,9 @@ import os
 import re
 from typing import Any
 
+from ..mountinfo import is_mounted
 from ..reasons import denial_line
-from ..root import in_private_mounts, is_mounted
+from ..root import in_private_mounts
 from .common import package_findings, proc_findings, tool_findings
 from .engine import Context, Evidence, Finding, exception_yaml
 

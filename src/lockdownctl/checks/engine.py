@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..host.cmdline import Cmdline, read_cmdline
 from ..host.kconfig import KConfig, read_kconfig
@@ -30,6 +30,9 @@ from ..reasons import Catalogue, Reason
 from ..root import Root, Unreadable
 
 CONFIDENCE = ("breaks", "likely", "info")
+
+if TYPE_CHECKING:
+    from ..state.types import Status
 
 
 @dataclass
@@ -52,12 +55,13 @@ class Finding:
     evidence: list[Evidence]
     symptom: str  # what the user will see
     remedy: str
-    policy: str | None  # enforcer policy snippet (design.md section 3) that keeps it working
+    policy: str | None  # enforcer policy snippet (docs/design.md section 3) that keeps it working
     subject: dict[str, Any] = field(default_factory=dict)  # pid, exe, module, unit, path...
     requires: tuple[str, ...] = ()  # kconfig options (any of) without which it cannot occur
     source: str = "static"  # static | observed
     count: int | None = None  # observed: denials counted
     note: str = ""  # why the engine changed it (precondition)
+    exposes: str = ""  # what the proposed ``policy`` lets root defeat (protection.exposure)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -77,6 +81,8 @@ class Finding:
             out["count"] = self.count
         if self.note:
             out["note"] = self.note
+        if self.exposes:
+            out["exposes"] = self.exposes
         return out
 
 
@@ -90,7 +96,7 @@ def policy_name(text: str) -> str:
 
 
 def exception_yaml(allow: Iterable[str], exe: str = "", cgroup: str = "", name: str = "") -> str:
-    """``exceptions: [{name: x, exe: /usr/bin/x, allow: [msr]}]`` (design.md section 3)."""
+    """``exceptions: [{name: x, exe: /usr/bin/x, allow: [msr]}]`` (docs/design.md section 3)."""
     who = f"exe: {exe}" if exe else f"cgroup: {cgroup}"
     return f"exceptions: [{{name: {name or policy_name(exe or cgroup)}, {who}, allow: [{', '.join(allow)}]}}]"
 
@@ -100,10 +106,28 @@ def reason_yaml(reason: str, verdict: str = "allow") -> str:
     return f"reasons: {{{reason}: {verdict}}}"
 
 
+def proposal(reason: Reason, policy: str | None) -> tuple[str | None, str]:
+    """A detector's proposed policy snippet, checked against the bypass graph: (the
+    snippet to offer, what it exposes). Exceptions are by executable or cgroup only
+    (``exception_yaml``): comm and uid exceptions are every root process's. A reason
+    the kernel never checks in the requesting program cannot be excepted per program:
+    the per-reason override is proposed instead, and says so."""
+    from ..protection import checked_in_text, exposure
+
+    if policy is None:
+        return None, ""
+    exposes = exposure(reason)
+    if policy.startswith("exceptions:") and reason.checked_in == "elsewhere":
+        return reason_yaml(reason.id), f"{exposes}; {checked_in_text(reason)}"
+    if policy.startswith("exceptions:") and reason.checked_in == "partly":
+        exposes += f"; {checked_in_text(reason)}"
+    return policy, exposes
+
+
 class Context:
     """What detectors read, each piece read once and on first use."""
 
-    def __init__(self, root: Root, target: str, catalogue: Catalogue, state: dict[str, Any]) -> None:
+    def __init__(self, root: Root, target: str, catalogue: Catalogue, state: Status) -> None:
         self.root = root
         self.target = target
         self.catalogue = catalogue
@@ -190,6 +214,7 @@ class Context:
     ) -> Finding:
         reason = self.reason(reason_id)
         assert confidence in CONFIDENCE, confidence
+        policy, exposes = proposal(reason, policy)
         return Finding(
             detector,
             reason.id,
@@ -202,6 +227,7 @@ class Context:
             policy,
             {k: v for k, v in subject.items() if v not in (None, "")},
             requires,
+            exposes=exposes,
         )
 
     def package_evidence(self, name: str) -> Evidence | None:
@@ -211,7 +237,7 @@ class Context:
         return Evidence("package", self.packages.where(name), f"{name} {version} installed")
 
 
-# Objects whose users break (kernel-facts.md 2.3); matched against fd and map targets.
+# Objects whose users break (docs/kernel-facts.md 2.3); matched against fd and map targets.
 _PROC_RE = re.compile(
     r"^(/dev/(mem|kmem|port|snapshot|efi_test)$|/dev/cpu/\d+/msr$|/proc/kcore$|/proc/bus/pci/"
     r"|/sys/(bus/pci/devices|devices/pci)[^ ]*/(resource\d+(_wc)?|config)$"
@@ -353,6 +379,7 @@ def merge_observed(
         if level_rank(reason.level) > target_rank:
             continue
         exe = obs.get("exe") or ""
+        policy, exposes = proposal(reason, exception_yaml([reason.id], exe=exe) if exe else None)
         f = Finding(
             "measured",
             reason.id,
@@ -362,10 +389,11 @@ def merge_observed(
             [Evidence("observed", where, f"{obs.get('comm', '')} {exe}: {reason.log} x{obs['count']}")],
             f"at {report['target']}: {reason.breaks}",
             reason.remedy,
-            exception_yaml([reason.id], exe=exe) if exe else None,
+            policy,
             {"comm": obs.get("comm"), "exe": exe},
             source="observed",
             count=int(obs["count"]),
+            exposes=exposes,
         )
         report["findings"].append(f.to_dict())
     report["summary"] = {c: sum(1 for f in report["findings"] if f["confidence"] == c) for c in CONFIDENCE}

@@ -123,7 +123,7 @@ def _resume_device(ctx: Context) -> str | None:
 def _pending_image(ctx: Context, device: str) -> Evidence | None:
     """The swap header of the resume device: swsusp replaces the swap
     signature with S1SUSPEND (kernel/power/swap.c HIBERNATE_SIG) while an
-    image is pending (kernel-facts.md 2.5)."""
+    image is pending (docs/kernel-facts.md 2.5)."""
     rel = f"dev/block/{device}"
     try:
         with open(ctx.root / rel, "rb") as fh:

@@ -5,7 +5,7 @@ use): ``Lockdown: <comm>: <what> is restricted`` in every dialect
 that mean a denial (tracefs entries not created, unsigned modules rejected,
 ACPI table overrides ignored) and SELinux AVC records of class lockdown.
 Counts are lower bounds (the notice is rate-limited or printed once,
-kernel-facts.md 0.2).
+docs/kernel-facts.md 0.2).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 from ..events import Event
 from ..klog import level_answer, ratelimit_answer
 from ..klog.parser import classify_message
+from ..klog.summary import PROBES
 from .engine import Context, Evidence, Finding, exception_yaml
 
 NAME = "kernel-log"
@@ -55,6 +56,14 @@ def detect(ctx: Context) -> list[Finding]:
         ev = [e for _, e in hits]
         reason = ctx.reason(reason_id)
         kernel_thread = comm.startswith(("swapper", "kworker")) or not comm
+        probe = PROBES.get((reason_id, comm))
+        if probe is not None:  # a question, not a failure: no breakage and no exception to propose
+            out.append(ctx.finding(
+                NAME, reason_id, "info",
+                f"{comm} probed whether {reason.log} is possible ({len(ev)} log line{'s' if len(ev) > 1 else ''})",
+                ev[:5], "noise in the kernel log; the probe itself breaks nothing", probe,
+                comm=comm, count=len(ev), dialect=first.dialect, verdict=first.verdict))
+            continue
         out.append(
             ctx.finding(
                 NAME,

@@ -1,4 +1,4 @@
-"""Preconditions that change the verdict (kernel-facts.md 0.4).
+"""Preconditions that change the verdict (docs/kernel-facts.md 0.4).
 
 - CONFIG_MODULE_SIG unset: module_sig_check() is compiled out, lockdown never
   blocks module loading (kernel/module/signing.c).
@@ -14,7 +14,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..kfacts import SECURE_BOOT_LEVEL, secure_boot_option
 from ..reasons import TABLE
@@ -25,17 +25,20 @@ from .engine import Context, Evidence, Finding
 # catalogue's compile-time gate (Reason.config), for every reason that has one.
 FEATURES: dict[str, tuple[str, ...]] = {r.id: r.config for r in TABLE if r.config}
 
+if TYPE_CHECKING:
+    from ..state.types import Status
 
-def read_state(root: Root) -> dict[str, Any]:
-    """status.read_status() data: level, LSM list, Secure Boot.
+
+def read_state(root: Root) -> Status:
+    """The status document (state/document.py): level, LSM list, Secure Boot.
 
     On the live system status collects in a child (securityfs mounted in a
     private namespace); check asks it not to trial-load the enforcer's BPF
     probe, which it does not need.
     """
-    from .. import status
+    from ..state.document import read_status
 
-    return status.read_status(root, bpf_trial=False)
+    return read_status(root, bpf_trial=False)
 
 
 def _ev_config(ctx: Context, option: str) -> Evidence:

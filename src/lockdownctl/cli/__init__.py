@@ -37,6 +37,7 @@ VERBS = {
     "watch": ("watch", "watch the kernel log for lockdown denials and level changes"),
     "enforce": ("enforce", "enforce lockdown with a BPF LSM policy: apply, status, events, remove"),
     "policy": ("policy", "validate an enforcer policy file"),
+    "metrics": ("metrics", "Prometheus metrics: node_exporter textfile, exporter, or standard output"),
 }
 
 
@@ -54,12 +55,6 @@ def _formatter(prog: str) -> argparse.HelpFormatter:
 
 def _parser_class() -> type[argparse.ArgumentParser]:
     import argparse
-
-    # argparse translates its own messages through gettext, which imports
-    # locale and searches for catalogues on every call (several ms per start);
-    # lockdownctl's messages are English only, so argparse's stay English too.
-    argparse._ = lambda message: message  # type: ignore[attr-defined]
-    argparse.ngettext = lambda singular, plural, n: singular if n == 1 else plural  # type: ignore[attr-defined]
 
     class Parser(argparse.ArgumentParser):
         """argparse that raises InputError (exit 2, one line) instead of exiting."""

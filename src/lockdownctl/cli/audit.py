@@ -15,7 +15,8 @@ MISSING = {
     "kconfig": "kernel config (--config FILE, or /proc/config.gz or /boot/config-RELEASE in the root)",
     "cmdline": "kernel command line (--cmdline or --uki, or /proc/cmdline in the root)",
     "sysctl": "sysctl values (--sysctl FILE with the output of sysctl -a, or /proc/sys in the root)",
-    "runtime": "the running kernel's level and LSM list (securityfs), or a kernel config to derive them from",
+    "runtime": "the running kernel (securityfs for level and LSM list, which a kernel config can stand in for; "
+               "a trial load for the BPF LSM, which nothing can)",
 }
 
 # The check an audit is about: is lockdown enforced at the target (audit/checks.py).

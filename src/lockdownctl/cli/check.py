@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..errors import EXIT_FINDINGS, EXIT_OK, EXIT_UNDECIDED, InputError
 from ..levels import LEVELS
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
     from typing import Any
@@ -49,7 +50,7 @@ def run(args: argparse.Namespace) -> Result:
         raise InputError("--measure watches the running kernel: it cannot be combined with --root")
     data = check(root, args.level)
     if args.measure is not None:
-        from ..bpf.engine import measure
+        from ..bpf.measure import measure
         from ..checks.engine import merge_observed
         from ..reasons import catalogue
 
@@ -83,6 +84,8 @@ def render(data: dict[str, Any], s: Style) -> str:
         lines.append(f"    remedy:    {f['remedy']}")
         if f["policy"]:
             lines.append(f"    keep it:   {f['policy']}")
+            if f.get("exposes"):
+                lines.append(f"    exposes:   {f['exposes']}")
         if f.get("note"):
             lines.append(s.dim(f"    note:      {f['note']}"))
     if data["suppressed"]:

@@ -9,11 +9,12 @@ that counts are lower bounds.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..errors import InputError
 from ..output import Result, Style, table
 from ..root import Root
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
     from typing import Any
@@ -33,8 +34,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _reason_dict(reason: Any) -> dict[str, Any]:
     from dataclasses import asdict
 
+    from ..protection import checked_in_text, exposure
+
     out = asdict(reason)
     out["enum"] = reason.enum
+    out["exposes"] = exposure(reason)  # what allowing it lets root defeat (the bypass graph)
+    out["checked_where"] = checked_in_text(reason)
     return out
 
 
@@ -108,10 +113,17 @@ def _on_kernel(r: dict[str, Any], kernel: dict[str, Any]) -> str:
     return f"yes ({r['value']})" if r["on_kernel"] else "no"
 
 
+def _if_allowed(r: dict[str, Any]) -> str:
+    """What root can defeat when the reason is allowed (catalogue ``defeats``), short."""
+    if "integrity" in r["defeats"]:
+        return "everything (kernel write)"
+    return "confidentiality (kernel read)" if r["defeats"] else "nothing else"
+
+
 def render_table(data: dict[str, Any], s: Style) -> str:
     kernel = data["kernel"]
-    rows = [[r["id"], r["level"], r["log"], _on_kernel(r, kernel)] for r in data["reasons"]]
-    out = [table(rows, ["REASON", "LEVEL", "KERNEL LOG STRING", "ON THIS KERNEL"])]
+    rows = [[r["id"], r["level"], r["log"], _on_kernel(r, kernel), _if_allowed(r)] for r in data["reasons"]]
+    out = [table(rows, ["REASON", "LEVEL", "KERNEL LOG STRING", "ON THIS KERNEL", "ALLOWING IT DEFEATS"])]
     if not kernel["btf"]:
         out.append(s.dim("note: no kernel BTF: levels and values are mainline's, not this kernel's"))
     for u in kernel["unknown"]:
@@ -160,6 +172,9 @@ def render_one(data: dict[str, Any], s: Style) -> str:
         lines.append(f"  Added by:     {r['added_by']}")
     if r["arch"]:
         lines.append(f"  Platform:     {r['arch']} only")
+    lines.append(f"  Allowing it:  {r['exposes']}")
+    if r["checked_where"]:
+        lines.append(f"  Checked:      {r['checked_where']}")
     if line:
         lines.append(f"  This line:    {_line_text(line)}")
     return "\n".join(lines)

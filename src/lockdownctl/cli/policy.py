@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-TYPE_CHECKING = False
+from typing import TYPE_CHECKING
+
 if TYPE_CHECKING:
     import argparse
     from typing import Any
@@ -20,19 +21,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     validate.add_argument("--btf", metavar="FILE", help="check against the reasons of this BTF file "
                           "instead of the running kernel's")
     validate.add_argument("--json", action="store_true", help="print JSON instead of text")
-    validate.add_argument("--root", metavar="PATH", default="/", help="read the kernel's BTF below PATH")
+    validate.add_argument("--strict", action="store_true", help="refuse (exit 1) a policy with any warning, "
+                          "e.g. a protection it claims but lets root bypass")
+    validate.add_argument("--root", metavar="PATH", default="/",
+                          help="read the kernel's BTF, and resolve users, cgroups and executables, below PATH")
 
 
 COMMON_OPTIONS = False  # --json and --root are added to the action
 
 
 def run(args: argparse.Namespace) -> Result:
+    from ..bpf.resolve import resolve
     from ..output import Result
     from ..policy import load_policy, verdicts
     from ..reasons import catalogue
     from ..root import Root
 
-    cat = catalogue(args.btf, root=Root(args.root).path)
+    root = Root(args.root)
+    cat = catalogue(args.btf, root=root.path)
     if args.policy == "-":  # standard input, like watch -
         from ..infile import read_text
         from ..policy import parse_policy
@@ -40,17 +46,25 @@ def run(args: argparse.Namespace) -> Result:
         policy = parse_policy(read_text("-", "policy", stdin=True), "-", cat)
     else:
         policy = load_policy(args.policy, cat)
+    resolved = resolve(policy, cat, root)  # what enforce apply resolves: users, cgroups, executables
     data = {"valid": True, "policy": policy.to_dict(), "verdicts": verdicts(policy, cat),
-            "kernel_btf": cat.from_btf}
-    return Result("policy", data, _render, warnings=policy.warnings)
+            "kernel_btf": cat.from_btf, "root": root.path,
+            "skipped": [w for w in resolved.warnings if " skipped: " in w]}
+    from ..protection import attach
+
+    warnings, code = attach(data, policy, cat, strict=args.strict)
+    return Result("policy", data, _render, code, warnings=[*policy.warnings, *resolved.warnings, *warnings])
 
 
 def _render(data: dict[str, Any], s: Style) -> str:
     pol = data["policy"]
     denied = [r for r, v in data["verdicts"].items() if v == "deny"]
+    skipped = f", {len(data['skipped'])} skipped (not installed)" if data["skipped"] else ""
     lines = [f"{pol['source']}: {s.good('valid')} (profile {pol['profile']}, mode {pol['mode']}, "
-             f"{len(pol['exceptions'])} exception(s))",
+             f"{len(pol['exceptions'])} exception(s){skipped})",
              f"denies: {', '.join(denied) or '-'}"]
     if not data["kernel_btf"]:
         lines.append(s.dim("note: no kernel BTF: reasons checked against the built-in table"))
-    return "\n".join(lines)
+    from ..protection import text
+
+    return "\n".join(lines + text(data))

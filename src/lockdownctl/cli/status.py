@@ -18,9 +18,27 @@ if TYPE_CHECKING:
 
 ONE_SHOT = True  # bounded work, then exit: no cyclic GC needed (cli.entry)
 
+# The start-up goal (benchmarks/startup.py: status within 2.5x a bare
+# interpreter) binds these modules only: every lockdownctl module ``status``
+# imports. They import none of SLOW_IMPORTS at run time (``TYPE_CHECKING =
+# False`` stands in for typing's); every other module is ordinary Python.
+# tests/unit/test_startup_path.py checks both lists with python -X importtime.
+SLOW_IMPORTS = ("re", "argparse", "json", "enum", "typing", "dataclasses", "pathlib")
+STARTUP_MODULES = (
+    "lockdownctl", "lockdownctl.errors", "lockdownctl.levels", "lockdownctl.root", "lockdownctl.mountinfo",
+    "lockdownctl.btf", "lockdownctl.cli", "lockdownctl.cli.fastargs", "lockdownctl.cli.status",
+    "lockdownctl.output", "lockdownctl.output.jsontext", "lockdownctl.klog", "lockdownctl.host",
+    "lockdownctl.host.cmdline", "lockdownctl.host.efivars", "lockdownctl.host.kconfig", "lockdownctl.host.kmsg",
+    "lockdownctl.host.securityfs", "lockdownctl.host.bpf_syscall", "lockdownctl.state",
+    "lockdownctl.state.bpf_lsm", "lockdownctl.state.document", "lockdownctl.state.kernel",
+    "lockdownctl.state.lsm", "lockdownctl.kfacts",
+)
+# What the child process adds on the running system (kernel-side reads).
+CHILD_MODULES = ("lockdownctl.libc", "lockdownctl.state.pins")
+
 
 def prefetch(argv: list[str]) -> Child | None:
-    """Start the live kernel-side reads before argparse runs (see status.py).
+    """Start the live kernel-side reads before argparse runs (see state/kernel.py).
 
     Only for the running system: with --root elsewhere, or for --help, nothing starts.
     """
@@ -34,7 +52,7 @@ def prefetch(argv: list[str]) -> Child | None:
             root = argv[i + 1]
     if os.path.realpath(root) != "/":
         return None
-    from ..prefetch import start_status
+    from ..state.kernel import start_status
 
     return start_status()
 
@@ -42,13 +60,23 @@ def prefetch(argv: list[str]) -> Child | None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--expect", metavar="LEVEL", choices=LEVELS,
                         help="exit 1 unless the level is at least LEVEL (none, integrity, confidentiality)")
+    parser.add_argument("--format", choices=("text", "nfd"), default="text",
+                        help="nfd: Node Feature Discovery's local feature file (labels) instead of the report")
+    parser.add_argument("--output", metavar="FILE",
+                        help="with --format nfd: write FILE atomically, e.g. "
+                        "/etc/kubernetes/node-feature-discovery/features.d/lockdown")
+    parser.add_argument("--dry-run", action="store_true", help="with --output: print what would be written")
 
 
 def run(args: argparse.Namespace) -> Result:
     from ..output import Result
     from ..root import Root
-    from ..status import read_status
+    from ..state.document import read_status
 
+    if args.format != "nfd" and (args.output or args.dry_run):
+        from ..errors import InputError
+
+        raise InputError("status: --output and --dry-run go with --format nfd")
     root = Root(args.root)
     data = read_status(root, args.prefetched if root.live else None)
     if not root.live and args.prefetched is not None:
@@ -58,6 +86,10 @@ def run(args: argparse.Namespace) -> Result:
         met = data["level"] is not None and level_rank(data["level"]) >= level_rank(args.expect)
         data["expect"] = {"level": args.expect, "met": met}
         code = EXIT_OK if met else EXIT_FINDINGS
+    if args.format == "nfd":
+        from ..nfd import result
+
+        return result(root, dict(data), args.output, args.dry_run, code)
     return Result("status", data, render, code)
 
 
@@ -87,7 +119,7 @@ def _bpf_text(bpf: dict[str, Any], s: Style) -> str:
 def render(data: dict[str, Any], s: Style) -> str:
     level = data["level"] or "unknown"
     source = data["source"]
-    from ..status import SOURCE_TEXT
+    from ..state.document import SOURCE_TEXT
 
     why = SOURCE_TEXT.get(source["kind"], source["kind"])
     if source["kind"] not in ("none", "unknown"):

@@ -6,7 +6,8 @@ then the envelope with the summary on the last line); the summary follows.
 
 from __future__ import annotations
 
-TYPE_CHECKING = False
+from typing import TYPE_CHECKING
+
 if TYPE_CHECKING:
     import argparse
     from collections.abc import Iterator
@@ -112,9 +113,12 @@ def run(args: argparse.Namespace) -> Result:
     try:
         for event in stream:
             summary.add(event)
-            if show:
-                write_stdout((encode(event.__dict__) if args.json else render_event(event, style)) + "\n",
-                             flush=args.follow)
+            probe = summary.probe_number(event)  # repeated capability probes fold into the summary
+            if show and (args.json or probe <= 1):
+                line = encode(event.__dict__) if args.json else render_event(event, style)
+                if probe and not args.json:
+                    line += style.dim("  (a capability probe: repeats are counted in the summary)")
+                write_stdout(line + "\n", flush=args.follow)
     except (Stop, KeyboardInterrupt):
         interrupted = True
     finally:
@@ -207,6 +211,11 @@ def render_summary(data: dict[str, Any], s: Style) -> str:
                 for p in data["by_process"]]
         lines.append("")
         lines.append(table(rows, ["PROCESS", "DENIALS", "REASONS"]))
+    for probe in data.get("probes", []):
+        span = (f" [{probe['first_time']:.6f}..{probe['last_time']:.6f}]"
+                if probe["first_time"] is not None and probe["last_time"] is not None else "")
+        lines.append(f"  Probes: {probe['comm']} asked about {probe['reason']} {probe['count']} "
+                     f"time{'s' if probe['count'] != 1 else ''}{span}: {probe['remedy']}")
     for example in data["unparsed_examples"]:
         where = f"line {example['lineno']}" if example["lineno"] is not None else example["source"]
         lines.append(s.warn(f"unparsed ({where}): {example['raw'][:200]}"))

@@ -3,7 +3,7 @@
 efi_get_secureboot() (drivers/firmware/efi/libstub/secureboot.c): SecureBoot
 missing or 0 -> off; SetupMode 1 -> off; shim's MokSBStateRT 1 -> off
 (validation disabled); otherwise on. efivarfs files start with a 4-byte
-attribute mask, the value follows (kernel-facts.md 3.3). On x86 the stub
+attribute mask, the value follows (docs/kernel-facts.md 3.3). On x86 the stub
 also leaves its verdict in boot_params (struct boot_params.secure_boot at
 0x1EC, enum efi_secureboot_mode).
 """
@@ -23,8 +23,8 @@ BOOT_PARAMS_MODES = {0: "unset", 1: "unknown", 2: "disabled", 3: "enabled"}
 
 
 class SecureBoot:
-    def __init__(self, efi: bool, state: str, boot_params: str | None) -> None:
-        self.efi = efi
+    def __init__(self, efi: bool | None, state: str, boot_params: str | None) -> None:
+        self.efi = efi  # None: no evidence either way
         self.state = state  # enabled | disabled | setup-mode | validation-disabled | not-efi | unknown
         self.secure_boot: bool | None = None
         self.setup_mode: bool | None = None
@@ -76,6 +76,14 @@ def read_boot_params(root: Root) -> str | None:
 def read_secure_boot(root: Root) -> SecureBoot:
     boot_params = read_boot_params(root)
     if not root.exists("sys/firmware/efi"):
+        # Absence is evidence only where sysfs's firmware directory is there to
+        # show it (the running system, a root that captured /sys/firmware), or
+        # where x86's boot_params says the EFI stub never ran: an empty or
+        # partial root says nothing about how its machine booted.
+        if not (root.live or root.is_dir("sys/firmware") or boot_params == "unset"):
+            sb = SecureBoot(efi=None, state="unknown", boot_params=boot_params)
+            sb.notes.append(f"{root.display('sys/firmware')}: not in this root: EFI boot and Secure Boot unknown")
+            return sb
         sb = SecureBoot(efi=False, state="not-efi", boot_params=boot_params)
         sb.evidence.append(f"{root.display('sys/firmware/efi')}: absent (legacy BIOS or non-EFI boot)")
         return sb

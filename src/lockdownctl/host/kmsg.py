@@ -104,13 +104,15 @@ def read_syslog(want: Callable[[str], bool] | None = None) -> list[LogLine] | No
     """The live ring buffer through syslog(2); None when the kernel refuses."""
     import ctypes
 
-    libc = ctypes.CDLL(None, use_errno=True)
-    size = libc.klogctl(SYSLOG_ACTION_SIZE_BUFFER, None, 0)
-    if size <= 0:
-        return None
-    buf = ctypes.create_string_buffer(size)
-    got = libc.klogctl(SYSLOG_ACTION_READ_ALL, buf, size)
-    if got < 0:
+    from .. import libc
+
+    try:
+        size = libc.klogctl(SYSLOG_ACTION_SIZE_BUFFER, None, 0)
+        if size <= 0:
+            return None
+        buf = ctypes.create_string_buffer(size)
+        got = libc.klogctl(SYSLOG_ACTION_READ_ALL, buf, size)
+    except OSError:  # EPERM under dmesg_restrict without CAP_SYSLOG: read /dev/kmsg instead
         return None
     return parse_log(buf.raw[:got].decode("utf-8", "replace"), numbered=False, want=want)
 

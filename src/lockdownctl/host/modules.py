@@ -16,10 +16,10 @@ to import.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from ..root import Root, Unreadable
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator
 

@@ -1,7 +1,7 @@
 """Processes: what each one holds open (``/proc/PID/fd``) or has mapped
 (``/proc/PID/maps``), its executable and its name.
 
-Only long-running users show up here (kernel-facts.md 2.3); batch tools are
+Only long-running users show up here (docs/kernel-facts.md 2.3); batch tools are
 found through units, configs and packages. A fixture root holds the same
 layout: ``proc/PID/fd/N`` symlinks (read, never followed), ``fdinfo/N``,
 ``maps``, ``comm``, ``exe``.
@@ -9,9 +9,10 @@ layout: ``proc/PID/fd/N`` symlinks (read, never followed), ``fdinfo/N``,
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..root import Root
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 

@@ -4,7 +4,7 @@
 brackets (``none [integrity] confidentiality``); it exists whenever the
 lockdown LSM is built in, whether or not its hooks were registered, so the
 LSM list (``/sys/kernel/security/lsm``) is what proves enforcement
-(kernel-facts.md 0.4.1). securityfs is often not mounted; as root we mount it
+(docs/kernel-facts.md 0.4, item 1). securityfs is often not mounted; as root we mount it
 in a private mount namespace of a child process, never on the host.
 """
 
@@ -14,7 +14,8 @@ import os
 
 from ..errors import InputError
 from ..levels import LEVELS
-from ..root import Root, Unreadable, is_mounted, private_mounts
+from ..mountinfo import is_mounted
+from ..root import Root, Unreadable, private_mounts
 
 DIR = "sys/kernel/security"
 LOCKDOWN = DIR + "/lockdown"

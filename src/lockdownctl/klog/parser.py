@@ -1,6 +1,6 @@
 """Every kernel-log dialect of lockdown, as :class:`~lockdownctl.events.Event` records.
 
-Dialects (kernel-facts.md 0.2 and 2.4):
+Dialects (docs/kernel-facts.md 0.2 and 2.4):
 
 - upstream (v5.4+, security/lockdown/lockdown.c lockdown_is_locked_down()):
   ``Lockdown: <comm>: <what> is restricted; see man kernel_lockdown.7``

@@ -11,11 +11,33 @@ UNPARSED_EXAMPLES = 10
 PROCESS_NAMES = 8  # processes listed per reason
 
 # printk of denials: rate-limited (pr_notice_ratelimited) in some trees, once
-# per boot (pr_notice_once) in others (kernel-facts.md 0.2).
+# per boot (pr_notice_once) in others (docs/kernel-facts.md 0.2).
 LOWER_BOUND_NOTE = ("counts are lower bounds: the kernel rate-limited its lockdown messages "
                     "({suppressed} suppressed)")
 ONCE_NOTE = ("the kernel prints lockdown denials rate-limited or only once per boot: a missing "
              "line proves nothing, and a count of 1 may stand for many")
+
+
+# Capability probes: (reason, comm) pairs where the denial is a question, not a failure.
+# systemd-logind reads /sys/power/state (and /sys/power/disk) on its Can* D-Bus calls;
+# state_show() and disk_show() run hibernation_available() (kernel/power/main.c,
+# kernel/power/hibernate.c), which logs a denial each time under lockdown (systemd/systemd#39802).
+PROBES = {("hibernation", "systemd-logind"): (
+    "a capability probe (logind asking whether hibernation is possible), not a failed hibernate; to silence it "
+    "boot with nohibernate: hibernation_available() tests it before asking lockdown (kernel/power/hibernate.c), "
+    "so no reader of /sys/power/state logs a denial, and a locked-down kernel cannot hibernate anyway. "
+    "AllowHibernation=no, AllowHybridSleep=no and AllowSuspendThenHibernate=no in a sleep.conf.d drop-in stop "
+    "only logind's hibernate queries (systemd src/shared/sleep-config.c checks Allow*= first): its suspend "
+    "queries still read /sys/power/state")}
+
+
+class _Probe:
+    __slots__ = ("count", "first", "last")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.first: float | None = None
+        self.last: float | None = None
 
 
 class _Reason:
@@ -48,6 +70,7 @@ class Summary:
         self.by_reason: dict[str, _Reason] = {}
         self.by_process: dict[str, dict[str, int]] = {}
         self.sources: dict[str, int] = {}
+        self.probes: dict[tuple[str, str], _Probe] = {}
 
     def add(self, ev: Event) -> None:
         self.events += 1
@@ -65,6 +88,14 @@ class Summary:
             self.unparsed += 1
             if len(self.unparsed_examples) < UNPARSED_EXAMPLES:
                 self.unparsed_examples.append({"source": ev.source, "lineno": ev.lineno, "raw": ev.raw})
+
+    def probe_number(self, ev: Event) -> int:
+        """For a capability probe already added: how many of its kind so far (1 for the
+        first); 0 for any other event. ``watch`` prints the first and folds the rest."""
+        if ev.kind != "denial" or ev.dialect == "side-effect":
+            return 0
+        probe = self.probes.get((ev.reason or "", ev.comm or ""))
+        return probe.count if probe is not None else 0
 
     def _denial(self, ev: Event) -> None:
         key = ev.reason or f"?{ev.what or ''}"
@@ -86,6 +117,12 @@ class Summary:
             self.audited += 1
             entry.audited += 1
         comm = ev.comm or "(unknown)"
+        if (key, comm) in PROBES:
+            probe = self.probes.get((key, comm)) or self.probes.setdefault((key, comm), _Probe())
+            probe.count += 1
+            if ev.time is not None:
+                probe.first = ev.time if probe.first is None else min(probe.first, ev.time)
+                probe.last = ev.time if probe.last is None else max(probe.last, ev.time)
         entry.processes[comm] = entry.processes.get(comm, 0) + 1
         per = self.by_process.setdefault(comm, {})
         per[key] = per.get(key, 0) + 1
@@ -136,5 +173,8 @@ class Summary:
             "unparsed": self.unparsed,
             "unparsed_examples": self.unparsed_examples,
             "lost_records": lost,
+            "probes": [{"reason": reason, "comm": comm, "count": p.count, "first_time": p.first,
+                        "last_time": p.last, "remedy": PROBES[(reason, comm)]}
+                       for (reason, comm), p in self.probes.items()],
             "notes": notes,
         }

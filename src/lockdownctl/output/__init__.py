@@ -1,4 +1,4 @@
-"""Result envelope, exit codes and text helpers shared by every verb (design.md section 4)."""
+"""Result envelope, exit codes and text helpers shared by every verb (docs/design.md section 4)."""
 
 from __future__ import annotations
 

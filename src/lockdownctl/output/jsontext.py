@@ -24,20 +24,18 @@ _INFINITY = float("inf")
 
 
 def dumps(obj: Any, indent: int | None = 2) -> str:
-    """``json.dumps(obj, indent=indent)``, or with ``indent=None``
-    ``json.dumps(obj, separators=(",", ":"))``."""
+    """``json.dumps(obj, indent=indent, allow_nan=False)``, or with ``indent=None``
+    ``json.dumps(obj, separators=(",", ":"), allow_nan=False)``."""
     out: list[str] = []
     _encode(obj, out, "\n" if indent is not None else "", " " * (indent or 0), ": " if indent is not None else ":")
     return "".join(out)
 
 
 def _float(value: float) -> str:
-    if value != value:
-        return "NaN"
-    if value == _INFINITY:
-        return "Infinity"
-    if value == -_INFINITY:
-        return "-Infinity"
+    # json.dumps writes NaN and Infinity by default, which is not JSON (RFC
+    # 8259 section 6): consumers reject it. Refuse, as allow_nan=False does.
+    if value != value or value in (_INFINITY, -_INFINITY):
+        raise ValueError(f"Out of range float values are not JSON compliant: {value!r}")
     return float.__repr__(value)
 
 

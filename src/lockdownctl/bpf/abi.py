@@ -1,0 +1,116 @@
+"""The enforcer's ABI: ctypes mirrors of lockdown.h, and the kernel's dev_t.
+
+tests/unit/test_bpf_abi.py compiles the header and compares every size,
+offset and constant with these mirrors.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from typing import Any
+
+from ..policy import TASK_COMM_LEN
+
+# Mirrors of lockdown.h (tests/unit/test_bpf_abi.py compiles the header and
+# compares every size and offset).
+LD_MAX_REASONS = 64
+LD_ALLOW, LD_DENY, LD_AUDIT = 0, 1, 2
+LD_COUNT_DENIED, LD_COUNT_AUDITED, LD_COUNT_EXCEPTED, LD_NCOUNTERS = 0, 1, 2, 3
+LD_COUNTER_DROPS = LD_MAX_REASONS * LD_NCOUNTERS
+LD_COMM_LEN = TASK_COMM_LEN  # comm[TASK_COMM_LEN], NUL included
+VERDICT_CODES = {"allow": LD_ALLOW, "deny": LD_DENY, "audit": LD_AUDIT}
+
+# Pin name -> map name in the object (".bss" holds `struct ld_policy policy`).
+MAPS = {
+    "policy": ".bss",
+    "exe_exceptions": "exe_exceptions",
+    "cgroup_exceptions": "cgroup_exceptions",
+    "uid_exceptions": "uid_exceptions",
+    "comm_exceptions": "comm_exceptions",
+    "scope_cgroup": "scope_cgroup",
+    "counters": "counters",
+    "events": "events",
+}
+# The maps whose contents are the policy: the program only reads them
+# (BPF_F_RDONLY_PROG, so no other program can write them either), and the
+# seal freezes them (seal.py).
+POLICY_MAPS = ("policy", "exe_exceptions", "cgroup_exceptions", "uid_exceptions", "comm_exceptions",
+               "scope_cgroup")
+
+
+class LdPolicy(ctypes.Structure):
+    _fields_ = [
+        ("gen", ctypes.c_uint32),
+        ("sealed", ctypes.c_uint32),
+        ("policy_id", ctypes.c_uint64),
+        ("audit", ctypes.c_uint8 * 2),
+        ("scoped", ctypes.c_uint8 * 2),
+        ("pad", ctypes.c_uint8 * 4),
+        ("verdict", (ctypes.c_uint8 * LD_MAX_REASONS) * 2),
+    ]
+
+
+class LdExeKey(ctypes.Structure):
+    _fields_ = [("slot", ctypes.c_uint32), ("dev", ctypes.c_uint32), ("ino", ctypes.c_uint64)]
+
+
+class LdIdKey(ctypes.Structure):
+    _fields_ = [("slot", ctypes.c_uint32), ("pad", ctypes.c_uint32), ("id", ctypes.c_uint64)]
+
+
+class LdCommKey(ctypes.Structure):
+    _fields_ = [("slot", ctypes.c_uint32), ("comm", ctypes.c_char * LD_COMM_LEN)]
+
+
+class LdEvent(ctypes.Structure):
+    _fields_ = [
+        ("time_ns", ctypes.c_uint64),
+        ("cgroup_id", ctypes.c_uint64),
+        ("exe_ino", ctypes.c_uint64),
+        ("exe_dev", ctypes.c_uint32),
+        ("pid", ctypes.c_uint32),
+        ("tid", ctypes.c_uint32),
+        ("uid", ctypes.c_uint32),
+        ("reason", ctypes.c_uint32),
+        ("verdict", ctypes.c_uint8),
+        ("pad", ctypes.c_uint8 * 3),
+        ("comm", ctypes.c_char * LD_COMM_LEN),
+    ]
+
+
+# Exception kind -> (pin name, key type)
+EXCEPTION_MAPS: dict[str, tuple[str, type[ctypes.Structure]]] = {
+    "exe": ("exe_exceptions", LdExeKey),
+    "cgroup": ("cgroup_exceptions", LdIdKey),
+    "uid": ("uid_exceptions", LdIdKey),
+    "comm": ("comm_exceptions", LdCommKey),
+}
+
+
+
+
+def map_key(kind: str, slot: int, ident: Any) -> ctypes.Structure:
+    """The exception map key of ``kind`` for ``ident`` (see resolve.Resolved)."""
+    if kind == "exe":
+        return LdExeKey(slot, ident[0], ident[1])
+    if kind == "comm":
+        return LdCommKey(slot, ident)
+    return LdIdKey(slot, 0, ident)
+
+
+# The kernel's internal dev_t (include/linux/kdev_t.h MKDEV: major << MINORBITS |
+# minor), the form the enforcer reads from inode->i_sb->s_dev; user space's
+# st_dev packs major and minor differently (glibc's makedev).
+MINORBITS = 20
+MINORMASK = (1 << MINORBITS) - 1
+
+
+def kernel_dev(st_dev: int) -> int:
+    """stat()'s st_dev as the kernel's internal dev_t."""
+    return (os.major(st_dev) << MINORBITS) | os.minor(st_dev)
+
+
+def dev_text(kdev: int) -> str:
+    """The kernel's internal dev_t as MAJOR:MINOR."""
+    return f"{kdev >> MINORBITS}:{kdev & MINORMASK}"

@@ -1,0 +1,136 @@
+"""A validated policy -> the enforcer's map contents, resolved against a root.
+
+Executables become (kernel dev_t, inode), cgroups their cgroup v2 id (the
+directory's inode), users their uid; the same resolution runs for ``policy
+validate``, ``enforce apply --dry-run`` and ``enforce apply``, so what the
+first two accept the third loads. An exception whose executable is not
+installed is skipped with a warning (lockdownctl-policy(5)): the program it
+lets through cannot run either; a missing user or cgroup is an error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import FeatureMissing, InputError
+from ..mountinfo import mount_point
+from ..policy import Policy, verdicts
+from ..reasons import Catalogue
+from ..root import Root
+from .abi import LD_ALLOW, LD_COMM_LEN, LD_MAX_REASONS, VERDICT_CODES, kernel_dev
+
+CGROUP2_DEFAULT = "sys/fs/cgroup"  # where systemd mounts cgroup v2; read below a --root
+
+
+@dataclass
+class Resolved:
+    """A policy turned into map contents for one kernel."""
+
+    table: list[int]  # verdict code per reason value
+    audit: bool
+    scope: str | None  # cgroup directory (absolute path) or None
+    exceptions: dict[str, list[tuple[Any, int, str]]] = field(default_factory=dict)  # kind -> (id, mask, label)
+    policy_id: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    def digest(self) -> str:
+        return json.dumps([self.table, self.audit, self.scope, sorted(
+            (k, str(i), m) for k, entries in self.exceptions.items() for i, m, _ in entries)])
+
+
+def cgroup2_mount() -> str:
+    """Where cgroup v2 is mounted on the running system (not always /sys/fs/cgroup)."""
+    found = mount_point("cgroup2")
+    if found is None:
+        raise FeatureMissing("cgroup v2 is not mounted: cgroup scope and cgroup exceptions need it")
+    return found
+
+
+def cgroup_dir(path: str, root: Root | None = None) -> str:
+    """A cgroup given as a path in the cgroup v2 hierarchy (or as a directory under its mount)."""
+    mount = cgroup2_mount() if root is None or root.live else root / CGROUP2_DEFAULT
+    full = path if path.startswith(mount + "/") or path == mount else os.path.join(mount, path.lstrip("/"))
+    if not os.path.isdir(full):
+        raise InputError(f"cgroup {path} does not exist (looked for {full})")
+    return full
+
+
+def _uid(name: str, root: Root) -> int | None:
+    if root.live:
+        import pwd
+
+        try:
+            return pwd.getpwnam(name).pw_uid  # NSS: directory users too
+        except KeyError:
+            return None
+    text = root.read_text("etc/passwd")
+    for line in text.splitlines() if isinstance(text, str) else []:
+        fields = line.split(":")
+        if len(fields) > 2 and fields[0] == name and fields[2].isdigit():
+            return int(fields[2])
+    return None
+
+
+def resolve(policy: Policy, cat: Catalogue, root: Root | None = None) -> Resolved:
+    """Turn a validated policy into map contents (stat executables, find cgroup ids, users).
+
+    Errors name the policy file and line; ``root`` (the running system by
+    default) is where the names are looked up."""
+    root = root or Root("/")
+    table = [LD_ALLOW] * LD_MAX_REASONS
+    for rid, verdict in verdicts(policy, cat).items():
+        value = cat.get(rid).value
+        if value is None or value >= LD_MAX_REASONS:
+            continue
+        table[value] = VERDICT_CODES[verdict]
+    scope = None
+    if policy.scope_cgroup:
+        try:
+            scope = cgroup_dir(policy.scope_cgroup, root)
+        except InputError as err:
+            raise InputError(f"{policy.source}:{policy.scope_line}: scope: {err.message}") from None
+    out = Resolved(table=table, audit=policy.mode == "audit", scope=scope, policy_id=policy.policy_id)
+    for exc in policy.exceptions:
+        where = f"{policy.source}:{exc.line}"
+        mask = 0
+        for rid in exc.allow:
+            value = cat.get(rid).value
+            if value is not None and value < LD_MAX_REASONS:
+                mask |= 1 << value
+        label = exc.name or f"{exc.kind} {exc.value}"
+        ident: Any
+        if exc.kind == "exe":
+            try:
+                st = os.stat(root / str(exc.value))
+            except FileNotFoundError:
+                out.warnings.append(f"{where}: exception {label} skipped: {exc.value} is not installed")
+                continue
+            except OSError as err:
+                raise InputError(f"{where}: exe {exc.value}: {err.strerror}") from None
+            ident = (kernel_dev(st.st_dev), st.st_ino)
+        elif exc.kind == "cgroup":
+            try:
+                ident = os.stat(cgroup_dir(str(exc.value), root)).st_ino  # cgroup v2: the id is the inode
+            except InputError as err:
+                raise InputError(f"{where}: {err.message}") from None
+        elif exc.kind == "uid":
+            if isinstance(exc.value, int):
+                ident = exc.value
+            elif (uid := _uid(exc.value, root)) is not None:
+                ident = uid
+            else:
+                raise InputError(f"{where}: no such user {exc.value!r}"
+                                 + ("" if root.live else f" in {root.display('etc/passwd')}"))
+        else:
+            ident = str(exc.value).encode()[: LD_COMM_LEN - 1]
+        entries = out.exceptions.setdefault(exc.kind, [])
+        for i, (other, other_mask, other_label) in enumerate(entries):
+            if other == ident:  # two exceptions for the same subject: allow both sets
+                entries[i] = (other, other_mask | mask, f"{other_label}, {label}")
+                break
+        else:
+            entries.append((ident, mask, label))
+    return out

@@ -1,0 +1,530 @@
+"""Build, cache and boot the real-boot tier's Debian disk image under QEMU with OVMF.
+
+    python3 -m tests.boot.machine build                 # build (or find) the cached image
+    python3 -m tests.boot.machine shell [--no-sb]       # boot an overlay of it, root shell on the terminal
+    python3 -m tests.boot.machine run tests/boot/guest/status.sh --results /tmp/out [--no-sb]
+
+The image (tests/boot/image/build.sh) is a Debian 12 system installed the way a user's is:
+OVMF (Secure Boot on with Microsoft's keys, or off) -> shim -> GRUB -> signed kernel -> systemd.
+It is built once per cache key (a hash of everything in tests/boot/image/ and the suite) into
+LOCKDOWNCTL_BOOT_CACHE (default /var/cache/lockdownctl/boot-image), outside the clone.
+
+A run boots a copy-on-write qcow2 overlay, so every test starts from the same disk, with a fresh
+copy of the OVMF variables. The run directory is shared with the guest over 9p (tag "boottest"):
+hook.sh and lib.sh from tests/boot/guest/, the test's script as test.sh, and out/bootN/ per
+boot, which the guest fills (guest/hook.sh). A guest reboot ends QEMU (-no-reboot) and the run
+starts a new QEMU on the same overlay and variables: on QEMU 7.2/TCG a warm reset after
+update-grub hangs in OVMF (../shared/recipes/real-boot.md, pitfall 3), a cold start never did.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a file: make `tests.boot` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    from tests.vm.splat import find_splats
+else:
+    from ..vm.splat import find_splats
+
+REPO = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+IMAGE_INPUTS = HERE / "image"
+GUEST_DIR = HERE / "guest"
+SUITE = os.environ.get("LOCKDOWNCTL_BOOT_SUITE", "bookworm")
+DEFAULT_CACHE = Path("/var/cache/lockdownctl/boot-image")
+OVMF_DIR = Path(os.environ.get("LOCKDOWNCTL_OVMF_DIR", "/usr/share/OVMF"))
+# (firmware code, template of its variable store) with and without Secure Boot. The .ms variables
+# have Microsoft's keys enrolled (PK/KEK/db) and Secure Boot on; the plain ones are in Setup Mode.
+FIRMWARE = {
+    True: ("OVMF_CODE_4M.secboot.fd", "OVMF_VARS_4M.ms.fd"),
+    False: ("OVMF_CODE_4M.fd", "OVMF_VARS_4M.fd"),
+}
+HOST_TOOLS = ("qemu-system-x86_64", "qemu-img")
+BUILD_TOOLS = ("mmdebstrap", "mkfs.vfat", "mcopy", "sfdisk", "mkfs.ext4")
+SETUP_HINT = "run scripts/boot-setup.sh as root (Debian 12)"
+BOOT_TIMEOUT = float(os.environ.get("LOCKDOWNCTL_BOOT_TIMEOUT", "900"))  # per QEMU process: a hang guard
+MAX_BOOTS = 6
+
+
+class BootUnavailable(RuntimeError):
+    """This host cannot build or boot the image (missing tool, firmware, root)."""
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("LOCKDOWNCTL_BOOT_CACHE", str(DEFAULT_CACHE)))
+
+
+def image_key() -> str:
+    """Hash of the image's inputs: every file of tests/boot/image/ (build script, package list,
+    the in-image hook) and the suite. Another key is another image."""
+    h = hashlib.sha256(f"suite={SUITE}\n".encode())
+    for path in sorted(IMAGE_INPUTS.iterdir()):
+        if path.is_file():
+            h.update(f"{path.name}\n".encode() + path.read_bytes() + b"\n")
+    return h.hexdigest()[:16]
+
+
+def check_host(build: bool) -> None:
+    """Raise BootUnavailable naming what is missing to boot (and, with ``build``, to build)."""
+    missing = [t for t in HOST_TOOLS + (BUILD_TOOLS if build else ()) if shutil.which(t) is None]
+    missing += [str(OVMF_DIR / f) for pair in FIRMWARE.values() for f in pair if not (OVMF_DIR / f).is_file()]
+    if missing:
+        raise BootUnavailable(f"missing {', '.join(missing)}; {SETUP_HINT}")
+    if build and os.geteuid() != 0:
+        raise BootUnavailable("building the boot image needs root (mmdebstrap keeps file owners)")
+
+
+@dataclass(frozen=True)
+class Image:
+    dir: Path
+    build_seconds: float | None  # None: found in the cache
+
+    @property
+    def base(self) -> Path:
+        return self.dir / "base.qcow2"
+
+    def env(self) -> dict[str, str]:
+        pairs = (line.split("=", 1) for line in (self.dir / "image.env").read_text().splitlines() if "=" in line)
+        return dict(pairs)
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """One builder per cache entry (two pytest sessions, or a session and a hand build)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def ensure_image(log: Path | None = None) -> Image:
+    """The cached image for the current inputs, built when missing (about 70 s and 700 MB)."""
+    root = cache_root()
+    final = root / image_key()
+    if (final / "base.qcow2").is_file() and (final / "image.env").is_file():
+        return Image(final, None)
+    check_host(build=True)
+    with _locked(root / f"{final.name}.lock"):
+        if (final / "base.qcow2").is_file():
+            return Image(final, None)
+        tmp = root / f"{final.name}.building"
+        shutil.rmtree(tmp, ignore_errors=True)
+        start = time.monotonic()
+        with open(log or os.devnull, "w") as out:
+            proc = subprocess.run([str(IMAGE_INPUTS / "build.sh"), str(tmp)], stdout=out, stderr=subprocess.STDOUT,
+                                  env={**os.environ, "SUITE": SUITE}, check=False)
+        if proc.returncode != 0:
+            raise RuntimeError(f"tests/boot/image/build.sh failed (exit {proc.returncode}); log: {log}")
+        (tmp / "inputs").write_text(f"key {final.name} suite {SUITE}\n")
+        os.rename(tmp, final)  # all or nothing: a half-built image never has the key's name
+        return Image(final, time.monotonic() - start)
+
+
+def requirements() -> list[str]:
+    """What pip needs to install the checkout offline: its dependencies and build requirements."""
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    return [*project["project"]["dependencies"], *project["build-system"]["requires"], "wheel"]
+
+
+def ensure_wheelhouse() -> Path:
+    """Wheels for the guest's Python (Debian 12: CPython 3.11, x86_64), cached per requirement set."""
+    reqs = requirements()
+    key = hashlib.sha256("\n".join(reqs).encode()).hexdigest()[:16]
+    final = cache_root() / f"wheels-{key}"
+    if final.is_dir():
+        return final
+    cache_root().mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="wheels-", dir=cache_root()))
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check", "--only-binary=:all:",
+         "--python-version", "3.11", "--implementation", "cp", "--platform", "manylinux2014_x86_64",
+         "-d", str(tmp), *reqs],
+        capture_output=True, text=True, check=False,
+    )
+    if proc.returncode != 0:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise RuntimeError(f"pip download of the guest's wheels failed ({sys.executable} -m pip, exit "
+                           f"{proc.returncode}): {proc.stderr.strip()[-2000:]}")
+    with contextlib.suppress(OSError):  # another session won the race: use its copy
+        os.rename(tmp, final)
+    shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def export_source(dest: Path) -> Path:
+    """The checkout as a user has it (tracked and untracked files, not ignored ones: no venvs,
+    caches or build output), the tree scripts/install.sh installs from in the guest."""
+    try:
+        listed = subprocess.run(["git", "-C", str(REPO), "ls-files", "-z", "--cached", "--others",
+                                 "--exclude-standard"], capture_output=True, check=True).stdout
+        names = [n for n in listed.decode().split("\0") if n]
+    except (OSError, subprocess.CalledProcessError):
+        names = [str(p.relative_to(REPO)) for p in REPO.rglob("*")
+                 if p.is_file() and ".git" not in p.parts and "__pycache__" not in p.parts]
+    for name in names:
+        src = REPO / name
+        if src.is_file():  # a deleted but still tracked file is skipped
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / name)
+    return dest
+
+
+# --- results ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Record:
+    """What a guest `record NAME CMD` left: exit status and output."""
+
+    rc: int
+    out: str
+    err: str
+
+    def json(self) -> dict[str, object]:
+        import json
+
+        data = json.loads(self.out)
+        assert isinstance(data, dict)
+        return data
+
+
+_LEVEL = re.compile(r"\[(\w+)\]")
+
+
+def securityfs_level(text: str) -> str | None:
+    """The selected level of /sys/kernel/security/lockdown ("none [integrity] confidentiality")."""
+    m = _LEVEL.search(text)
+    return m.group(1) if m else None
+
+
+@dataclass
+class BootResult:
+    number: int
+    dir: Path
+
+    @property
+    def complete(self) -> bool:
+        return (self.dir / "complete").is_file()
+
+    def text(self, name: str) -> str:
+        path = self.dir / name
+        return path.read_text(errors="replace") if path.is_file() else ""
+
+    @property
+    def rc(self) -> int | None:
+        text = self.text("rc").strip()
+        return int(text) if text else None
+
+    @property
+    def level(self) -> str | None:
+        """The kernel's own lockdown level in this boot (securityfs, read by hook.sh)."""
+        return securityfs_level(self.text("lockdown"))
+
+    @property
+    def cmdline(self) -> list[str]:
+        return self.text("cmdline").split()
+
+    @property
+    def dmesg(self) -> str:
+        return self.text("dmesg.txt")
+
+    @property
+    def journal(self) -> str:
+        return self.text("journal.txt")
+
+    @property
+    def seconds_in_test(self) -> float:
+        return float(self.text("uptime-end")) - float(self.text("uptime-begin"))
+
+    def record(self, name: str) -> Record:
+        rc = self.text(f"{name}.rc").strip()
+        if not rc:
+            raise AssertionError(f"boot {self.number}: the guest recorded no {name!r}\n{self.text('test.log')[-3000:]}")
+        return Record(int(rc), self.text(f"{name}.out"), self.text(f"{name}.err"))
+
+    def splats(self) -> list[str]:
+        return find_splats(self.dmesg)
+
+
+@dataclass
+class RunResult:
+    dir: Path  # the share: out/bootN/, serial.log
+    secure_boot: bool
+    boots: list[BootResult]
+    qemu_seconds: list[float]  # wall time of each QEMU process (one per boot)
+    problem: str = ""  # why the run stopped early (timeout, QEMU error, no result), or ""
+
+    @property
+    def serial(self) -> str:
+        path = self.dir / "serial.log"
+        return path.read_text(errors="replace") if path.is_file() else ""
+
+    def boot(self, number: int) -> BootResult:
+        for b in self.boots:
+            if b.number == number:
+                return b
+        raise AssertionError(f"no boot {number} in this run ({len(self.boots)} boots; {self.problem or 'no problem'})"
+                             f"\n{self.serial_tail()}")
+
+    def serial_tail(self, lines: int = 60) -> str:
+        return "serial console tail:\n" + "\n".join(self.serial.splitlines()[-lines:])
+
+    def check(self, boots: int) -> None:
+        """Fail unless the run had exactly ``boots`` complete boots, each step ran from
+        boottest.service and exited 0, and neither a boot's kernel log nor the serial console has a
+        splat. The message carries what is needed to debug from CI output."""
+        where = f"(results: {self.dir})"
+        if self.problem:
+            raise AssertionError(f"{self.problem} {where}\n{self.serial_tail()}")
+        if len(self.boots) != boots:
+            raise AssertionError(f"{len(self.boots)} boots, expected {boots} {where}\n{self.serial_tail()}")
+        for b in self.boots:
+            if not b.complete or b.rc != 0:
+                raise AssertionError(f"boot {b.number}: guest script exit {b.rc}, complete={b.complete} {where}\n"
+                                     + b.text("test.log")[-4000:])
+            if splats := b.splats():
+                raise AssertionError(f"boot {b.number}: kernel splat {where}:\n" + "\n".join(splats))
+            if "boottest.service" not in b.journal:  # the step ran from systemd, as tests are meant to
+                raise AssertionError(f"boot {b.number}: no boottest.service in the journal {where}")
+        # The console also has what the kernel said after dmesg was saved (shutdown, reboot).
+        if splats := find_splats(self.serial):
+            raise AssertionError(f"kernel splat on the serial console {where}:\n" + "\n".join(splats))
+
+
+# --- booting ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Machine:
+    """One QEMU guest definition: the disk it boots (an overlay is made per run) and firmware."""
+
+    backing: Path
+    secure_boot: bool = True
+    mem_mib: int = 1536
+    smp: int = 2
+    accel: str = os.environ.get("LOCKDOWNCTL_BOOT_ACCEL", "tcg")
+    extra: list[str] = field(default_factory=list)
+
+    def qemu_args(self, disk: Path, vars_fd: Path, share: Path | None, src: Path | None) -> list[str]:
+        code, _ = FIRMWARE[self.secure_boot]
+        args = [
+            "qemu-system-x86_64", "-accel", self.accel, "-machine", "q35,smm=on",
+            "-m", str(self.mem_mib), "-smp", str(self.smp),
+            # Secure Boot needs SMM and a flash the guest OS cannot write behind the firmware's back.
+            "-global", "driver=cfi.pflash01,property=secure,value=on", "-global", "ICH9-LPC.disable_s3=1",
+            "-drive", f"if=pflash,format=raw,unit=0,file={OVMF_DIR / code},readonly=on",
+            "-drive", f"if=pflash,format=raw,unit=1,file={vars_fd}",
+            "-drive", f"file={disk},format=qcow2,if=virtio,cache=unsafe",
+            "-nodefaults", "-display", "none", "-vga", "none", "-device", "virtio-rng-pci",
+        ]
+        if share is not None:
+            args += ["-virtfs", f"local,path={share},mount_tag=boottest,security_model=none,id=boottest"]
+        if src is not None:
+            args += ["-virtfs", f"local,path={src},mount_tag=src,security_model=none,readonly=on,id=src"]
+        return args + self.extra
+
+    def new_overlay(self, path: Path) -> None:
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(self.backing), "-F", "qcow2", str(path)],
+                       check=True)
+
+    def new_vars(self, path: Path) -> None:
+        shutil.copyfile(OVMF_DIR / FIRMWARE[self.secure_boot][1], path)
+
+    def run(self, script: Path, share: Path, src: Path | None, *, wheels: Path | None = None,
+            disk: Path | None = None, timeout: float = BOOT_TIMEOUT) -> RunResult:
+        """Boot until the guest powers off, following its reboots with a new QEMU each (cold).
+        ``share`` (created, should be empty) receives the results; ``disk``: an overlay to keep
+        (the run's own, deleted at the end, otherwise). With ``wheels``, the share also offers the
+        wheelhouse and ``src`` as one tar file (guest/install.sh): 9p under TCG copies 600 small
+        files in minutes, one file in seconds."""
+        share.mkdir(parents=True, exist_ok=True)
+        for name in ("hook.sh", "lib.sh"):
+            shutil.copyfile(GUEST_DIR / name, share / name)
+        shutil.copyfile(script, share / "test.sh")
+        (share / "run-id").write_text(uuid.uuid4().hex + "\n")
+        if wheels is not None:
+            shutil.copytree(wheels, share / "wheels")
+            if src is not None:
+                with tarfile.open(share / "src.tar", "w") as tar:
+                    tar.add(src, arcname=".")
+        own_disk = disk is None
+        disk = disk or share / "disk.qcow2"
+        vars_fd = share / "vars.fd"
+        self.new_overlay(disk)
+        self.new_vars(vars_fd)  # fresh per run, kept across its reboots like a real machine's NVRAM
+        result = RunResult(share, self.secure_boot, [], [])
+        try:
+            with open(share / "serial.log", "ab") as serial:
+                for number in range(1, MAX_BOOTS + 1):
+                    serial.write(f"[machine.py] ---- QEMU start, boot {number}, secure_boot={self.secure_boot} ----\n"
+                                 .encode())
+                    serial.flush()
+                    start = time.monotonic()
+                    proc = subprocess.Popen([*self.qemu_args(disk, vars_fd, share, src), "-no-reboot",
+                                             "-serial", "stdio"], stdin=subprocess.DEVNULL, stdout=serial,
+                                            stderr=subprocess.STDOUT)
+                    try:
+                        code = proc.wait(timeout=timeout)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()  # only our own QEMU, by its pid
+                        proc.wait()
+                        result.problem = f"boot {number}: QEMU killed after {timeout:.0f} s (hung guest or firmware)"
+                    result.qemu_seconds.append(time.monotonic() - start)
+                    boot = BootResult(number, share / "out" / f"boot{number}")
+                    if boot.dir.is_dir():
+                        result.boots.append(boot)
+                    if result.problem:
+                        break
+                    if code != 0:
+                        result.problem = f"boot {number}: QEMU exited with status {code}"
+                        break
+                    if not boot.complete:
+                        result.problem = f"boot {number}: the guest stopped before its test step completed"
+                        break
+                    if boot.text("next").strip() != "reboot":
+                        break
+                else:
+                    result.problem = f"more than {MAX_BOOTS} boots"
+        finally:
+            vars_fd.unlink(missing_ok=True)
+            if own_disk:
+                disk.unlink(missing_ok=True)
+        return result
+
+    def interactive(self, src: Path | None) -> int:
+        """Boot an overlay with the serial console on this terminal (Ctrl-A X quits QEMU)."""
+        with tempfile.TemporaryDirectory(prefix="lockdownctl-boot-shell-") as tmp:
+            disk, vars_fd = Path(tmp) / "disk.qcow2", Path(tmp) / "vars.fd"
+            self.new_overlay(disk)
+            self.new_vars(vars_fd)
+            return subprocess.run([*self.qemu_args(disk, vars_fd, None, src), "-serial", "mon:stdio"],
+                                  check=False).returncode
+
+
+# Top-level directories of the checkout that do not change what scripts/install.sh installs: an
+# edit there (a new boot test, say) keeps the cached installed layer.
+NOT_INSTALLED = ("tests", "docs", "benchmarks", ".ci")
+
+
+def source_key(src: Path) -> str:
+    """Hash of what an exported source tree installs (names and contents)."""
+    h = hashlib.sha256()
+    files = (p for p in src.rglob("*") if p.is_file() and p.relative_to(src).parts[0] not in NOT_INSTALLED)
+    for path in sorted(files):
+        h.update(str(path.relative_to(src)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
+@dataclass
+class Installed:
+    """The image with the checkout installed by scripts/install.sh: a qcow2 layer on base.qcow2
+    that every test's overlay is made on, and the install run's results."""
+
+    disk: Path
+    results: Path
+    seconds: float | None  # None: found in the cache
+
+    def run(self) -> RunResult:
+        out = self.results / "out"
+        boots = sorted((BootResult(int(p.name[4:]), p) for p in out.glob("boot*")), key=lambda b: b.number)
+        return RunResult(self.results, False, boots, [])
+
+
+KEEP_INSTALLED = 3  # installed layers kept per image (one per source tree)
+
+
+def ensure_installed(image: Image, src: Path) -> Installed:
+    """Boot the image once (no Secure Boot: the disk is the same) and run guest/install.sh:
+    the checkout installed as a user installs it. Cached per (image, source tree), so re-running a
+    test of an unchanged tree skips the install (about 3-6 min under TCG)."""
+    root = image.dir / "installed"
+    key = hashlib.sha256(source_key(src).encode() + (GUEST_DIR / "install.sh").read_bytes()).hexdigest()[:16]
+    final = root / key
+    if (final / "disk.qcow2").is_file():
+        os.utime(final)  # most recently used
+        return Installed(final / "disk.qcow2", final, None)
+    root.mkdir(exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f"{key}.", dir=root))
+    start = time.monotonic()
+    run = Machine(image.base, secure_boot=False).run(GUEST_DIR / "install.sh", tmp, src, wheels=ensure_wheelhouse(),
+                                                     disk=tmp / "disk.qcow2.part")
+    shutil.rmtree(tmp / "wheels", ignore_errors=True)
+    (tmp / "src.tar").unlink(missing_ok=True)
+    try:
+        run.check(boots=1)
+        if run.boot(1).record("install").rc != 0:
+            raise AssertionError("scripts/install.sh failed in the guest:\n" + run.boot(1).text("test.log")[-4000:])
+    except AssertionError:
+        failed = root / f"{key}.failed"  # kept for reading, never used as a layer
+        shutil.rmtree(failed, ignore_errors=True)
+        os.rename(tmp, failed)
+        raise
+    os.rename(tmp / "disk.qcow2.part", tmp / "disk.qcow2")
+    shutil.rmtree(final, ignore_errors=True)
+    os.rename(tmp, final)
+    layers = sorted((p for p in root.iterdir() if (p / "disk.qcow2").is_file()),
+                    key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in layers[KEEP_INSTALLED:]:
+        shutil.rmtree(old, ignore_errors=True)
+    return Installed(final / "disk.qcow2", final, time.monotonic() - start)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python3 -m tests.boot.machine", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("build", help="build the image for the current inputs unless cached; print its directory")
+    for name in ("shell", "run"):
+        p = sub.add_parser(name)
+        p.add_argument("--no-sb", action="store_true", help="OVMF without Secure Boot")
+        if name == "run":
+            p.add_argument("script", type=Path, help="guest script (tests/boot/guest/*.sh)")
+            p.add_argument("--results", type=Path, required=True, help="new directory for the share and results")
+            p.add_argument("--wheels", action="store_true", help="offer the wheelhouse (for guest/install.sh)")
+            p.add_argument("--disk", type=Path, help="keep the run's overlay here (e.g. to boot it again)")
+        else:
+            p.add_argument("--disk", type=Path, help="boot this qcow2 overlay instead of a throwaway one")
+    args = parser.parse_args(argv)
+    try:
+        image = ensure_image(log=Path("/dev/stderr"))
+    except BootUnavailable as exc:
+        print(f"machine.py: {exc}", file=sys.stderr)
+        return 3
+    if args.cmd == "build":
+        print(image.dir)
+        return 0
+    machine = Machine(image.base, secure_boot=not args.no_sb)
+    with tempfile.TemporaryDirectory(prefix="lockdownctl-boot-src-") as src:
+        export_source(Path(src))
+        if args.cmd == "shell":
+            if args.disk:
+                machine.backing = args.disk  # an overlay on the overlay: the kept disk stays as it was
+            return machine.interactive(Path(src))
+        run = machine.run(args.script, args.results, Path(src), wheels=ensure_wheelhouse() if args.wheels else None,
+                          disk=args.disk)
+    for b in run.boots:
+        print(f"boot {b.number}: rc={b.rc} level={b.level} complete={b.complete} next={b.text('next').strip()}")
+    print(f"QEMU seconds: {', '.join(f'{s:.1f}' for s in run.qemu_seconds)}; {run.problem or 'ok'}; results {run.dir}")
+    return 1 if run.problem else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
