@@ -38,7 +38,7 @@ fi
 "$VENV/bin/pip" install -q --disable-pip-version-check -e "$repo[test]"
 
 cd "$repo"
-"$VENV/bin/ruff" check src tests benchmarks
+"$VENV/bin/ruff" check src tests benchmarks fuzz fuzz/run-all
 "$VENV/bin/mypy"
 "$VENV/bin/lint-imports"  # layer contract (pyproject.toml [tool.importlinter])
 exec "$VENV/bin/python" -m pytest "$@"

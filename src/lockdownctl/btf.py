@@ -172,7 +172,13 @@ class _Blob:
                 name_off, lo, hi = struct.unpack_from("<III", self.data, pos)
                 value = (hi << 32) | lo
                 pos += 12
-            members.append((self.name(name_off), value))
+            name = self.name(name_off)
+            # The kernel's BTF verifier accepts only C identifiers (btf_name_valid_identifier()):
+            # an empty or odd name is damage, not a reason the catalogue could name.
+            if not (name.isascii() and name.replace("_", "a").isalnum() and not name[0].isdigit()):
+                raise InputError(f"{self.source}: corrupt BTF: enum member name {name[:40]!r} is not an "
+                                 "identifier")
+            members.append((name, value))
         return members
 
 

@@ -20,7 +20,8 @@ class LockdownctlError(Exception):
     exit_code = EXIT_INPUT
 
     def __init__(self, message: str) -> None:
-        message = clip(message)
+        # One line, whatever a message quotes (a shell value spanning lines, a parser's text).
+        message = clip(message.replace("\r\n", "\\n").replace("\n", "\\n").replace("\r", "\\r"))
         super().__init__(message)
         self.message = message
 

@@ -107,7 +107,11 @@ class _Doc:
     def scalar(self, node: yaml.Node, what: str) -> Any:
         if not isinstance(node, yaml.ScalarNode):
             raise self.err(node, f"{what} must be a single value")
-        return yaml.SafeLoader(" ").construct_object(node, deep=True)
+        try:
+            return yaml.SafeLoader(" ").construct_object(node, deep=True)
+        except yaml.YAMLError as exc:  # an unknown tag (!foo): PyYAML's text is several lines
+            problem = getattr(exc, "problem", None) or "not a plain YAML value"
+            raise self.err(node, f"{what}: {problem}") from None
 
     @staticmethod
     def shown(node: yaml.Node, value: Any) -> str:

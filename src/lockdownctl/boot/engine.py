@@ -23,11 +23,11 @@ other root they are printed for the administrator.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import difflib
 import json
 import os
-import shutil
 import subprocess
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -226,36 +226,126 @@ def new_backup_dir(root: Root) -> str:
     return f"{BACKUP_DIR}/{stamp}"
 
 
-def write_changes(root: Root, changes: list[Change], backup_rel: str) -> list[dict[str, Any]]:
-    """Back up, then write every change; on any failure, restore and re-raise."""
-    backup = root / backup_rel
-    done: list[Change] = []
-    manifest: list[dict[str, Any]] = []
+# --- the journal -------------------------------------------------------------
+#
+# A change to several files cannot be one rename. So, before any target file
+# is touched, every original goes to the backup directory (fsynced) and
+# MANIFEST records each file's old and new SHA-256 with state "pending"; each
+# file is then replaced by a rename (old or new, byte for byte, at any
+# instant); the manifest says "complete" last. A run killed in between leaves
+# a pending manifest: the next enable, disable or --rollback first puts every
+# file it names back to its old contents (recover()), so the configuration is
+# the old one again, then plans from there. Re-running converges. States:
+# pending -> complete (-> rolled-back by enable --rollback); pending -> undone.
+
+MANIFEST = "manifest.json"
+MANIFEST_VERSION = 2
+
+
+def sha256(data: bytes | None) -> str | None:
+    import hashlib
+
+    return None if data is None else hashlib.sha256(data).hexdigest()
+
+
+def _read_now(path: str) -> bytes | None:
     try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except FileNotFoundError:
+        return None
+
+
+def _write_bytes(path: str, data: bytes, mode: int) -> None:
+    """A backup copy: written, fsynced and renamed into place (never half a file)."""
+    directory = os.path.dirname(path)
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".lockdownctl", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fchmod(fh.fileno(), mode & 0o7777)
+            os.fsync(fh.fileno())
+        os.rename(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(directory)
+
+
+def _write_manifest(backup: str, manifest: dict[str, Any]) -> None:
+    atomic_write(os.path.join(backup, MANIFEST), json.dumps(manifest, indent=1) + "\n", 0o600)
+
+
+def write_changes(root: Root, changes: list[Change], backup_rel: str,
+                  meta: dict[str, Any] | None = None, complete: bool = True) -> list[dict[str, Any]]:
+    """Back up, journal, then write every change; on any failure, restore and re-raise.
+
+    A file that no longer holds what the plan read (someone changed it since)
+    is refused before anything is written. ``meta`` (action, level, commands)
+    goes into the manifest for ``enable --rollback``. ``complete`` False: the
+    caller still has commands to run and calls :func:`mark_complete` after them
+    (a run killed before that is undone by :func:`recover` and done again).
+    """
+    backup = root / backup_rel
+    merged: dict[str, Change] = {}
+    for change in changes:  # two setups may change one file: old of the first, new of the last
+        first = merged.get(change.rel)
+        merged[change.rel] = change if first is None else Change(change.rel, first.old, change.new, first.why,
+                                                                 first.mode)
+    changes = list(merged.values())
+    entries: list[dict[str, Any]] = []
+    for change in changes:
+        path = root / change.rel
+        current = _read_now(path)
+        planned = None if change.old is None else change.old.encode("utf-8")
+        if current != planned:
+            raise InputError(f"{root.display(change.rel)}: changed since it was read (by another program?): "
+                             "nothing written; run the command again")
+        entries.append({"path": "/" + change.rel,
+                        "backup": "/" + os.path.join(backup_rel, change.rel) if change.old is not None else None,
+                        "action": "create" if change.old is None else "remove" if change.new is None else "modify",
+                        "old_sha256": sha256(planned),
+                        "new_sha256": sha256(None if change.new is None else change.new.encode("utf-8")),
+                        "mode": (os.stat(path).st_mode & 0o7777) if current is not None else change.mode})
+    manifest: dict[str, Any] = {"version": MANIFEST_VERSION, "state": "pending", **(meta or {}), "files": entries}
+    done: list[Change] = []
+    try:
+        for change, entry in zip(changes, entries, strict=True):
+            if change.old is not None:
+                _write_bytes(os.path.join(backup, change.rel), change.old.encode("utf-8"), entry["mode"])
+        _write_manifest(backup, manifest)
         for change in changes:
             path = root / change.rel
-            if change.old is not None:
-                dest = os.path.join(backup, change.rel)
-                os.makedirs(os.path.dirname(dest), exist_ok=True)
-                shutil.copy2(path, dest)
-            manifest.append({"path": "/" + change.rel, "backup": "/" + os.path.join(backup_rel, change.rel)
-                             if change.old is not None else None,
-                             "action": "create" if change.old is None else "remove" if change.new is None
-                             else "modify"})
             if change.new is None:
                 os.unlink(path)
                 _fsync_dir(os.path.dirname(path))
             else:
                 atomic_write(path, change.new, change.mode)
             done.append(change)
-        os.makedirs(backup, exist_ok=True)
-        atomic_write(os.path.join(backup, "manifest.json"), json.dumps(manifest, indent=1) + "\n")
+        if complete:
+            manifest["state"] = "complete"
+            _write_manifest(backup, manifest)
     except OSError as exc:
         restored = _restore(root, done, backup)
+        if restored and os.path.exists(os.path.join(backup, MANIFEST)):
+            manifest["state"] = "undone"  # (as recover() would: not an enable to roll back)
+            with contextlib.suppress(OSError):  # else recover() finds it pending, every file already old
+                _write_manifest(backup, manifest)
         raise LockdownctlError(f"{exc.filename or ''}: {exc.strerror or exc}: nothing changed"
                                + ("" if restored else " (some files could not be restored: see " + backup + ")")
                                ) from None
-    return manifest
+    return entries
+
+
+def mark_complete(root: Root, backup_rel: str) -> None:
+    path = root / f"{backup_rel}/{MANIFEST}"
+    with open(path, encoding="utf-8") as fh:
+        manifest = json.load(fh)
+    manifest["state"] = "complete"
+    _write_manifest(os.path.dirname(path), manifest)
 
 
 def _restore(root: Root, done: list[Change], backup: str) -> bool:
@@ -270,6 +360,95 @@ def _restore(root: Root, done: list[Change], backup: str) -> bool:
         except OSError:
             ok = False
     return ok
+
+
+def manifests(root: Root) -> list[tuple[str, dict[str, Any]]]:
+    """(backup directory below the root, manifest) of every journaled run, oldest first.
+
+    Directories from before the journal (a list, no state) are skipped: they
+    hold no hashes to verify against.
+    """
+    out = []
+    for name in sorted(root.listdir(BACKUP_DIR)):
+        rel = f"{BACKUP_DIR}/{name}"
+        text = root.read_text(f"{rel}/{MANIFEST}")
+        if not isinstance(text, str):
+            continue
+        try:
+            data = json.loads(text)
+        except ValueError:
+            raise InputError(f"{root.display(rel + '/' + MANIFEST)}: not JSON: the backup manifest is "
+                             "damaged") from None
+        if isinstance(data, dict) and data.get("version") == MANIFEST_VERSION and isinstance(data.get("files"), list):
+            out.append((rel, data))
+    return out
+
+
+def recover(root: Root) -> list[str]:
+    """Undo every run that was killed before its manifest said "complete".
+
+    Each file the manifest names is put back to its backup when it holds the
+    new contents (a file still old was not reached). A file that holds neither
+    is left alone and named: someone else changed it. Returns what was done.
+    """
+    notes: list[str] = []
+    for rel, manifest in manifests(root):
+        if manifest.get("state") != "pending":
+            continue
+        try:
+            notes += _recover_one(root, rel, manifest)
+        except OSError as exc:
+            raise LockdownctlError(f"{exc.filename or root.display(rel)}: {exc.strerror or exc}: could not undo "
+                                   f"the interrupted change recorded in {root.display(rel)}") from None
+    return notes
+
+
+def _recover_one(root: Root, rel: str, manifest: dict[str, Any]) -> list[str]:
+    notes: list[str] = []
+    clean = True
+    for entry in reversed(manifest["files"]):
+        target = entry["path"].lstrip("/")
+        path = root / target
+        _remove_temporaries(path)
+        now = sha256(_read_now(path))
+        if now == entry["old_sha256"]:
+            continue
+        if now != entry["new_sha256"]:
+            clean = False
+            notes.append(f"{root.display(target)}: an interrupted change ({root.display(rel)}) left it "
+                         "neither old nor new: not touched")
+            continue
+        if entry["backup"] is None:
+            os.unlink(path)
+            _fsync_dir(os.path.dirname(path))
+        else:
+            data = _read_now(root / entry["backup"].lstrip("/"))
+            if data is None or sha256(data) != entry["old_sha256"]:
+                clean = False
+                notes.append(f"{root.display(entry['backup'])}: backup missing or damaged: "
+                             f"{root.display(target)} not restored")
+                continue
+            atomic_write(path, data.decode("utf-8"), int(entry.get("mode") or 0o644))
+        notes.append(f"{root.display(target)}: put back to its contents before the interrupted change "
+                     f"({root.display(rel)})")
+    if clean and not notes:
+        notes.append(f"{root.display(rel)}: an interrupted change had not reached any file yet")
+    if clean:
+        manifest["state"] = "undone"  # (not "rolled-back": enable --rollback looks past it)
+        _write_manifest(root / rel, manifest)
+    return notes
+
+
+def _remove_temporaries(path: str) -> None:
+    """atomic_write's temporary files for ``path`` that a killed run left (".NAME.*.lockdownctl")."""
+    directory, name = os.path.split(path)
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    for other in names:
+        if other.startswith(f".{name}.") and other.endswith(".lockdownctl"):
+            os.unlink(os.path.join(directory, other))
 
 
 def run_command(cmd: Command) -> dict[str, Any]:

@@ -9,9 +9,15 @@ from ..output import Style
 
 def render(data: dict[str, Any], s: Style) -> str:
     lines: list[str] = []
-    what = f"enable {data['level']}" if data.get("level") else "disable"
+    rollback = data.get("action") == "rollback"
+    what = "enable --rollback" if rollback else f"enable {data['level']}" if data.get("level") else "disable"
     if data.get("refused"):
         return s.bad("refused: ") + str(data["refused"])
+    for note in data.get("recovered") or []:
+        lines.append(s.dim("recovered: ") + note)
+    for rel in data.get("pending") or []:
+        lines.append(s.dim("pending: ") + f"{rel} records an interrupted change: a run without --dry-run "
+                     "puts its files back first")
     now = data.get("now")
     if now:
         if now["refused"]:
@@ -25,10 +31,11 @@ def render(data: dict[str, Any], s: Style) -> str:
     readiness = (data.get("safety") or {}).get("readiness")
     if readiness and readiness["checked"]:
         lines.append(s.dim("readiness: " + readiness["detail"]))
-    if "detected" not in data:
+    if "setups" not in data:
         return "\n".join(lines)
-    lines.append(s.bold("Boot setups found:"))
-    for d in data["detected"]:
+    if data.get("detected"):
+        lines.append(s.bold("Boot setups found:"))
+    for d in data.get("detected") or []:
         mark = s.good("yes") if d["found"] else "no "
         lines.append(f"  {mark} {d['setup']:13} {d['why']}")
     for setup in data["setups"]:
@@ -69,6 +76,9 @@ def render(data: dict[str, Any], s: Style) -> str:
         lines.append(f"nothing to change: the boot setup already matches '{what}'")
     for problem in data.get("problems", []):
         lines.append(s.bad("problem: ") + problem)
+    if rollback and data.get("verified") and not data["dry_run"]:
+        lines.append(s.good("verified") + ": every file is as before " + f"enable {data['of']['level']}"
+                     + (" (it was already)" if not data["changed"] else ""))
     if data.get("verified") and not data["dry_run"] and data.get("level"):
         lines.append(s.good("verified") + f": after reboot, confirm with: lockdownctl status --expect {data['level']}")
     return "\n".join(lines)

@@ -129,9 +129,12 @@ def execute(root: Root, level: str | None, *, dry_run: bool, use_unit: bool, for
     ``enable`` (a level) never lowers a higher lockdown= already in a boot
     entry or variable unless ``force``: it is refused, nothing planned.
     """
+    recovered, pending = _recover(root, dry_run)
     detections = detect(root)
     chosen = choose(detections, use_unit)
     data: dict[str, Any] = {
+        "recovered": recovered,
+        "pending": pending,
         "action": "enable" if level else "disable",
         "level": level,
         "root": root.path,
@@ -180,8 +183,13 @@ def execute(root: Root, level: str | None, *, dry_run: bool, use_unit: bool, for
         if root.live and os.geteuid() != 0:
             raise NeedsRoot("changing the boot configuration needs root (--dry-run shows the plan)")
         backup = engine.new_backup_dir(root) if changes else None
-        files = engine.write_changes(root, changes, backup) if backup else []
+        meta = {"action": data["action"], "level": level, "setups": [m.ID for m, _ in usable],
+                "commands": [c.argv for c in commands]}
+        files = (engine.write_changes(root, changes, backup, meta, complete=not (commands and run_commands))
+                 if backup else [])
         ran = [engine.run_command(c) for c in commands] if run_commands else []
+        if backup and commands and run_commands:  # (killed before this: the next run undoes and redoes it)
+            engine.mark_complete(root, backup)
         data["applied"] = {"backup": root.display(backup) if backup else None, "files": files, "commands": ran,
                            "commands_not_run": [] if run_commands else [c.text for c in commands]}
         if any(r["exit_status"] != 0 for r in ran):
@@ -198,5 +206,121 @@ def execute(root: Root, level: str | None, *, dry_run: bool, use_unit: bool, for
         data["setups"].append(entry)
     data["verified"] = all_ok and not data["problems"]
     if data["problems"] or (not dry_run and not all_ok):
+        data["exit_code"] = EXIT_FINDINGS
+    return data
+
+
+def _recover(root: Root, dry_run: bool) -> tuple[list[str], list[str]]:
+    """(what was undone, what a dry run would undo) of runs killed mid-change (engine.recover)."""
+    if not dry_run:
+        return engine.recover(root), []
+    return [], [root.display(rel) for rel, m in engine.manifests(root) if m.get("state") == "pending"]
+
+
+def _regenerates(argv: list[str]) -> bool:
+    """A command that rebuilds what the boot loader reads from the files (update-grub,
+    kernel-install add), not one that edits the command line itself (grubby --args=lockdown=)."""
+    return not any("lockdown" in arg for arg in argv)
+
+
+def rollback(root: Root, *, dry_run: bool, force: bool) -> dict[str, Any]:
+    """Put back the files the last ``enable`` changed, from its backup, verified by hash.
+
+    Refused when a file changed since that enable (someone edited it, or a
+    later disable did) unless ``force``; a backup whose hash does not match
+    its manifest is never used. The enable's regeneration commands run again
+    afterwards (update-grub, kernel-install add); a command that edited the
+    command line itself (grubby --args, kernelstub -a, rpm-ostree kargs,
+    systemctl enable) is not undone by files: it is named, with the command
+    that undoes it.
+    """
+    recovered, pending = _recover(root, dry_run)
+    data: dict[str, Any] = {"action": "rollback", "level": None, "root": root.path, "dry_run": dry_run,
+                            "recovered": recovered, "pending": pending, "setups": [], "changed": False,
+                            "applied": None, "verified": None, "exit_code": EXIT_OK, "problems": [],
+                            "lowers": [], "of": None}
+    enables = [(rel, m) for rel, m in engine.manifests(root) if m.get("action") == "enable"
+               and m.get("state") in ("complete", "rolled-back")]
+    if not enables:
+        data["refused"] = (f"nothing to roll back: no backup of an enable under {root.display(engine.BACKUP_DIR)} "
+                           "(enable keeps one per run; 'lockdownctl disable' removes lockdown= instead)")
+        data["exit_code"] = EXIT_FINDINGS
+        return data
+    rel, manifest = enables[-1]
+    data["of"] = {"backup": root.display(rel), "level": manifest.get("level"), "state": manifest["state"]}
+    plan = SetupPlan("rollback", f"Roll back enable {manifest.get('level')} ({root.display(rel)})")
+    changed_since: list[str] = []
+    for entry in manifest["files"]:
+        target = str(entry["path"]).lstrip("/")
+        current = engine._read_now(root / target)
+        now = engine.sha256(current)
+        if now == entry["old_sha256"]:
+            continue  # already as before the enable (an earlier rollback, or put back by hand)
+        if now != entry["new_sha256"]:
+            changed_since.append(root.display(target))
+        old: bytes | None = None
+        if entry["backup"] is not None:
+            old = engine._read_now(root / str(entry["backup"]).lstrip("/"))
+            if old is None or engine.sha256(old) != entry["old_sha256"]:
+                raise InputError(f"{root.display(str(entry['backup']))}: backup missing or not what the manifest "
+                                 "recorded (SHA-256 differs): nothing restored")
+        try:
+            plan.changes.append(engine.Change(target, None if current is None else current.decode("utf-8"),
+                                              None if old is None else old.decode("utf-8"),
+                                              f"as before enable {manifest.get('level')}",
+                                              int(entry.get("mode") or 0o644)))
+        except UnicodeDecodeError:
+            raise InputError(f"{root.display(target)}: not text: cannot roll back") from None
+    if changed_since and not force:
+        data["refused"] = ("changed since the enable being rolled back (" + ", ".join(changed_since[:5])
+                           + "): rolling back would discard those changes; --dry-run shows them, --force "
+                           "restores anyway")
+        data["exit_code"] = EXIT_FINDINGS
+        return data
+    plan.warnings += [f"--force: discards the changes made since the enable to {p}" for p in changed_since]
+    argvs = [list(map(str, a)) for a in manifest.get("commands") or []]
+    if plan.changes:
+        plan.commands = [engine.Command(a, "regenerate what the boot loader reads") for a in argvs
+                         if _regenerates(a)]
+    plan.warnings += [f"'{engine.Command(a, '').text}' changed the boot entries itself, not through a file: "
+                      "the rollback does not undo it ('lockdownctl disable' removes lockdown=)"
+                      for a in argvs if not _regenerates(a)]
+    data["changed"] = bool(plan.changes)
+    run_commands = root.live and not dry_run
+    if not dry_run and plan.changes:
+        if root.live and os.geteuid() != 0:
+            raise NeedsRoot("restoring the boot configuration needs root (--dry-run shows the plan)")
+        backup = engine.new_backup_dir(root)
+        meta = {"action": "rollback", "level": manifest.get("level"), "of": rel,
+                "commands": [c.argv for c in plan.commands]}
+        files = engine.write_changes(root, plan.changes, backup, meta,
+                                     complete=not (plan.commands and run_commands))
+        ran = [engine.run_command(c) for c in plan.commands] if run_commands else []
+        if plan.commands and run_commands:
+            engine.mark_complete(root, backup)
+        data["applied"] = {"backup": root.display(backup), "files": files, "commands": ran,
+                           "commands_not_run": [] if run_commands else [c.text for c in plan.commands]}
+        data["problems"] += [f"{r['text']}: exit status {r['exit_status']}: {r['output'][-300:]}"
+                             for r in ran if r["exit_status"] != 0]
+    if not dry_run and manifest["state"] != "rolled-back":
+        manifest["state"] = "rolled-back"
+        engine._write_manifest(root / rel, manifest)
+    entry_dict = plan.to_dict()
+    checks = []
+    for entry in manifest["files"]:
+        target = str(entry["path"]).lstrip("/")
+        want = entry["old_sha256"]
+        if dry_run:
+            change = next((c for c in plan.changes if c.rel == target), None)
+            have = engine.sha256(None if change is None or change.new is None else change.new.encode()) \
+                if change else engine.sha256(engine._read_now(root / target))
+        else:
+            have = engine.sha256(engine._read_now(root / target))
+        checks.append(Check(root.display(target), have == want,
+                            "as before the enable" if have == want else "differs from before the enable"))
+    entry_dict["verify"] = engine.check_dicts(checks)
+    data["setups"].append(entry_dict)
+    data["verified"] = all(c.ok for c in checks) and not data["problems"]
+    if not data["verified"]:
         data["exit_code"] = EXIT_FINDINGS
     return data

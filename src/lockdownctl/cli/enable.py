@@ -18,14 +18,18 @@ HELP = "turn lockdown on at boot through the detected boot setup (or now, throug
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("level", choices=("integrity", "confidentiality"), metavar="LEVEL",
+    parser.add_argument("level", nargs="?", choices=("integrity", "confidentiality"), metavar="LEVEL",
                         help="integrity or confidentiality (lockdown=none is never written)")
+    parser.add_argument("--rollback", action="store_true",
+                        help="undo the last enable instead: put back every file it changed from its backup "
+                        "(/var/lib/lockdownctl/backup, checked against the SHA-256 in its manifest) and run the "
+                        "same regeneration commands; refused when a file changed since (--force restores anyway)")
     parser.add_argument("--dry-run", action="store_true",
                         help="print the plan (a diff of every file, the commands) and change nothing")
     parser.add_argument("--force", action="store_true",
                         help="go ahead although the readiness check finds something that breaks at LEVEL, "
                         "or although a boot entry or variable already has a higher lockdown= (which this "
-                        "then lowers to LEVEL)")
+                        "then lowers to LEVEL); with --rollback, although a file changed since the enable")
     parser.add_argument("--now", action="store_true",
                         help="raise the running kernel through /sys/kernel/security/lockdown instead "
                         "(one way until reboot); with --unit, also install the boot unit")
@@ -37,10 +41,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> Result:
     from ..boot import run as boot_run
+    from ..errors import InputError
     from ..output import Result
     from ..root import Root
 
     root = Root(args.root)
+    if args.rollback:
+        if args.level or args.now or args.unit:
+            raise InputError("enable --rollback takes no LEVEL, --now or --unit: it undoes the last enable")
+        undo = boot_run.rollback(root, dry_run=args.dry_run, force=args.force)
+        return Result("enable", undo, render, undo["exit_code"],
+                      [w for setup in undo["setups"] for w in setup["warnings"]])
+    if args.level is None:
+        raise InputError("enable: LEVEL is required (integrity or confidentiality), or --rollback")
     safety = boot_run.safety(root, args.level, args.force)
     status = safety.pop("status")
     data: dict[str, Any] = {

@@ -49,32 +49,57 @@ class Cmdline:
         return value in ("1", "y", "Y", "")  # param_set_bool()
 
 
+_BLANK = " \t\n\v\f\r"  # the kernel's isspace() (ASCII)
+
+
+def _next_arg(args: str) -> tuple[str, str | None, str]:
+    """(param, value, rest) exactly as the kernel's next_arg() (lib/cmdline.c) splits.
+
+    Quotes group blanks but are only removed around a whole argument or a
+    whole value: ``loc""kdown=integrity`` is the parameter ``loc""kdown``.
+    """
+    quoted = in_quote = args[:1] == '"'
+    if quoted:
+        args = args[1:]
+    equals = 0
+    i = 0
+    while i < len(args):
+        ch = args[i]
+        if ch in _BLANK and not in_quote:
+            break
+        if equals == 0 and ch == "=":  # (an "=" at index 0 does not count, as in C)
+            equals = i
+        if ch == '"':
+            in_quote = not in_quote
+        i += 1
+    tok, rest = list(args[:i]), args[i:]
+    last_quote = i > 0 and tok[i - 1] == '"'
+    value_quoted = bool(equals) and args[equals + 1 : equals + 2] == '"'
+    if (value_quoted or quoted) and last_quote:
+        tok[i - 1] = "\0"  # the C code ends the string there
+    text = "".join(tok)
+    if not equals:
+        return text.split("\0", 1)[0], None, rest
+    param, value = text[:equals], text[equals + 1 :]
+    if value_quoted:
+        value = value[1:]
+    return param.split("\0", 1)[0], value.split("\0", 1)[0], rest
+
+
 def split_cmdline(raw: str, path: str) -> list[tuple[str, str | None]]:
-    """Split like the kernel's next_arg(): spaces separate, double quotes group."""
+    """Split like the kernel's parse_args()/next_arg(): blanks separate, double quotes group."""
     if any(ord(c) < 0x20 and c not in "\n\t" for c in raw):
         raise InputError(f"{path}: malformed command line: control character in it")
     if raw.count('"') % 2:
         raise InputError(f"{path}: malformed command line: unbalanced double quote")
-    tokens: list[str] = []
-    token: list[str] = []
-    quoted = False
-    for ch in raw.strip():
-        if ch == '"':
-            quoted = not quoted
-        elif ch.isspace() and not quoted:
-            if token:
-                tokens.append("".join(token))
-                token = []
-        else:
-            token.append(ch)
-    if token:
-        tokens.append("".join(token))
     params: list[tuple[str, str | None]] = []
-    for tok in tokens:
-        if tok == "--":  # the rest goes to init, not to the kernel
+    rest = raw.lstrip(_BLANK)
+    while rest:
+        key, value, rest = _next_arg(rest)
+        rest = rest.lstrip(_BLANK)
+        if key == "--" and value is None:  # the rest goes to init, not to the kernel
             break
-        key, sep, value = tok.partition("=")
-        params.append((key.replace("-", "_"), value if sep else None))  # parameq(): - == _
+        params.append((key.replace("-", "_"), value))  # parameq(): - == _
     return params
 
 

@@ -45,7 +45,9 @@ def parse_log_line(line: str, lineno: int = 0) -> LogLine | None:
     if line.startswith(" "):  # kmsg dictionary continuation (" SUBSYSTEM=...")
         return None
     head, sep, text = line.partition(";")
-    if sep:
+    # A record's prefix has no blank (flags, caller=T1): "...restricted; see man" in a
+    # damaged record is message text. ASCII digits only: int() refuses "²", isdigit() not.
+    if sep and " " not in head and head.isascii():
         fields = head.split(",")
         if len(fields) >= 4 and fields[0].isdigit() and fields[1].isdigit() and fields[2].isdigit():
             return LogLine(int(fields[2]) / 1e6, text, lineno)
@@ -53,9 +55,9 @@ def parse_log_line(line: str, lineno: int = 0) -> LogLine | None:
     if rest.startswith("<") and (close := rest.find(">")) > 1 and rest[1:close].isdigit():
         rest = rest[close + 1 :]
     if rest.startswith("[") and (close := rest.find("]")) > 0:
-        stamp = rest[1:close].strip()
+        stamp = rest[1:close].strip(" ")
         whole, dot, frac = stamp.partition(".")
-        if dot and whole.isdigit() and frac.isdigit():
+        if dot and stamp.isascii() and whole.isdigit() and frac.isdigit():
             text = rest[close + 1 :]
             return LogLine(float(stamp), text[1:] if text.startswith(" ") else text, lineno)
     return LogLine(None, line, lineno)

@@ -109,9 +109,11 @@ def split_prefix(line: str) -> tuple[float | None, str | None, int | None, str]:
     """(seconds since boot, wall time, caller pid, message) of one text line."""
     wall = None
     pid = None
+    # The kernel pads the stamp with spaces; str.strip() and isdigit() would also pass
+    # other Unicode blanks and digits ("\x1c3.3", "²") that float() refuses.
     if (line[:1] == "[" and (close := line.find("]", 1, 24)) > 0  # dmesg: the common case, fast
-            and line[1:close].strip().replace(".", "", 1).isdigit()):
-        seconds: float | None = float(line[1:close])
+            and (stamp := line[1:close].strip(" ")).isascii() and stamp.replace(".", "", 1).isdigit()):
+        seconds: float | None = float(stamp)
         text = line[close + 1 :]
         text = text[1:] if text[:1] == " " else text
         if text[:1] != "[":
@@ -134,16 +136,18 @@ def split_prefix(line: str) -> tuple[float | None, str | None, int | None, str]:
                 text = line[close + 1 :].lstrip(" ")
             except ValueError:
                 pass
+    elif (m := _DMESG_X.match(line)) is not None:  # dmesg -x: "kern  :notice: [ 1.2] ..."
+        sub = parse_log_line(line[m.end() :])
+        if sub is not None:
+            seconds, text = sub.seconds, sub.text
     else:
         head, sep, rest = line.partition(" kernel: ")
-        if sep and len(head) < 80:  # syslog / journalctl short: "<stamp> <host> kernel: ..."
+        # syslog / journalctl short: "<stamp> <host> kernel: ...": the head has no ": "
+        # (else " kernel: " is inside the message, and the text before it is the message).
+        if sep and len(head) < 80 and ": " not in head:
             if head[:4].isdigit():  # RFC 3339 stamp
                 wall = head.split(" ", 1)[0]
             sub = parse_log_line(rest)
-            if sub is not None:
-                seconds, text = sub.seconds, sub.text
-        elif (m := _DMESG_X.match(line)) is not None:  # dmesg -x: "kern  :notice: [ 1.2] ..."
-            sub = parse_log_line(line[m.end() :])
             if sub is not None:
                 seconds, text = sub.seconds, sub.text
     return _caller(seconds, wall, pid, text)
@@ -206,6 +210,9 @@ def parse_line(line: str, source: str = "file", lineno: int | None = None) -> Ev
         seconds, wall, pid, text = split_prefix(raw)
         if len(line) > RAW_MAX and not candidate(text):  # the marker is further on
             text = raw = _window(line)
+        elif len(text) < len(raw) and any(m in raw[: len(raw) - len(text)] for m in LOOKS_LIKE_LOCKDOWN):
+            # What was taken for a prefix holds lockdown text: a damaged line; never drop it.
+            seconds, wall, pid, text = None, None, None, raw
     # Logs repeat the same messages (the same tool denied again and again):
     # classify each distinct message text once.
     template = _CACHE.get(text, _MISSING)

@@ -41,9 +41,16 @@ def save_state(state: dict[str, Any]) -> None:
 
     os.makedirs(STATE_DIR, mode=0o700, exist_ok=True)
     tmp = f"{STATE}.{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(state, fh, indent=1)
-    os.replace(tmp, STATE)
+    try:  # the old state or the new one, whole: never a half-written file, no temporary left
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(state, fh, indent=1)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, STATE)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
 
 
 def remove_state() -> None:
