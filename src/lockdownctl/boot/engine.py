@@ -193,8 +193,9 @@ def _fsync_dir(path: str) -> None:
         os.close(fd)
 
 
-def atomic_write(path: str, text: str, mode: int = 0o644) -> None:
-    """Write ``text`` to ``path``: temp file in the same directory, fsync, rename.
+def atomic_write(path: str, text: str | bytes, mode: int = 0o644) -> None:
+    """Write ``text`` to ``path``: temp file in the same directory, fsync, rename
+    (never half a file: configuration files and their backups alike).
 
     An existing file keeps its mode and owner.
     """
@@ -206,8 +207,8 @@ def atomic_write(path: str, text: str, mode: int = 0o644) -> None:
         st = None
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".lockdownctl", dir=directory)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(text.encode("utf-8") if isinstance(text, str) else text)
             fh.flush()
             os.fchmod(fh.fileno(), (st.st_mode & 0o7777) if st else mode)
             if st is not None and os.geteuid() == 0:
@@ -256,25 +257,6 @@ def _read_now(path: str) -> bytes | None:
         return None
 
 
-def _write_bytes(path: str, data: bytes, mode: int) -> None:
-    """A backup copy: written, fsynced and renamed into place (never half a file)."""
-    directory = os.path.dirname(path)
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".lockdownctl", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fchmod(fh.fileno(), mode & 0o7777)
-            os.fsync(fh.fileno())
-        os.rename(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(directory)
-
-
 def _write_manifest(backup: str, manifest: dict[str, Any]) -> None:
     atomic_write(os.path.join(backup, MANIFEST), json.dumps(manifest, indent=1) + "\n", 0o600)
 
@@ -315,7 +297,7 @@ def write_changes(root: Root, changes: list[Change], backup_rel: str,
     try:
         for change, entry in zip(changes, entries, strict=True):
             if change.old is not None:
-                _write_bytes(os.path.join(backup, change.rel), change.old.encode("utf-8"), entry["mode"])
+                atomic_write(os.path.join(backup, change.rel), change.old.encode("utf-8"), entry["mode"])
         _write_manifest(backup, manifest)
         for change in changes:
             path = root / change.rel
