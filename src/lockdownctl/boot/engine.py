@@ -29,11 +29,11 @@ import difflib
 import json
 import os
 import subprocess
-import tempfile
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from ..errors import InputError, LockdownctlError
+from ..fsio import atomic_write, fsync_dir
 from ..root import Root, Unreadable
 
 BACKUP_DIR = "var/lib/lockdownctl/backup"
@@ -185,43 +185,6 @@ class Setup(Protocol):
 # --- applying ---------------------------------------------------------------
 
 
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path: str, text: str | bytes, mode: int = 0o644) -> None:
-    """Write ``text`` to ``path``: temp file in the same directory, fsync, rename
-    (never half a file: configuration files and their backups alike).
-
-    An existing file keeps its mode and owner.
-    """
-    directory = os.path.dirname(path) or "."
-    os.makedirs(directory, exist_ok=True)
-    try:
-        st: os.stat_result | None = os.stat(path)
-    except FileNotFoundError:
-        st = None
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".lockdownctl", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(text.encode("utf-8") if isinstance(text, str) else text)
-            fh.flush()
-            os.fchmod(fh.fileno(), (st.st_mode & 0o7777) if st else mode)
-            if st is not None and os.geteuid() == 0:
-                os.fchown(fh.fileno(), st.st_uid, st.st_gid)
-            os.fsync(fh.fileno())
-        os.rename(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(directory)
-
-
 def new_backup_dir(root: Root) -> str:
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
     return f"{BACKUP_DIR}/{stamp}"
@@ -303,7 +266,7 @@ def write_changes(root: Root, changes: list[Change], backup_rel: str,
             path = root / change.rel
             if change.new is None:
                 os.unlink(path)
-                _fsync_dir(os.path.dirname(path))
+                fsync_dir(os.path.dirname(path))
             else:
                 atomic_write(path, change.new, change.mode)
             done.append(change)
@@ -402,7 +365,7 @@ def _recover_one(root: Root, rel: str, manifest: dict[str, Any]) -> list[str]:
             continue
         if entry["backup"] is None:
             os.unlink(path)
-            _fsync_dir(os.path.dirname(path))
+            fsync_dir(os.path.dirname(path))
         else:
             data = _read_now(root / entry["backup"].lstrip("/"))
             if data is None or sha256(data) != entry["old_sha256"]:

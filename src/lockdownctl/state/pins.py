@@ -39,18 +39,11 @@ def load_state() -> dict[str, Any] | None:
 def save_state(state: dict[str, Any]) -> None:
     import json
 
+    from ..fsio import atomic_write
+
     os.makedirs(STATE_DIR, mode=0o700, exist_ok=True)
-    tmp = f"{STATE}.{os.getpid()}"
-    try:  # the old state or the new one, whole: never a half-written file, no temporary left
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(state, fh, indent=1)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, STATE)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    # the old state or the new one, whole: never a half-written file, no temporary left
+    atomic_write(STATE, json.dumps(state, indent=1))
 
 
 def remove_state() -> None:
