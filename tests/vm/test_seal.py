@@ -45,6 +45,7 @@ from lockdownctl.bpf import enforcer as engine
 from lockdownctl.state.pins import LINK_PIN
 from lockdownctl.state.pins import PIN_DIR as PIN_DIR_NAME
 from tests.conftest import lockdownctl_inproc as lockdownctl
+from tests.vm.test_enforcer import cgroup2_root
 
 PIN_DIR = Path(PIN_DIR_NAME)
 LINK = PIN_DIR / LINK_PIN
@@ -56,14 +57,6 @@ BPF_OBJ_GET, BPF_RAW_TRACEPOINT_OPEN, BPF_LINK_GET_FD_BY_ID, BPF_LINK_DETACH = 7
 BPF_PROG_TYPE_TRACING, BPF_MODIFY_RETURN, BPF_TRACE_ITER = 26, 26, 28
 SYS_BPF = 321  # x86-64
 RETURN_0 = [(0xB7, 0, 0, 0), (0x95, 0, 0, 0)]  # r0 = 0; exit
-
-
-def cgroup2_root() -> Path:
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        fields = line.split()
-        if fields[fields.index("-") + 1] == "cgroup2":
-            return Path(fields[4])
-    pytest.fail("no cgroup2 mount in the guest")
 
 
 CGROUP = "/ldctl-seal-test"
