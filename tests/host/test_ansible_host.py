@@ -2,7 +2,8 @@
 
 ``lockdownctl_info`` with ``enforcer`` and ``check`` runs in check mode
 against the real host and must say what ``lockdownctl status --json`` and
-``enforce status --json`` say. The ``lockdownctl`` module's policy step runs
+``enforce status --json`` say; ``policy_state: absent`` (check mode) decides
+from the same ``enforce status``. The ``lockdownctl`` module's policy step runs
 only where the enforcer cannot load (``enforce status``: ``can_load`` false,
 as on this host, whose kernel refuses LSM programs): the tool refuses before
 loading anything, and the task must fail with its exit code 3 and message.
@@ -28,6 +29,8 @@ def test_info_on_the_live_host_and_a_policy_the_kernel_refuses(tmp_path: Path) -
     tasks: list[dict[str, Any]] = [
         {"name": "info", "lockdownctl.lockdown.lockdownctl_info": {"executable": exe, "enforcer": True, "check": True},
          "register": "info", "check_mode": True},
+        {"name": "absent", "lockdownctl.lockdown.lockdownctl": {"executable": exe, "policy_state": "absent"},
+         "register": "absent", "check_mode": True, "diff": True},
     ]
     if not can_load:  # never load an enforcer on this machine: only where the tool refuses before loading
         tasks.append({"name": "policy", "register": "policy", "ignore_errors": True,
@@ -41,6 +44,10 @@ def test_info_on_the_live_host_and_a_policy_the_kernel_refuses(tmp_path: Path) -
     check = lockdownctl("check", "--json")
     assert without_timings(info["check"]) == without_timings(check.json()["data"])
     assert info["changed"] is False and not info.get("failed")
+    absent = results["absent"]  # decided from enforce status: nothing loaded is nothing to remove
+    assert absent["enforcer"]["live"] == info["enforcer"]
+    assert absent["changed"] is bool(live.get("loaded"))
+    assert absent["enforcer"]["action"] == ("planned" if live.get("loaded") else "absent")
     require(not can_load, "the enforcer can load here: the refusal case is not run on this machine")
     policy = results["policy"]
     ref = lockdownctl("enforce", "apply", str(REPO / "examples/integrity.yaml"), "--json")

@@ -178,6 +178,9 @@ def test_enable_writes_the_real_file_then_is_idempotent(book: dict[str, Any]) ->
     for rel in ("etc/default/grub", DROP_IN):  # byte for byte what `lockdownctl enable` itself writes
         assert (enabled / rel).read_bytes() == (direct / rel).read_bytes(), rel
     assert tree(enabled) != book["pristine"]
+    ref = lockdownctl("enable", "confidentiality", "--dry-run", "--json", "--root", str(GRUB_ROOT)).json()
+    grub_warning = next(w for w in ref["warnings"] if w.startswith("GRUB has no superuser password"))
+    assert f"[WARNING]: {grub_warning}" in book["text"]  # the tool's warnings reach the play
     for name in ("second", "second_check"):
         assert r[name]["changed"] is False, name
         assert "diff" not in r[name]

@@ -54,10 +54,11 @@ def _stderr_message(stderr):
     return lines[-1] if lines else ''
 
 
-def envelope(cmd, rc, stdout, stderr, ok=(0,)):
+def envelope(cmd, rc, stdout, stderr, ok=(0,), warnings=None):
     """The ``data`` of lockdownctl's --json envelope when ``rc`` is in ``ok``;
     otherwise LockdownctlError naming the verb, the exit code and the tool's
-    own message (the envelope's first error, a refusal, or its stderr line)."""
+    own message (the envelope's first error, a refusal, or its stderr line).
+    The envelope's warnings are appended to ``warnings`` (once each)."""
     verb = ' '.join(cmd[1:3]) if len(cmd) > 2 and cmd[1] == 'enforce' else (cmd[1] if len(cmd) > 1 else '?')
     try:
         doc = json.loads(stdout) if stdout else None
@@ -67,6 +68,10 @@ def envelope(cmd, rc, stdout, stderr, ok=(0,)):
         why = _stderr_message(stderr) or 'no JSON envelope on its standard output'
         raise LockdownctlError('lockdownctl %s exited %d: %s' % (verb, rc, one_line(why)), rc)
     data = doc.get('data')
+    if warnings is not None:
+        for text in doc.get('warnings') or []:
+            if isinstance(text, str) and one_line(text) not in warnings:
+                warnings.append(one_line(text))
     if rc in ok and rc not in ERROR_CODES and doc.get('status') != 'error':
         return data
     why = ''

@@ -228,12 +228,7 @@ class Runner(object):
     def run(self, words, root=None, ok=(0,)):
         cmd = argv(self.executable, words, root)
         rc, out, err = self.module.run_command(cmd, environ_update={'LC_ALL': 'C'})
-        return envelope(cmd, rc, out, err, ok)
-
-    def warn(self, texts):
-        for text in texts or []:
-            if text not in self.warnings:
-                self.warnings.append(text)
+        return envelope(cmd, rc, out, err, ok, self.warnings)
 
 
 def boot_step(runner, p, check_mode, result, diffs):
@@ -254,8 +249,6 @@ def boot_step(runner, p, check_mode, result, diffs):
     result['reboot_required'] = reboot_required(level, running, changed)
     if changed:
         diffs.extend(plan_diff(plan))
-    for setup in done.get('setups') or []:
-        runner.warn(setup.get('warnings'))
     return changed
 
 

@@ -145,11 +145,12 @@ def main():
     p = module.params
     executable = p['executable'] or module.get_bin_path('lockdownctl', required=True)
     result = dict(changed=False)
+    warnings = []
 
     def run(words, root, ok):
         cmd = argv(executable, words, root)
         rc, out, err = module.run_command(cmd, environ_update={'LC_ALL': 'C'})
-        return rc, envelope(cmd, rc, out, err, ok)
+        return rc, envelope(cmd, rc, out, err, ok, warnings)
 
     try:
         # status: 5 is "undecided", a document with unknowns, not a failure
@@ -163,6 +164,8 @@ def main():
         error = exc
     else:
         error = None
+    for text in warnings:
+        module.warn(text)
     if error is not None:  # outside the handler: the result carries no exception, only the tool's message
         module.fail_json(msg=error.msg, rc=error.rc, **result)
     module.exit_json(**result)

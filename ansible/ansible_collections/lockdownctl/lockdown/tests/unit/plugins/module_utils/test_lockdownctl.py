@@ -45,6 +45,14 @@ def test_envelope_data_when_ok():
     assert envelope(['lockdownctl', 'status'], 0, json.dumps(doc), '') == {"level": "none"}
 
 
+def test_envelope_collects_the_tools_warnings_once():
+    doc = {"lockdownctl": 1, "command": "enable", "status": "ok", "exit_code": 0, "data": {},
+           "warnings": ["GRUB has no superuser password:\n anyone at the console", "readiness unknown"]}
+    seen = ['readiness unknown']
+    envelope(['lockdownctl', 'enable'], 0, json.dumps(doc), '', warnings=seen)
+    assert seen == ['readiness unknown', 'GRUB has no superuser password: anyone at the console']
+
+
 def test_envelope_error_names_verb_code_and_message():
     with pytest.raises(LockdownctlError) as exc:
         envelope(['lockdownctl', 'status', '--json'], 2, json.dumps(NOT_A_DIR),
