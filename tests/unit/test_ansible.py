@@ -236,7 +236,7 @@ def test_policy_is_planned_under_a_root_and_refused_for_real(book: dict[str, Any
 # --- ansible-test and ansible-galaxy on a copy of the collection ---------------------------------------------------
 
 SANITY_TESTS = ["validate-modules", "pep8", "ansible-doc", "yamllint", "runtime-metadata", "import", "compile",
-                "shebang", "symlinks", "line-endings", "no-smart-quotes", "action-plugin-docs"]
+                "shebang", "symlinks", "line-endings", "no-smart-quotes", "action-plugin-docs", "pylint"]
 
 
 def _pip_bootstrap() -> None:
