@@ -149,7 +149,9 @@ def enforcer_plan(live, planned_id, check_mode):
     """Decide the policy step from ``enforce status`` (``live``) and the dry
     run's policy id: 'unchanged' (nothing to do), 'apply' (run enforce apply
     and let it say whether it changed anything) or 'sealed' (a different
-    policy is sealed until reboot: the tool would refuse)."""
+    policy is sealed until reboot: enforce apply refuses it before loading
+    anything, so outside check mode the module runs it for the tool's own
+    exit code and message)."""
     if not live or not live.get('loaded'):
         return 'apply'
     if live.get('policy_id') == planned_id:

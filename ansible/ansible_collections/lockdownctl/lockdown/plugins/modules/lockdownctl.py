@@ -271,7 +271,7 @@ def policy_step(runner, p, check_mode, result, diffs):
     if p['root'] and not check_mode:  # the tool refuses it, with its own message
         runner.run(['enforce', 'apply', p['policy']] + flags, p['root'])
     step = enforcer_plan(live, planned_id, check_mode)
-    if step == 'sealed':
+    if step == 'sealed' and check_mode:  # outside check mode enforce apply refuses it, with its own message
         raise LockdownctlError(
             'lockdownctl enforce status: policy %s is sealed until reboot; %s (%s) cannot replace it'
             % (live.get('policy_id'), p['policy'], planned_id), 1)
