@@ -34,6 +34,7 @@ BIN = Path(sys.executable).parent
 ANSIBLE_TEST_HOME = Path(os.environ.get("LOCKDOWNCTL_ANSIBLE_TEST_HOME", "/var/tmp/lockdownctl-ansible-test"))
 # the drop-in `enable` writes for this fixture (tests/data/boot/golden has the whole plan)
 DROP_IN = "etc/default/grub.d/99-lockdownctl.cfg"
+UKI_ROOT = REPO / "tests" / "data" / "boot" / "uki-signed-only"  # signed images, nothing to rebuild them from
 CHECK_ROOT = REPO / "tests" / "data" / "check" / "hibernation" / "positive"  # findings that break
 
 
@@ -94,6 +95,8 @@ def book(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         grub.mkdir()
     else:
         grub.chmod(0)
+    uki = tmp / "uki"
+    shutil.copytree(UKI_ROOT, uki, symlinks=True)
     not_a_dir = tmp / "not-a-directory"
     not_a_dir.write_text("")
     pristine = tree(enabled)
@@ -116,6 +119,7 @@ def book(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         ld("disable_again", level="none", root=str(stale)),
         {**ld("unreadable", level="integrity", root=str(unreadable)), "ignore_errors": True},
         {**ld("not_a_dir", level="integrity", root=str(not_a_dir)), "ignore_errors": True},
+        {**ld("uki", level="integrity", root=str(uki)), "ignore_errors": True},
         {"name": "info_not_a_dir", "lockdownctl.lockdown.lockdownctl_info": {"executable": exe, "root": str(not_a_dir)},
          "register": "info_not_a_dir", "ignore_errors": True},
         {**ld("policy_plan", policy=str(REPO / "examples/integrity.yaml"), seal=True, root=str(enabled)),
@@ -125,6 +129,7 @@ def book(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     names = [t["register"] for t in tasks]
     results, text = run_playbook(tmp, tasks, names)
     return {"r": results, "text": text, "enabled": enabled, "planned": planned, "direct": direct, "stale": stale,
+            "uki": uki, "uki_tree": tree(uki),
             "pristine": pristine, "unreadable": unreadable, "not_a_dir": not_a_dir}
 
 
@@ -201,6 +206,15 @@ def test_lowering_is_refused_with_the_tools_message(book: dict[str, Any]) -> Non
     assert lower["failed"] is True and lower["rc"] == ref.code == 1
     refused = " ".join(ref.json()["data"]["refused"].split())
     assert lower["msg"] == f"lockdownctl enable exited 1: {refused}"
+
+
+def test_a_problem_the_tool_cannot_solve_is_its_message(book: dict[str, Any]) -> None:
+    uki = book["r"]["uki"]
+    ref = lockdownctl("enable", "integrity", "--dry-run", "--json", "--root", str(UKI_ROOT))
+    problem = " ".join(ref.json()["data"]["problems"][0].split())
+    assert "--unit" in problem and uki["failed"] is True and uki["rc"] == ref.code == 1
+    assert uki["msg"] == f"lockdownctl enable exited 1: {problem}"
+    assert book["uki_tree"] == tree(UKI_ROOT)  # refused at the plan: nothing written
 
 
 @pytest.mark.parametrize("name, words", [
