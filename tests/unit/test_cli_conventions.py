@@ -469,3 +469,26 @@ def test_ctrl_c_anywhere_else_is_one_line_and_130() -> None:
         t.close()
     assert code == 130 and out == ""
     assert ESC.sub("", err).strip() == "lockdownctl policy: interrupted before it finished", err
+
+
+@pytest.mark.parametrize("columns", [60, 200])
+def test_watch_summary_fits_the_terminal(columns: int) -> None:
+    log = str(REPO / "tests/data/klog/logind-probes/dmesg.txt")
+    args = ["watch", "--summary", "--color=never", log]
+    _, whole, _ = term(args, stdout_tty=False, env={"COLUMNS": str(columns)})
+    _, fitted, err = term(args, env={"COLUMNS": str(columns)})
+    assert "Traceback" not in err and "REASON" in fitted
+    assert max(len(ln) for ln in fitted.splitlines()) <= columns
+    assert max(len(ln) for ln in whole.splitlines()) > 100  # the pipe's lines are whole
+    lines = fitted.splitlines()
+    first = next(i for i, ln in enumerate(lines) if ln.startswith("REASON"))
+    end = next(i for i in range(first, len(lines)) if not lines[i].strip())
+    wlines = whole.splitlines()
+    wfirst = next(i for i, ln in enumerate(wlines) if ln.startswith("REASON"))
+    wend = next(i for i in range(wfirst, len(wlines)) if not wlines[i].strip())
+    # The header's own words may break at 60 columns: the offsets are the first body line's.
+    body = next(ln for ln in lines[first + 1:end] if ln.startswith("hibernation"))
+    assert _column_text(lines[first:end], _starts(body)) == _whole_columns(wlines[wfirst:wend])
+    # the lines around the table: only their line breaks differ
+    assert re.sub(r"\s", "", "".join(lines[:first] + lines[end:])) == \
+        re.sub(r"\s", "", "".join(wlines[:wfirst] + wlines[wend:]))

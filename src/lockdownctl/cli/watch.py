@@ -249,4 +249,4 @@ def render_summary(data: dict[str, Any], s: Style) -> str:
         lines.append(s.dim(f"note: {note}"))
     if data.get("interrupted"):
         lines.append(s.dim("note: stopped by a signal; the summary covers what was read until then"))
-    return "\n".join(lines)
+    return s.fit(lines)

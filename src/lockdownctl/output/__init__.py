@@ -192,10 +192,12 @@ def _cap(widths: list[int], floors: list[int], room: int) -> list[int] | None:
 
 def _fit(cells: list[list[str]], widths: list[int], free: set[int], width: int) -> list[int]:
     """Column widths within ``width``. First only the free-text columns (log
-    lines, evidence, remedies) give up space, widest first; if that is not
-    enough, every column narrows down to its longest word, so an identifier
-    wraps between words but is never cut. If even that is too wide, lines
-    overflow rather than lose alignment."""
+    lines, evidence, remedies) give up space, widest first, down to
+    _MIN_FREE; if that is not enough, every column narrows down to the longest
+    word of its body, so an identifier wraps between words but is never cut (a
+    header may be). On a terminal narrower still, words break too: a line
+    longer than the terminal would be wrapped by the terminal itself, which
+    scrambles every column."""
     room = width - len(_GAP) * (len(widths) - 1)
     if sum(widths) <= room:
         return widths
@@ -204,13 +206,12 @@ def _fit(cells: list[list[str]], widths: list[int], free: set[int], width: int) 
     fitted = _cap(widths, stage1, room)
     if fitted is not None:
         return fitted
-    words = [max((len(word) for row in cells for word in row[i].split()), default=1) for i in range(len(widths))]
+    words = [max((len(word) for row in cells[1:] for word in row[i].split()), default=1)
+             for i in range(len(widths))]
     stage2 = [free_floor[i] if i in free else min(words[i], w) for i, w in enumerate(widths)]
     fitted = _cap(widths, stage2, room)
     if fitted is not None:
         return fitted
-    # A very narrow terminal: long words break too, rather than lines overflow
-    # and the terminal's own wrapping scramble the columns.
     stage3 = [min(w, 4) for w in widths]
     fitted = _cap(widths, stage3, room)
     return fitted if fitted is not None else stage3
