@@ -104,7 +104,8 @@ def color_option(parser: argparse.ArgumentParser) -> None:
 
 def common_options(parser: argparse.ArgumentParser, reader: bool = True) -> None:
     parser.add_argument("--json", action="store_true",
-                        help="print JSON instead of text: one envelope, or JSON lines with --follow")
+                        help="print JSON instead of text: one envelope, or JSON lines (one object per line, "
+                        "the envelope last) where events stream: watch, --follow")
     color_option(parser)
     if reader:
         parser.add_argument("--root", metavar="PATH", default="/",
