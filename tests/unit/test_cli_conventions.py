@@ -492,3 +492,20 @@ def test_watch_summary_fits_the_terminal(columns: int) -> None:
     # the lines around the table: only their line breaks differ
     assert re.sub(r"\s", "", "".join(lines[:first] + lines[end:])) == \
         re.sub(r"\s", "", "".join(wlines[:wfirst] + wlines[wend:]))
+
+
+def test_a_dumb_terminal_gets_progress_without_escapes(tmp_path: Path) -> None:
+    """TERM=dumb cannot erase a line: the banner and the Ctrl-C line come as plain lines."""
+    t, log = _follow(tmp_path, [], env={"TERM": "dumb"})
+    try:
+        t.wait_for("err", b"(Ctrl-C to stop)")
+        with log.open("a") as fh:
+            fh.write(DENIAL)
+        t.wait_for("out", b"late")
+        t.proc.send_signal(signal.SIGINT)
+        code, out, err = t.finish()
+    finally:
+        t.close()
+    assert code == 1 and "\x1b" not in err and "\x1b" not in out
+    assert [ln.split(":")[0] for ln in err.splitlines()] == ["lockdownctl watch", "lockdownctl watch"]
+    assert "interrupted after" in err.splitlines()[1]
