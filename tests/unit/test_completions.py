@@ -44,6 +44,7 @@ def test_bash(scripts: Path) -> None:
     assert set(bash_complete(script, "lockdownctl ")) >= set(VERBS)
     assert bash_complete(script, "lockdownctl metrics --t") == ["--textfile"]
     assert set(bash_complete(script, "lockdownctl enforce ")) == {"apply", "status", "events", "remove"}
+    assert sorted(bash_complete(script, "lockdownctl check --color ")) == ["always", "auto", "never"]
 
 
 def test_zsh_parses(scripts: Path) -> None:
@@ -65,7 +66,8 @@ def test_fish(scripts: Path) -> None:
     assert fish_complete(script, "lockdownctl status --format ") == ["nfd", "text"]
     assert fish_complete(script, "lockdownctl enforce ") == ["apply", "events", "remove", "status"]
     # The action's own options, not the status verb's (the word "status" is also an action).
-    assert fish_complete(script, "lockdownctl enforce status --") == ["--json"]
+    assert fish_complete(script, "lockdownctl enforce status --") == ["--color", "--json"]
+    assert fish_complete(script, "lockdownctl watch --color ") == ["always", "auto", "never"]
     assert fish_complete(script, f"lockdownctl enforce apply {REPO}/examples/integ") == \
         [f"{REPO}/examples/integrity.yaml"]
     assert fish_complete(script, f"lockdownctl status --output {REPO}/pyproj") == [f"{REPO}/pyproject.toml"]

@@ -129,10 +129,12 @@ def test_fast_path_agrees_with_argparse(case: tuple[str, list[str]]) -> None:
     (["--root=/a", "--root=/b", "--json"], {"json": True, "root": "/b", "expect": None}),
     (["--format", "nfd", "--output", "/f"], {"json": False, "root": "/", "expect": None, "format": "nfd",
                                             "output": "/f"}),
+    (["--color=never", "--json"], {"json": True, "root": "/", "expect": None, "color": "never"}),
 ])
 def test_fast_path_status(argv: list[str], expected: dict[str, object]) -> None:
     fast = parse(lambda p: _add_verb(p, "status"), argv)
-    defaults = {"format": "text", "output": None, "dry_run": False}  # status --format nfd (nfd.py)
+    # status --format nfd (nfd.py); --color (output.color_wanted)
+    defaults = {"format": "text", "output": None, "dry_run": False, "color": "auto"}
     assert fast is not None and vars(fast) == {**defaults, **expected}
 
 

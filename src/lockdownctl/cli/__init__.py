@@ -95,8 +95,18 @@ def _parser_class() -> type[argparse.ArgumentParser]:
     return Parser
 
 
+def color_option(parser: argparse.ArgumentParser) -> None:
+    """``--color=WHEN`` (the decision: output.color_wanted)."""
+    parser.add_argument("--color", metavar="WHEN", choices=("auto", "always", "never"), default="auto",
+                        help="colour the text: auto (the default: only on a terminal, and not when NO_COLOR is "
+                        "set non-empty or TERM=dumb), always (also into a pipe or with NO_COLOR), never")
+
+
 def common_options(parser: argparse.ArgumentParser, reader: bool = True) -> None:
-    parser.add_argument("--json", action="store_true", help="print one JSON envelope instead of text")
+    parser.add_argument("--json", action="store_true",
+                        help="print JSON instead of text: one envelope, or JSON lines (one object per line, "
+                        "the envelope last) where events stream: watch, --follow")
+    color_option(parser)
     if reader:
         parser.add_argument("--root", metavar="PATH", default="/",
                             help="read the host below PATH instead of / (a fixture or mounted image)")
@@ -176,6 +186,8 @@ def entry() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     want_json = "--json" in args_list
+    # Followers print JSON lines: an error there is one more line, not a pretty envelope.
+    follow = "--follow" in args_list or "-f" in args_list
     verb = _peek_verb(args_list)
     prefetched = None
     try:
@@ -195,15 +207,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parse(lambda p: _add_verb(p, verb), rest) or verb_parser(verb).parse_args(rest)
         args.prefetched, prefetched = prefetched, None
         result: Result = module.run(args)
-        return _emit(result, args.json)
+        return _emit(result, args.json, getattr(args, "color", "auto"))
     except LockdownctlError as exc:
         if want_json and not isinstance(exc, OutputError):
             from ..output import dump_json, error_envelope
 
-            print(dump_json(error_envelope(verb or "lockdownctl", exc)))
+            print(dump_json(error_envelope(verb or "lockdownctl", exc), compact=follow))
         print(f"lockdownctl: error: {exc.message}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # Ctrl-C: one line, never a traceback (lockdownctl(8): exit 130)
+        if type(exc) is KeyboardInterrupt:  # a verb that said how far it got raises output.progress.Interrupted
+            from ..output.progress import interrupted
+
+            interrupted(verb or "")
         return 130
     except BrokenPipeError:
         # The reader went away (lockdownctl ... | head): not an error of ours.
@@ -222,7 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             prefetched.discard()
 
 
-def _emit(result: Result, as_json: bool) -> int:
+def _emit(result: Result, as_json: bool, color: str = "auto") -> int:
     from ..output import Style, dump_json, envelope, write_stdout
 
     if as_json:
@@ -231,7 +247,7 @@ def _emit(result: Result, as_json: bool) -> int:
     else:
         for warning in result.warnings:
             print(f"lockdownctl: warning: {warning}", file=sys.stderr)
-        text = result.text(result.data, Style.for_stream())
+        text = result.text(result.data, Style.for_stream(color=color))
     if text:
         write_stdout(text + "\n")
     return result.exit_code

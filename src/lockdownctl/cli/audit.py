@@ -155,7 +155,7 @@ def render(data: dict[str, Any], s: Style) -> str:
         reasons = "all" if len(r["reasons"]) > 3 else ",".join(x["id"] for x in r["reasons"])
         rows.append([r["verdict"].upper(), r["id"], reasons, r["evidence"]])
     if rows:
-        text = table(rows, ["VERDICT", "CHECK", "REASONS", "EVIDENCE"])
+        text = table(rows, ["VERDICT", "CHECK", "REASONS", "EVIDENCE"], s.width, free=(2, 3))
         for verdict, colour in paint.items():  # colour the first column only
             text = "\n".join(colour(ln[:7]) + ln[7:] if ln.startswith(verdict.upper()) else ln
                              for ln in text.splitlines())
@@ -173,13 +173,13 @@ def render(data: dict[str, Any], s: Style) -> str:
         done = ("nothing could be checked" if not sm["decided"] else
                 f"lockdown level unknown ({sm['ok']} ok, {sm['fail']} failed, {sm['warn']} warnings)")
         lines.append(f"Result:    {s.bad('UNDECIDED')}: {done}, {sm['skip']} skipped (no input); not a pass")
-        return "\n".join(lines)
+        return s.fit(lines)
     if missing and sm["skip"]:
         lines.append(s.dim("skipped for lack of: " + "; ".join(missing)))
     verdict = s.good("PASS") if sm["passed"] else s.bad("FAIL")
     lines.append(f"Result:    {verdict}: {sm['ok']} ok, {sm['fail']} failed, {sm['warn']} warnings, "
                  f"{sm['skip']} skipped (no input); threshold {sm['threshold']}")
-    return "\n".join(lines)
+    return s.fit(lines)
 
 
 def render_fragment(data: dict[str, Any], s: Style) -> str:

@@ -50,12 +50,11 @@ def run(args: argparse.Namespace) -> Result:
         raise InputError("--measure watches the running kernel: it cannot be combined with --root")
     data = check(root, args.level)
     if args.measure is not None:
-        from ..bpf.measure import measure
         from ..checks.engine import merge_observed
         from ..reasons import catalogue
 
         cat = catalogue()
-        measured = measure(args.level, args.measure, cat)
+        measured = _measure(args, cat)
         merge_observed(data, measured["observations"], cat, f"enforcer audit, {args.measure:g} s")
         data["measured"] = {k: v for k, v in measured.items() if k != "observations"}
         if measured["drops"]:
@@ -63,6 +62,30 @@ def run(args: argparse.Namespace) -> Result:
                                         f"({measured['drops']} events dropped)")
     code = EXIT_FINDINGS if data["summary"]["breaks"] else EXIT_UNDECIDED if data["verdict"] == "unknown" else EXIT_OK
     return Result("check", data, render, code)
+
+
+def _measure(args: argparse.Namespace, cat: Any) -> dict[str, Any]:
+    """bpf.measure with the time left on a terminal's standard error; Ctrl-C
+    detaches the audit copy (measure's own cleanup), says how far it got in one
+    line and ends the command with 130, like any interrupted command
+    (lockdownctl(8), EXIT STATUS): an interrupted measurement is no verdict."""
+    from ..bpf.enforcer import require_root
+    from ..bpf.measure import measure
+    from ..output.progress import Interrupted, Progress, countdown
+    from ..root import Root
+    from ..state.bpf_lsm import require_bpf_lsm
+
+    # measure() refuses these too; asked first so that a refusal is not preceded by a countdown.
+    require_root()
+    require_bpf_lsm(Root("/"))
+    progress = Progress("check")
+    try:
+        with countdown(progress, args.measure, f"measuring what lockdown={args.level} would deny"):
+            return measure(args.level, args.measure, cat)
+    except KeyboardInterrupt:
+        progress.interrupted(f"measured for {progress.elapsed():.1f} of {args.measure:g} s; the enforcer's audit "
+                             "copy is detached, and an interrupted measurement gives no readiness verdict")
+        raise Interrupted from None
 
 
 def render(data: dict[str, Any], s: Style) -> str:
@@ -106,9 +129,9 @@ def render(data: dict[str, Any], s: Style) -> str:
         lines.append(s.bad("nothing could be checked: no " + ", no ".join(data["not_read"])))
         lines.append(f"{sm['breaks']} breaks, {sm['likely']} likely, {sm['info']} info: "
                      f"{s.bad('unknown')} (not a readiness verdict)")
-        return "\n".join(lines)
+        return s.fit(lines)
     verdict = {"not-ready": s.bad("not ready"), "ready": s.good("ready"),
                "check-likely": s.warn("check the likely ones")}[data["verdict"]]
     lines.append("")
     lines.append(f"{sm['breaks']} breaks, {sm['likely']} likely, {sm['info']} info: {verdict}")
-    return "\n".join(lines)
+    return s.fit(lines)

@@ -29,8 +29,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     events.add_argument("--follow", action="store_true", help="keep printing new events until interrupted")
     remove = actions.add_parser("remove", help="detach the enforcer and remove its pins")
     remove.add_argument("--dry-run", action="store_true", help="show what would be removed, change nothing")
+    from . import color_option
+
     for sub in (apply, actions.choices["status"], events, remove):
         sub.add_argument("--json", action="store_true", help="print JSON instead of text")
+        color_option(sub)
 
 
 def run(args: argparse.Namespace) -> Result:
@@ -109,7 +112,7 @@ def _render_status(data: dict[str, Any], s: Style) -> str:
         from ..output import table
 
         rows = [[r, str(c["denied"]), str(c["audited"]), str(c["excepted"])] for r, c in data["counters"].items()]
-        lines.append(table(rows, ["REASON", "DENIED", "AUDITED", "EXCEPTED"]))
+        lines.append(table(rows, ["REASON", "DENIED", "AUDITED", "EXCEPTED"], s.width))
     lines.append(f"Ring-buffer drops: {data['ring_buffer_drops']}")
     return "\n".join(lines)
 
@@ -136,10 +139,12 @@ def _events(args: argparse.Namespace) -> Result:
 
     decoder = EventDecoder(catalogue())
     collected: list[dict[str, Any]] = []
+    printed = [0]
     stop = False
 
     def on_event(raw: bytes) -> None:
         event = decoder.decode(raw)
+        printed[0] += 1
         if args.follow:
             write_stdout((json.dumps(event) if args.json else render_event(event)) + "\n", flush=True)
         else:
@@ -152,10 +157,15 @@ def _events(args: argparse.Namespace) -> Result:
     ring = libbpf.RingBuffer(enforcer.fds["events"], on_event)
     try:
         if args.follow:
+            from ..output.progress import Progress
+
+            progress = Progress("enforce events")
+            progress.say("following the enforcer's events (Ctrl-C to stop)")
             signal.signal(signal.SIGINT, on_signal)
             signal.signal(signal.SIGTERM, on_signal)
             while not stop:
                 ring.poll(200)
+            progress.interrupted(f"{printed[0]} event{'s' if printed[0] != 1 else ''} printed")
         else:
             ring.consume()
     finally:
@@ -163,7 +173,9 @@ def _events(args: argparse.Namespace) -> Result:
         enforcer.close()
     if args.follow:
         sys.stdout.flush()
-        return Result("enforce", None, lambda _d, _s: "")
+        followed = Result("enforce", None, lambda _d, _s: "")
+        followed.json_lines = True  # the envelope is one more line of the JSON lines
+        return followed
     return Result("enforce", {"events": collected}, lambda d, _s: "\n".join(render_event(e) for e in d["events"]))
 
 

@@ -123,7 +123,8 @@ def _if_allowed(r: dict[str, Any]) -> str:
 def render_table(data: dict[str, Any], s: Style) -> str:
     kernel = data["kernel"]
     rows = [[r["id"], r["level"], r["log"], _on_kernel(r, kernel), _if_allowed(r)] for r in data["reasons"]]
-    out = [table(rows, ["REASON", "LEVEL", "KERNEL LOG STRING", "ON THIS KERNEL", "ALLOWING IT DEFEATS"])]
+    out = [table(rows, ["REASON", "LEVEL", "KERNEL LOG STRING", "ON THIS KERNEL", "ALLOWING IT DEFEATS"],
+                 s.width, free=(2, 4))]
     if not kernel["btf"]:
         out.append(s.dim("note: no kernel BTF: levels and values are mainline's, not this kernel's"))
     for u in kernel["unknown"]:
@@ -177,4 +178,4 @@ def render_one(data: dict[str, Any], s: Style) -> str:
         lines.append(f"  Checked:      {r['checked_where']}")
     if line:
         lines.append(f"  This line:    {_line_text(line)}")
-    return "\n".join(lines)
+    return s.fit(lines)

@@ -21,6 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     validate.add_argument("--btf", metavar="FILE", help="check against the reasons of this BTF file "
                           "instead of the running kernel's")
     validate.add_argument("--json", action="store_true", help="print JSON instead of text")
+    from . import color_option
+
+    color_option(validate)
     validate.add_argument("--strict", action="store_true", help="refuse (exit 1) a policy with any warning, "
                           "e.g. a protection it claims but lets root bypass")
     validate.add_argument("--root", metavar="PATH", default="/",

@@ -101,16 +101,20 @@ def run(args: argparse.Namespace) -> Result:
     from ..klog.sources import Stop
     from ..klog.summary import Summary
     from ..output import Result, Style, write_stdout
+    from ..output.progress import Progress
 
     streams, names, counter = _inputs(args)
     stream = merge(*streams) if len(streams) > 1 else streams[0]
     summary = Summary()
-    style = Style.for_stream()
+    style = Style.for_stream(color=args.color)
+    progress = Progress("watch")
     show = not args.summary
     previous = _stop_on_sigterm()
     interrupted = False
     encode = json.JSONEncoder(separators=(",", ":")).encode  # json.dumps with options builds one per call
     try:
+        if args.follow:  # a blank terminal says nothing: say what is watched (standard error, terminal only)
+            progress.say(f"watching {_what(args, names)} (Ctrl-C to stop)")
         for event in stream:
             summary.add(event)
             probe = summary.probe_number(event)  # repeated capability probes fold into the summary
@@ -124,6 +128,8 @@ def run(args: argparse.Namespace) -> Result:
     finally:
         signal.signal(signal.SIGTERM, previous)
     data = summary.to_dict(counter.lines, names, counter.lost)
+    if interrupted:
+        progress.interrupted(_counts(data))
     data["interrupted"] = interrupted
     # An empty file or stdin was read, but there was nothing to read: not a clean log.
     data["empty"] = counter.bytes == 0 and not data["events"]
@@ -131,8 +137,27 @@ def run(args: argparse.Namespace) -> Result:
     if data["empty"]:
         code = EXIT_UNDECIDED
     result = Result("watch", data, render_summary if args.summary else render_after_events, code)
-    result.json_lines = show
+    # JSON lines whenever lines may have gone out or a follower reads them: the
+    # envelope with the summary is then one more line, never a pretty block.
+    result.json_lines = show or args.follow
     return result
+
+
+def _what(args: argparse.Namespace, names: list[str]) -> str:
+    where = ", ".join(str(n) for n in names)
+    if args.file == "-":
+        return "standard input"
+    if args.file is not None:
+        return f"{where} from its start, then as it grows"
+    return f"{where} " + ("since boot, then new lines" if args.since_boot else "for new lines from now")
+
+
+def _counts(data: dict[str, Any]) -> str:
+    """The one-line summary after Ctrl-C or SIGTERM."""
+    lines = f"{data['lines']} lines read, " if data["lines"] is not None else ""
+    return (f"{lines}{data['denials']} denial{'s' if data['denials'] != 1 else ''}, "
+            f"{data['side_effects']} side effect{'s' if data['side_effects'] != 1 else ''}, "
+            f"{len(data['level_changes'])} level change{'s' if len(data['level_changes']) != 1 else ''}")
 
 
 def _time(event: Event) -> str:
@@ -204,13 +229,14 @@ def render_summary(data: dict[str, Any], s: Style) -> str:
             rows.append([r["reason"] or f"? {r['what']}", r["level"] or "?", str(r["denials"]),
                          str(r["side_effects"]), procs or "-", r["remedy"] or "-"])
         lines.append("")
-        lines.append(table(rows, ["REASON", "LEVEL", "DENIALS", "SIDE EFFECTS", "PROCESSES", "WHAT TO DO"]))
+        lines.append(table(rows, ["REASON", "LEVEL", "DENIALS", "SIDE EFFECTS", "PROCESSES", "WHAT TO DO"],
+                           s.width, free=(4, 5)))
     if data["by_process"]:
         rows = [[p["comm"], str(p["denials"]),
                  ", ".join(f"{k.lstrip('?') or '?'} ({n})" for k, n in p["reasons"].items())]
                 for p in data["by_process"]]
         lines.append("")
-        lines.append(table(rows, ["PROCESS", "DENIALS", "REASONS"]))
+        lines.append(table(rows, ["PROCESS", "DENIALS", "REASONS"], s.width, free=(2,)))
     for probe in data.get("probes", []):
         span = (f" [{probe['first_time']:.6f}..{probe['last_time']:.6f}]"
                 if probe["first_time"] is not None and probe["last_time"] is not None else "")
@@ -223,4 +249,4 @@ def render_summary(data: dict[str, Any], s: Style) -> str:
         lines.append(s.dim(f"note: {note}"))
     if data.get("interrupted"):
         lines.append(s.dim("note: stopped by a signal; the summary covers what was read until then"))
-    return "\n".join(lines)
+    return s.fit(lines)
