@@ -16,8 +16,11 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import select
+import struct
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -230,3 +233,78 @@ def test_path_exception_survives_reapply(cgroup: str, enforcer: None, site_off: 
     write_policy(tmp_path, scoped(cgroup).split("exceptions:")[0])
     assert apply(policy)["action"] == "updated"
     assert run_steps(cgroup, other, rounds=5)["control_write"] == "EPERM"
+
+
+# fanotify(7): a listener that denies every open of one file (FAN_OPEN_PERM), so that
+# an open fails after the file_open hook has marked the thread and before debugfs's
+# own check consumes the mark.
+FAN_CLOEXEC, FAN_CLASS_CONTENT, FAN_MARK_ADD, FAN_OPEN_PERM, FAN_DENY = 0x1, 0x4, 0x1, 0x10000, 0x2
+AT_FDCWD = -100
+EVENT = struct.Struct("IBBHQii")  # struct fanotify_event_metadata
+
+
+def deny_opens(path: str, stop: threading.Event) -> tuple[threading.Thread, list[int]]:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.fanotify_mark.argtypes = [ctypes.c_int, ctypes.c_uint, ctypes.c_uint64, ctypes.c_int, ctypes.c_char_p]
+    fd = libc.fanotify_init(FAN_CLOEXEC | FAN_CLASS_CONTENT, os.O_RDONLY)
+    if fd < 0:
+        pytest.skip(f"fanotify_init: {os.strerror(ctypes.get_errno())}")
+    if libc.fanotify_mark(fd, FAN_MARK_ADD, FAN_OPEN_PERM, AT_FDCWD, path.encode()) < 0:
+        os.close(fd)
+        pytest.skip(f"fanotify_mark FAN_OPEN_PERM on {path}: {os.strerror(ctypes.get_errno())}")
+    denied: list[int] = []
+
+    def serve() -> None:
+        try:
+            while not stop.is_set():
+                if not select.select([fd], [], [], 0.2)[0]:
+                    continue
+                buf = os.read(fd, 4096)
+                for off in range(0, len(buf), EVENT.size):
+                    _len, _vers, _res, _mlen, _mask, efd, pid = EVENT.unpack_from(buf, off)
+                    os.write(fd, struct.pack("iI", efd, FAN_DENY))
+                    denied.append(pid)
+                    os.close(efd)
+        finally:
+            os.close(fd)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return thread, denied
+
+
+FAILED_OPEN = r"""
+import errno, os, sys
+control, other = sys.argv[1], sys.argv[2]
+def try_(fn):
+    try:
+        fn()
+        return "ok"
+    except OSError as exc:
+        return errno.errorcode[exc.errno]
+mode = os.stat(other).st_mode
+print(try_(lambda: open(control, "w").close()), try_(lambda: os.chmod(other, mode)))
+"""
+
+
+@pytest.mark.guest(kernel="all", level="none")
+def test_a_mark_left_by_a_failed_open_serves_no_chmod(cgroup: str, enforcer: None, tmp_path: Path) -> None:
+    debugfs()
+    other = other_debugfs_file()
+    apply(write_policy(tmp_path, scoped(cgroup)))
+    stop = threading.Event()
+    thread, denied = deny_opens(CONTROL, stop)
+    procs = cgroup2_root() / cgroup.lstrip("/") / "cgroup.procs"
+    try:
+        run = subprocess.run([sys.executable, "-c", FAILED_OPEN, CONTROL, other], capture_output=True, text=True,
+                             preexec_fn=lambda: procs.write_text(str(os.getpid())), check=True)
+    finally:
+        stop.set()
+        thread.join()
+    opened, chmod = run.stdout.split()
+    if opened == "ok":
+        pytest.skip("this kernel sends no fanotify permission event for a debugfs open")
+    # fanotify refused the open after file_open marked the thread; the chmod that
+    # follows is checked for debugfs with no open before it: inode_setattr cleared the mark.
+    assert (opened, chmod, len(denied)) == ("EPERM", "EPERM", 1)
+    assert [e["file"] for e in events() if e["reason"] == "debugfs"] == [None]
