@@ -310,3 +310,25 @@ def test_status_says_when_the_file_was_re_created(tmp_path: Path) -> None:
     assert (enforcer.stale_path(entry) or "").endswith(f"the policy matches {entry['file_id']}: apply it again")
     f.unlink()
     assert enforcer.stale_path(entry) == f"{f}: No such file or directory"
+
+
+def test_an_event_names_the_debugfs_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from lockdownctl.bpf import decode
+
+    f = tmp_path / "debug" / "fault_around_bytes"
+    f.parent.mkdir()
+    f.write_text("")
+    st = f.stat()
+    # the decoder walks every debugfs mount: here a directory standing in for one
+    monkeypatch.setattr("lockdownctl.mountinfo.mounts", lambda: [(str(tmp_path / "debug"), "debugfs")])
+    value = HOST.get("debugfs").value
+    assert value is not None
+    rec = abi.LdEvent(time_ns=5 * 10**9, pid=999999, tid=999999, reason=value, verdict=abi.LD_DENY, comm=b"python3",
+                      file_ino=st.st_ino, file_dev=abi.kernel_dev(st.st_dev))
+    out = decode.EventDecoder(HOST).decode(bytes(rec))
+    assert out["reason"] == "debugfs" and out["file"] == str(f)
+    assert out["file_id"] == f"{abi.dev_text(abi.kernel_dev(st.st_dev))}:{st.st_ino}"
+    assert decode.render_event(out).endswith(f" file {f}")
+    rec.file_ino = 0  # no mark: no file
+    plain = decode.EventDecoder(HOST).decode(bytes(rec))
+    assert plain["file"] is None and plain["file_id"] is None and " file " not in decode.render_event(plain)
