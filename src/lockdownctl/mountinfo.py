@@ -55,3 +55,16 @@ def is_mounted(target: str, fstype: str) -> bool:
 def mount_point(fstype: str) -> str | None:
     """Where ``fstype`` is first mounted (e.g. cgroup2: not always /sys/fs/cgroup)."""
     return next((point for point, kind in mounts() if kind == fstype), None)
+
+
+def fstype_at(path: str) -> str | None:
+    """The file system type of the mount holding ``path`` (the deepest mount
+    point above it, after symlinks); None when no mount is known."""
+    import os
+
+    real = os.path.realpath(path)
+    best, kind = "", None
+    for point, fstype in mounts():
+        if (real == point or real.startswith(point.rstrip("/") + "/")) and len(point) >= len(best):
+            best, kind = point, fstype
+    return kind

@@ -13,6 +13,9 @@ File format (docs/design.md section 3; lockdownctl-policy(5)):
       - name: undervolt
         exe: /usr/bin/intel-undervolt     # or cgroup: PATH, uid: N|NAME, comm: NAME (weak)
         allow: [msr]
+      - name: dyndbg                      # path: one debugfs file, for any opener (kernel at none)
+        path: /sys/kernel/debug/dynamic_debug/control
+        allow: [debugfs]
     seal: false
 
 Errors name the file and line (PyYAML node marks) and list the valid
@@ -31,12 +34,12 @@ import yaml
 
 from .errors import InputError
 from .levels import LEVELS, level_rank
-from .reasons import Catalogue, suggest
+from .reasons import DEBUGFS_MOUNT, DEBUGFS_REASON, DEBUGFS_TRACING, Catalogue, suggest
 from .yamldoc import compose
 
 VERDICTS = ("allow", "deny", "audit")
 MODES = ("enforce", "audit")
-EXCEPTION_KINDS = ("exe", "cgroup", "uid", "comm")
+EXCEPTION_KINDS = ("exe", "cgroup", "uid", "comm", "path")
 TOP_KEYS = ("version", "profile", "mode", "scope", "reasons", "exceptions", "seal")
 TASK_COMM_LEN = 16  # include/linux/sched.h: task->comm, NUL included
 COMM_LEN = TASK_COMM_LEN - 1  # the longest name the kernel keeps
@@ -44,7 +47,7 @@ COMM_LEN = TASK_COMM_LEN - 1  # the longest name the kernel keeps
 
 @dataclass
 class PolicyException:
-    kind: str  # exe | cgroup | uid | comm
+    kind: str  # exe | cgroup | uid | comm | path
     value: str | int
     allow: list[str]
     name: str = ""
@@ -213,14 +216,36 @@ def parse_policy(text: str, path: str, cat: Catalogue) -> Policy:
                 raise doc.err(raw, f"comm {value!r} is longer than the kernel's {COMM_LEN} characters")
             if kind == "exe" and not str(value).startswith("/"):
                 raise doc.err(raw, f"exe must be an absolute path, not {value!r}")
+            if kind == "path":
+                _debugfs_path(doc, raw, str(value))
             if "allow" not in entry:
                 raise doc.err(node, "an exception needs 'allow: [REASON, ...]'")
             allow = [reason_id(n, "allow") for n in doc.sequence(entry["allow"][1], "allow")]
             if not allow:
                 raise doc.err(entry["allow"][1], "allow must name at least one reason")
+            if kind == "path" and allow != [DEBUGFS_REASON]:
+                other = next((n for n in doc.sequence(entry["allow"][1], "allow")
+                              if cat.get(str(n.value)).id != DEBUGFS_REASON), entry["allow"][1])
+                raise doc.err(other, f"a path exception allows only {DEBUGFS_REASON}, not {', '.join(allow)}: "
+                              "the kernel passes the file to no other lockdown check (use exe: for a program)")
             name = doc.string(entry["name"][1], "name") if "name" in entry else ""
             policy.exceptions.append(PolicyException(kind, value, allow, name, node.start_mark.line + 1))
     return policy
+
+
+def _debugfs_path(doc: _Doc, node: yaml.Node, value: str) -> None:
+    """A path exception names one file below the debugfs mount, spelled plainly:
+    it is matched by the inode found there at apply time, not by name."""
+    import posixpath
+
+    if not value.startswith("/") or posixpath.normpath(value) != value or "//" in value:
+        raise doc.err(node, f"path must be an absolute, normalised path (no ., .., //), not {value!r}")
+    if not value.startswith(DEBUGFS_MOUNT + "/"):
+        raise doc.err(node, f"path {value} is not a debugfs file: path exceptions name files below "
+                      f"{DEBUGFS_MOUNT}, the only checks that see a file (LOCKDOWN_DEBUGFS)")
+    if value == DEBUGFS_TRACING or value.startswith(DEBUGFS_TRACING + "/"):
+        raise doc.err(node, f"path {value} is in tracefs ({DEBUGFS_TRACING} is an automount of tracefs, "
+                      "checked as tracefs, not debugfs): a path exception cannot allow it")
 
 
 def load_policy(path: str, cat: Catalogue) -> Policy:

@@ -38,6 +38,8 @@ WIDENS = {
     "comm": "any process can name itself {value} (prctl(PR_SET_NAME)): comm is chosen by the caller",
     "cgroup": "root can move any process into cgroup {value} (write its cgroup.procs)",
 }
+PATH_REACH = ("the file, not its opener, is exempted: any root process may open {value}, and that file only "
+              "(matched by inode, for the debugfs check of that one open)")
 ROOT_UID = "every root process runs as uid 0"
 BORROW_EXE = ("root can still borrow it by ptrace-attaching to {value} or rewriting the file (a read-only, "
               "verity-protected /usr and kernel.yama.ptrace_scope=3 close that)")
@@ -48,8 +50,21 @@ def subject_label(exc: PolicyException) -> str:
     return f"exception {exc.name} ({who})" if exc.name else f"exception {who}"
 
 
+def sound_path(exc: PolicyException) -> str:
+    """For a path exception whose file the kernel also offers with no lockdown
+    check (its procfs twin): that twin; exempting it gives root nothing new."""
+    from .reasons import DEBUGFS_UNGATED_TWIN
+
+    return DEBUGFS_UNGATED_TWIN.get(str(exc.value), "") if exc.kind == "path" else ""
+
+
 def grantee_text(exc: PolicyException) -> str:
     """'allowed to ...' for one exception, saying when it is everyone's."""
+    if exc.kind == "path":
+        twin = sound_path(exc)
+        return (f"allowed for opens of {exc.value} only" + (
+            f" (sound: the kernel offers the same file as {twin} with no lockdown check)" if twin else
+            ", by any process (a debugfs file with write access may reach hardware)"))
     if exc.kind == "exe":
         return f"allowed to {exc.value}"
     if exc.kind == "uid" and str(exc.value) in ("0", "root"):
@@ -89,9 +104,12 @@ def analyse(policy: Policy, cat: Catalogue, kernel_level: str | None = None) -> 
             if rid not in by_kernel and denied_to_all(rid):
                 grants.setdefault(rid, []).append(("outside-scope", f"allowed outside cgroup {policy.scope_cgroup}"))
     keys = []
+    sound: set[str] = set()  # exceptions that open no route (path exceptions for a file with an ungated twin)
     for index, exc in enumerate(policy.exceptions):
         key = f"exception:{index}"
         keys.append(key)
+        if sound_path(exc):
+            sound.add(key)
         for rid in exc.allow:
             # the kernel's own denials come first; what everyone has, an exception does not add
             if rid in table and rid not in by_kernel and denied_to_all(rid):
@@ -107,9 +125,10 @@ def analyse(policy: Policy, cat: Catalogue, kernel_level: str | None = None) -> 
     def routes_for(cls: str, allowed: dict[str, list[tuple[str, str]]]) -> list[dict[str, Any]]:
         out = []
         for rid in table:  # enum order: stable
-            if allowed.get(rid) and cls in reasons[rid].defeats:
-                out.append({"reason": rid, "granted_to": [k for k, _t in allowed[rid]],
-                            "granted": [t for _k, t in allowed[rid]],
+            given = [(k, t) for k, t in allowed.get(rid, []) if k not in sound]
+            if given and cls in reasons[rid].defeats:
+                out.append({"reason": rid, "granted_to": [k for k, _t in given],
+                            "granted": [t for _k, t in given],
                             "how": "kernel write" if "integrity" in reasons[rid].defeats else "kernel read"})
         return out
 
@@ -126,6 +145,7 @@ def analyse(policy: Policy, cat: Catalogue, kernel_level: str | None = None) -> 
         for rid in own:
             held.setdefault(rid, []).append((keys[index], "allowed to it"))
         widens = (ROOT_UID if exc.kind == "uid" and str(exc.value) in ("0", "root")
+                  else PATH_REACH.format(value=exc.value) if exc.kind == "path"
                   else WIDENS.get(exc.kind, BORROW_EXE).format(value=exc.value))
         subjects.append({
             "id": keys[index], "label": subject_label(exc), "kind": exc.kind, "value": exc.value,
@@ -139,6 +159,7 @@ def analyse(policy: Policy, cat: Catalogue, kernel_level: str | None = None) -> 
         "grants": [{"reason": rid, "defeats": list(reasons[rid].defeats), "route": reasons[rid].route,
                     "checked_in": reasons[rid].checked_in, "granted_to": [k for k, _t in grants[rid]]}
                    for rid in table if rid in grants],
+        "sound": sorted(sound),  # exceptions that give root no route (path exceptions with an ungated twin)
         "subjects": subjects,
     }
     graph["warnings"] = _warnings(policy, reasons, subjects, everyone_denied, by_kernel)
@@ -178,6 +199,10 @@ def _warnings(policy: Policy, reasons: dict[str, Reason], subjects: list[dict[st
             out.append(f"{where}: {label} is denied {len(conf)} confidentiality reasons but allowed {_join(writes)}: "
                        f"{_route_short(reasons[writes[0]])}, so its confidentiality denials are advisory "
                        f"({OBJECTION})")
+        if exc.kind == "path" and not sound_path(exc):
+            out.append(f"{where}: {label} exempts {exc.value} for every opener: lockdownctl knows no ungated "
+                       "twin of it, and a debugfs file with write access may reach hardware and so kernel "
+                       "memory; it counts as a route for debugfs")
         if exc.kind in WIDENS and routed:
             reach = subjects[index + 1]["widens"]
             out.append(f"{where}: {label} is everyone's: {reach}; it hands "
@@ -213,6 +238,18 @@ def exposure(reason: Reason) -> str:
         return ("lets root defeat confidentiality (a kernel read: every confidentiality denial becomes "
                 f"advisory): {reason.route}")
     return f"lets root defeat no other protection: {reason.route}"
+
+
+def path_exposure(path: str) -> str:
+    """What a path exception for ``path`` exposes, one sentence (check)."""
+    from .reasons import DEBUGFS_UNGATED_TWIN
+
+    twin = DEBUGFS_UNGATED_TWIN.get(path)
+    if twin:
+        return (f"exempts only {path}, which the kernel also offers as {twin} with no lockdown check: no route "
+                "to any other protection (needs the kernel at none and the enforcer as the whole policy)")
+    return (f"exempts only {path}, for any opener: a debugfs file with write access may reach hardware and so "
+            "kernel memory (needs the kernel at none and the enforcer as the whole policy)")
 
 
 def checked_in_text(reason: Reason) -> str:

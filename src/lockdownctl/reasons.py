@@ -348,8 +348,10 @@ TABLE: tuple[Reason, ...] = (
         "offers ioctl/mmap; chmod and chown of debugfs files",
         breaks="scheduler tunables under /sys/kernel/debug/sched, ec_sys EC access (isw, "
         "nbfc), dynamic debug through debugfs, blktrace, GPU register dumps",
-        remedy="use /proc/dynamic_debug/control and dyndbg= for dynamic debug; an enforcer "
-        "exception for the one tool that needs debugfs",
+        remedy="for dynamic debug use /proc/dynamic_debug/control (the same control file in procfs, with no "
+        "lockdown check: it works at every level) or dyndbg= parameters; otherwise, with the kernel at none and "
+        "the enforcer as the whole policy, a path exception for the one debugfs file a tool needs "
+        "(lockdownctl-policy(5)) or an exe exception for the tool",
         call_sites="fs/debugfs/file.c debugfs_locked_down(); fs/debugfs/inode.c debugfs_setattr()",
         # mchehab/rasdaemon#65 (RHEL 8 log); debugfs_setattr() in the pre-5.4 series (ParrotSec/linux-parrot
         # debian/patches/features/all/lockdown/0029-efi-Lock-down-the-kernel-if-booted-in-secure-boot-mo.patch)
@@ -626,6 +628,25 @@ def denial_line(reason: Reason | str, comm: str = "<tool>") -> str:
             raise KeyError(reason)
         reason = found
     return DENIAL_FORMAT.format(comm=comm, what=reason.log)
+
+
+# debugfs, for path exceptions (lockdownctl-policy(5)). The kernel's sysfs offers
+# it this mount point (fs/debugfs/inode.c debugfs_init(): sysfs_create_mount_point(
+# kernel_kobj, "debug")); tracing/ below it is an automount of tracefs, governed by
+# LOCKDOWN_TRACEFS instead (fs/debugfs/inode.c, debugfs_create_automount()).
+DEBUGFS_MOUNT = "/sys/kernel/debug"
+DEBUGFS_TRACING = DEBUGFS_MOUNT + "/tracing"
+# The reason a debugfs open is checked for: fs/debugfs/file.c debugfs_locked_down(),
+# called from the proxy ->open after the file_open LSM hook, with only the reason.
+DEBUGFS_REASON = "debugfs"
+# debugfs files the kernel offers a second time outside debugfs with no lockdown
+# check: exempting them gives root nothing the kernel does not already give.
+# lib/dynamic_debug.c dynamic_debug_init_control() creates the control file in
+# debugfs and with proc_create("control", 0644, proc_mkdir("dynamic_debug", NULL))
+# in procfs; neither ddebug_proc_write() nor the parser checks lockdown
+# (Linux kernel commit 239a5791ffd5 ("dynamic_debug: allow to work if debugfs is
+# disabled") (in v5.7) added the procfs file).
+DEBUGFS_UNGATED_TWIN = {DEBUGFS_MOUNT + "/dynamic_debug/control": "/proc/dynamic_debug/control"}
 
 
 @cache

@@ -23,6 +23,7 @@ STRUCTS = {
     "ld_id_key": abi.LdIdKey,
     "ld_comm_key": abi.LdCommKey,
     "ld_event": abi.LdEvent,
+    "ld_mark": abi.LdMark,
     "ld_seal_config": seal.LdSealConfig,
     "ld_seal_self": seal.LdSealSelf,
 }
@@ -31,7 +32,8 @@ CONSTANTS = {
     "LD_AUDIT": abi.LD_AUDIT, "LD_COUNT_DENIED": abi.LD_COUNT_DENIED,
     "LD_COUNT_AUDITED": abi.LD_COUNT_AUDITED, "LD_COUNT_EXCEPTED": abi.LD_COUNT_EXCEPTED,
     "LD_NCOUNTERS": abi.LD_NCOUNTERS, "LD_COUNTER_DROPS": abi.LD_COUNTER_DROPS,
-    "LD_COMM_LEN": abi.LD_COMM_LEN, "LD_SEAL_MAX": seal.LD_SEAL_MAX, "LD_SEAL_MAX_DEVS": seal.LD_SEAL_MAX_DEVS,
+    "LD_COMM_LEN": abi.LD_COMM_LEN,
+    "LD_MARK_TTL_NS": abi.LD_MARK_TTL_NS, "LD_SEAL_MAX": seal.LD_SEAL_MAX, "LD_SEAL_MAX_DEVS": seal.LD_SEAL_MAX_DEVS,
 }
 
 
@@ -46,7 +48,7 @@ def c_layout(tmp_path: Path) -> dict[str, int]:
         for field, *_ in mirror._fields_:
             lines.append(f'printf("{name}.{field}=%zu\\n", offsetof(struct {name}, {field}));')
     for const in CONSTANTS:
-        lines.append(f'printf("{const}=%d\\n", (int)({const}));')
+        lines.append(f'printf("{const}=%lld\\n", (long long)({const}));')
     lines.append("return 0; }")
     src = tmp_path / "abi.c"
     src.write_text("\n".join(lines))

@@ -65,16 +65,26 @@ def declared_programs(path: Path) -> dict[str, hooks.Program]:
             if sym["st_info"]["type"] == "STT_FUNC" and isinstance(sym["st_shndx"], int):
                 sections[sym.name] = elf.get_section(sym["st_shndx"]).name
         inner: dict[str, list[tuple[str, str]]] = {}
+        plain: dict[str, list[tuple[str, str]]] = {}
         for cu in elf.get_dwarf_info().iter_CUs():
             for die in cu.iter_DIEs():
                 name = die.attributes.get("DW_AT_name")
-                if die.tag == "DW_TAG_subprogram" and name and name.value.decode().startswith("____"):
-                    inner[name.value.decode()[4:]] = [
+                if die.tag == "DW_TAG_subprogram" and name:
+                    params = [
                         (_spell(p.get_DIE_from_attribute("DW_AT_type")), p.attributes["DW_AT_name"].value.decode())
                         for p in die.iter_children() if p.tag == "DW_TAG_formal_parameter"]
+                    if name.value.decode().startswith("____"):
+                        inner[name.value.decode()[4:]] = params
+                    else:
+                        plain[name.value.decode()] = params
     out = {}
     for prog, section in sections.items():
         if not section.startswith(("lsm/", "lsm.s/")):
+            continue
+        if prog not in inner:  # no BPF_PROG: a program that reads no argument, only its ctx
+            assert plain.get(prog) == [("unsigned long long *", "ctx")], (
+                f"{path.name} {prog}: neither BPF_PROG(name, args..., int ret) nor f(unsigned long long *ctx)")
+            out[prog] = hooks.Program(prog, section.split("/", 1)[1], None)
             continue
         params = inner[prog]
         assert params[0] == ("unsigned long long *", "ctx") and params[-1] == ("int", "ret"), (
@@ -90,6 +100,9 @@ def test_variants_say_what_the_objects_declare(variant: hooks.Variant) -> None:
     assert sorted(declared) == sorted(listed), f"{variant.object}: programs differ from hooks.VARIANTS"
     for name, prog in declared.items():
         mirror = listed[name]
+        if prog.args is None or mirror.args is None:
+            assert (prog.hook, prog.args) == (mirror.hook, mirror.args), f"{variant.object} {name}"
+            continue
         assert (prog.hook, [hooks.shape(t) for t, _ in prog.args], [n for _, n in prog.args]) == (
             mirror.hook, [hooks.shape(t) for t, _ in mirror.args], [n for _, n in mirror.args]), (
             f"{variant.object} {name}: the object declares {prog}, hooks.VARIANTS says {mirror}")
@@ -110,7 +123,8 @@ def test_a_variant_of_each_object_fits_each_kernel(obj: str, kernel: Path) -> No
     variant = next(v for v in hooks.VARIANTS[obj] if v.object == chosen.name)
     for prog in variant.programs:
         ret, params = kernel_hooks[prog.hook]
-        assert ret == "int" and [hooks.shape(t) for _n, t in params] == [hooks.shape(t) for t, _n in prog.args]
+        assert ret == "int" and (prog.args is None or
+                                 [hooks.shape(t) for _n, t in params] == [hooks.shape(t) for t, _n in prog.args])
     if obj == "seal":
         assert chosen.name == SEAL_FOR[kernel.name]
 

@@ -20,6 +20,7 @@ LD_COUNT_DENIED, LD_COUNT_AUDITED, LD_COUNT_EXCEPTED, LD_NCOUNTERS = 0, 1, 2, 3
 LD_COUNTER_DROPS = LD_MAX_REASONS * LD_NCOUNTERS
 LD_COMM_LEN = TASK_COMM_LEN  # comm[TASK_COMM_LEN], NUL included
 VERDICT_CODES = {"allow": LD_ALLOW, "deny": LD_DENY, "audit": LD_AUDIT}
+LD_MARK_TTL_NS = 100_000_000  # a file_open mark older than this serves no check
 
 # Pin name -> map name in the object (".bss" holds `struct ld_policy policy`).
 MAPS = {
@@ -28,15 +29,20 @@ MAPS = {
     "cgroup_exceptions": "cgroup_exceptions",
     "uid_exceptions": "uid_exceptions",
     "comm_exceptions": "comm_exceptions",
+    "path_exceptions": "path_exceptions",
+    "task_marks": "task_marks",
     "scope_cgroup": "scope_cgroup",
     "counters": "counters",
     "events": "events",
 }
 # The maps whose contents are the policy: the program only reads them
 # (BPF_F_RDONLY_PROG, so no other program can write them either), and the
-# seal freezes them (seal.py).
+# seal freezes them (seal.py). task_marks is written by the programs alone
+# (file_open marks, locked_down consumes): freezing it and refusing writable
+# fds to it keep user space from forging a mark on a sealed enforcer.
 POLICY_MAPS = ("policy", "exe_exceptions", "cgroup_exceptions", "uid_exceptions", "comm_exceptions",
-               "scope_cgroup")
+               "path_exceptions", "scope_cgroup", "task_marks")
+PROGRAM_WRITTEN = ("task_marks",)  # never BPF_F_RDONLY_PROG
 
 
 class LdPolicy(ctypes.Structure):
@@ -46,7 +52,8 @@ class LdPolicy(ctypes.Structure):
         ("policy_id", ctypes.c_uint64),
         ("audit", ctypes.c_uint8 * 2),
         ("scoped", ctypes.c_uint8 * 2),
-        ("pad", ctypes.c_uint8 * 4),
+        ("paths", ctypes.c_uint8 * 2),
+        ("pad", ctypes.c_uint8 * 2),
         ("verdict", (ctypes.c_uint8 * LD_MAX_REASONS) * 2),
     ]
 
@@ -76,6 +83,21 @@ class LdEvent(ctypes.Structure):
         ("verdict", ctypes.c_uint8),
         ("pad", ctypes.c_uint8 * 3),
         ("comm", ctypes.c_char * LD_COMM_LEN),
+        ("file_ino", ctypes.c_uint64),
+        ("file_dev", ctypes.c_uint32),
+        ("pad2", ctypes.c_uint32),
+    ]
+
+
+class LdMark(ctypes.Structure):
+    _fields_ = [
+        ("ino", ctypes.c_uint64),
+        ("dev", ctypes.c_uint32),
+        ("pad", ctypes.c_uint32),
+        ("pid_tgid", ctypes.c_uint64),
+        ("time_ns", ctypes.c_uint64),
+        ("allow", ctypes.c_uint64),
+        ("reasons", ctypes.c_uint64),
     ]
 
 
@@ -85,6 +107,7 @@ EXCEPTION_MAPS: dict[str, tuple[str, type[ctypes.Structure]]] = {
     "cgroup": ("cgroup_exceptions", LdIdKey),
     "uid": ("uid_exceptions", LdIdKey),
     "comm": ("comm_exceptions", LdCommKey),
+    "path": ("path_exceptions", LdExeKey),  # plus {slot, 0, 0}: the reasons a mark is for (lockdown.h)
 }
 
 
@@ -92,7 +115,7 @@ EXCEPTION_MAPS: dict[str, tuple[str, type[ctypes.Structure]]] = {
 
 def map_key(kind: str, slot: int, ident: Any) -> ctypes.Structure:
     """The exception map key of ``kind`` for ``ident`` (see resolve.Resolved)."""
-    if kind == "exe":
+    if kind in ("exe", "path"):
         return LdExeKey(slot, ident[0], ident[1])
     if kind == "comm":
         return LdCommKey(slot, ident)

@@ -56,6 +56,12 @@ def apply(path: str, *, audit: bool = False, seal_it: bool = False, dry_run: boo
         warnings.append(f"enforce apply would fail here (exit 3): no kernel BTF ({root.display(VMLINUX_BTF)})")
     else:
         check_kernel(cat)
+    from .dbgfs import problem
+
+    if why := problem(policy, cat, read_securityfs(root).level, root):  # path exceptions (#20)
+        if not dry_run:
+            raise FeatureMissing(why)
+        warnings.append(f"enforce apply would fail here (exit 3): {why}")
     enforcer = None
     if not dry_run:  # kernel support (exit 3) before any name is resolved
         require_root()
@@ -86,7 +92,7 @@ def apply(path: str, *, audit: bool = False, seal_it: bool = False, dry_run: boo
     data: dict[str, Any] = {
         "policy": policy.to_dict(), "policy_id": f"{policy.policy_id:016x}", "verdicts": table,
         "kernel_level": kernel_level, "dry_run": dry_run,
-        "skipped": [w for w in resolved.warnings if " skipped: " in w],
+        "skipped": [w for w in resolved.warnings if " skipped: " in w], "paths": resolved.paths,
     }
     if policy.seal:
         warnings.extend(_seal_warnings(policy, table, kernel_level, cat))
@@ -119,6 +125,7 @@ def apply(path: str, *, audit: bool = False, seal_it: bool = False, dry_run: boo
     save_state({"policy_file": os.path.abspath(path), "policy": policy.to_dict(),
                 "policy_id": data["policy_id"], "verdicts": table, "digest": resolved.digest(),
                 "exceptions": {k: [label for _i, _m, label in v] for k, v in resolved.exceptions.items()},
+                "paths": resolved.paths,
                 "scope": resolved.scope, "mode": policy.mode, "profile": policy.profile,
                 "sealed": "seal" in data,
                 "sealed_at": iso(data["seal"]["sealed_at"]) if "seal" in data else None})

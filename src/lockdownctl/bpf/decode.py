@@ -10,6 +10,8 @@ from ..events import Event
 from .abi import LD_DENY, LdEvent, dev_text, kernel_dev
 from .resolve import cgroup2_mount
 
+MAX_DEBUGFS_FILES = 100_000  # a bound on the walk that names a debugfs file in an event
+
 
 class EventDecoder:
     """Ring-buffer records -> the shared event record (lockdownctl.events)."""
@@ -17,6 +19,32 @@ class EventDecoder:
     def __init__(self, cat: Any) -> None:
         self.by_value = {r.value: r for r in cat.reasons if r.value is not None}
         self._cgroups: dict[int, str] | None = None
+        self._files: dict[tuple[int, int], str] | None = None
+
+    def file_path(self, kdev: int, ino: int) -> str | None:
+        """The debugfs file a check was about (path exceptions loaded), found by
+        (dev, inode) below the debugfs mounts; None when it is gone."""
+        if self._files is None:
+            self._files = {}
+            from ..mountinfo import mounts
+
+            seen = 0
+            for point, fstype in mounts():
+                if fstype != "debugfs":
+                    continue
+                for dirpath, dirs, files in os.walk(point):
+                    if dirpath == point:  # tracing/ is tracefs (an automount a stat would trigger)
+                        dirs[:] = [d for d in dirs if d != "tracing"]
+                    for name in files:
+                        seen += 1
+                        if seen > MAX_DEBUGFS_FILES:
+                            break
+                        try:
+                            st = os.stat(os.path.join(dirpath, name))
+                        except OSError:
+                            continue
+                        self._files.setdefault((kernel_dev(st.st_dev), st.st_ino), os.path.join(dirpath, name))
+        return self._files.get((kdev, ino))
 
     def cgroup_path(self, cgid: int) -> str | None:
         if self._cgroups is None:
@@ -37,6 +65,8 @@ class EventDecoder:
         out["cgroup"] = self.cgroup_path(rec.cgroup_id)
         out["tid"] = rec.tid
         out["reason_value"] = rec.reason
+        out["file_id"] = f"{dev_text(rec.file_dev)}:{rec.file_ino}" if rec.file_ino else None
+        out["file"] = self.file_path(rec.file_dev, rec.file_ino) if rec.file_ino else None
         return out
 
     def event(self, raw: bytes) -> Event:
@@ -86,5 +116,8 @@ def buffered_events(cat: Any) -> list[Event]:
 
 def render_event(e: dict[str, Any]) -> str:
     who = e["exe"] or e["exe_id"]
-    return (f"[{e['time']:12.6f}] {e['verdict']:8} {e['reason'] or e['reason_value']:18} pid {e['pid']} "
+    line = (f"[{e['time']:12.6f}] {e['verdict']:8} {e['reason'] or e['reason_value']:18} pid {e['pid']} "
             f"({e['comm']}) uid {e['uid']} exe {who} cgroup {e['cgroup'] or e['cgroup_id']}")
+    if e.get("file_id"):
+        line += f" file {e['file'] or e['file_id']}"
+    return line

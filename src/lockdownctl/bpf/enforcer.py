@@ -31,7 +31,9 @@ from .abi import (
     LD_MAX_REASONS,
     LD_NCOUNTERS,
     MAPS,
+    PROGRAM_WRITTEN,
     VERDICT_CODES,
+    LdExeKey,
     LdPolicy,
     map_key,
 )
@@ -45,6 +47,11 @@ if TYPE_CHECKING:
 HERE = os.path.dirname(os.path.abspath(__file__))
 OBJECT = os.path.join(HERE, "lockdown.bpf.o")
 PROGRAM = "ldctl_locked_down"
+# Program -> the pin of its link. file_open and inode_setattr carry a debugfs
+# file from its open to the lockdown check (path exceptions, lockdown.bpf.c);
+# they return at once while the policy has none.
+LINK_PINS = {PROGRAM: LINK_PIN, "ldctl_file_open": LINK_PIN + "-file_open",
+             "ldctl_inode_setattr": LINK_PIN + "-inode_setattr"}
 BPFFS = "/sys/fs/bpf"
 
 
@@ -103,7 +110,7 @@ class Enforcer:
             for pin in POLICY_MAPS:
                 # fd arrays take no access flags (programs cannot write them); the
                 # policy .bss is written through a writable mapping unless sealed.
-                if pin != "scope_cgroup" and (sealed or pin != "policy"):
+                if pin != "scope_cgroup" and pin not in PROGRAM_WRITTEN and (sealed or pin != "policy"):
                     libbpf.map_add_flags(obj.map(MAPS[pin]), libbpf.BPF_F_RDONLY_PROG)
 
         obj = load_object(OBJECT, "the enforcer's BPF LSM program", prepare,
@@ -141,12 +148,20 @@ class Enforcer:
         self.link = libbpf.attach(self.obj.program(PROGRAM))
         mounted = False
         pinned_paths: list[str] = []
+        others: list[tuple[str, int]] = []
         try:
+            for prog in LINK_PINS:
+                if prog != PROGRAM:
+                    others.append((LINK_PINS[prog], libbpf.attach(self.obj.program(prog))))
             mounted = ensure_bpffs()
             os.makedirs(PIN_DIR, mode=0o700, exist_ok=True)
             for pin, name in MAPS.items():
                 path = os.path.join(PIN_DIR, pin)
                 libbpf.map_pin(self.obj.map(name), path)
+                pinned_paths.append(path)
+            for pin, link in others:  # before the main link's pin, which says "loaded"
+                path = os.path.join(PIN_DIR, pin)
+                libbpf.link_pin(link, path)
                 pinned_paths.append(path)
             path = os.path.join(PIN_DIR, LINK_PIN)
             libbpf.link_pin(self.link, path)
@@ -156,9 +171,13 @@ class Enforcer:
                 os.unlink(path)
             if os.path.isdir(PIN_DIR):
                 os.rmdir(PIN_DIR)
+            for _pin, link in others:
+                libbpf.link_release(link, keep_attached=False)
             libbpf.link_release(self.link, keep_attached=False)
             self.link = None
             raise
+        for _pin, link in others:
+            libbpf.link_release(link, keep_attached=True)  # the pins keep them attached
         return mounted
 
     def close(self) -> None:
@@ -216,6 +235,10 @@ class Enforcer:
                 fd = self.fds[EXCEPTION_MAPS[kind][0]]
                 for ident, mask, _label in entries:
                     libbpf.map_update(fd, map_key(kind, new, ident), ctypes.c_uint64(mask))
+            paths = resolved.exceptions.get("path", [])
+            if paths:  # {slot, 0, 0}: the reasons a file_open mark is for (lockdown.h)
+                libbpf.map_update(self.fds["path_exceptions"], LdExeKey(new, 0, 0),
+                                  ctypes.c_uint64(resolved.mark_reasons))
             if resolved.scope:
                 cg = os.open(resolved.scope, os.O_RDONLY | os.O_DIRECTORY)
                 try:
@@ -224,6 +247,7 @@ class Enforcer:
                     os.close(cg)
             pol.scoped[new] = 1 if resolved.scope else 0
             pol.audit[new] = 1 if resolved.audit else 0
+            pol.paths[new] = 1 if paths else 0
             for value, code in enumerate(resolved.table):
                 pol.verdict[new][value] = code
             pol.gen = pol.gen + 1  # one aligned 32-bit store: the switch
@@ -261,7 +285,8 @@ class Enforcer:
     def exceptions(self) -> dict[str, int]:
         """Entries per exception map in the active slot."""
         slot = self.read_policy()["slot"]
-        return {kind: sum(1 for k in libbpf.map_keys(self.fds[name], key_type) if k.slot == slot)
+        return {kind: sum(1 for k in libbpf.map_keys(self.fds[name], key_type)
+                          if k.slot == slot and (kind != "path" or k.ino))  # not the {slot, 0, 0} entry
                 for kind, (name, key_type) in EXCEPTION_MAPS.items()}
 
     # --- counters ---------------------------------------------------------------
@@ -352,11 +377,27 @@ def describe(bpf_lsm: BpfLsm | None = None) -> dict[str, Any]:
     counters = {by_value.get(v, str(v)): {"denied": c[0], "audited": c[1], "excepted": c[2]}
                 for v, c in enumerate(per_reason) if any(c)}
     state = pins.load_state() or {}
+    paths = [{**entry, "stale": stale_path(entry)} for entry in state.get("paths", []) if isinstance(entry, dict)]
     return {
         "loaded": True, "pin_dir": pins.PIN_DIR, "generation": live["gen"],
         "policy_id": f"{live['policy_id']:016x}",
         "mode": "audit" if live["audit"] else "enforce", "scoped": live["scoped"], "sealed": bool(live["sealed"]),
         "sealed_at": iso(live["sealed"]) if live["sealed"] else None,
         "profile": state.get("profile"), "policy_file": state.get("policy_file"), "verdicts": table,
-        "exceptions": exceptions, "counters": counters, "ring_buffer_drops": drops,
+        "exceptions": exceptions, "counters": counters, "ring_buffer_drops": drops, "paths": paths,
     }
+
+
+def stale_path(entry: dict[str, Any]) -> str | None:
+    """Why a path exception no longer matches its file (re-created since apply:
+    a new inode, denied until the policy is applied again); None when it does."""
+    from .abi import dev_text, kernel_dev
+
+    try:
+        st = os.stat(str(entry.get("path")))
+    except OSError as exc:
+        return f"{entry.get('path')}: {exc.strerror}"
+    now = f"{dev_text(kernel_dev(st.st_dev))}:{st.st_ino}"
+    if entry.get("file_id") and now != entry["file_id"]:
+        return f"{entry['path']} is now {now}, the policy matches {entry['file_id']}: apply it again"
+    return None

@@ -32,7 +32,9 @@ LIVE_BTF = "/" + VMLINUX_BTF  # the running kernel's (btf.py owns the path)
 class Program:
     name: str
     hook: str  # SEC("lsm/<hook>")
-    args: tuple[tuple[str, str], ...]  # (C type, name) as the source declares them, before `int ret`
+    # (C type, name) as the source declares them, before `int ret`; None: the
+    # program reads no argument (nor ret), so any argument list fits
+    args: tuple[tuple[str, str], ...] | None
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,12 @@ _BPF_ARGS = ("int cmd", "union bpf_attr *attr", "unsigned int size")
 
 # object -> its variants, in the order they are tried.
 VARIANTS: dict[str, tuple[Variant, ...]] = {
-    "lockdown": (Variant("lockdown.bpf.o", (Program("ldctl_locked_down", "locked_down", _args("int what")),)),),
+    "lockdown": (Variant("lockdown.bpf.o", (
+        Program("ldctl_locked_down", "locked_down", _args("int what")),
+        Program("ldctl_file_open", "file_open", _args("struct file *file")),
+        # (dentry, attr) before 6.9, (idmap, dentry, attr) since: the program reads neither
+        Program("ldctl_inode_setattr", "inode_setattr", None),
+    )),),
     "seal": (
         Variant("seal.bpf.o", (Program("ldctl_seal_bpf", "bpf", _args(*_BPF_ARGS)), *_SEAL_COMMON)),
         Variant("seal-kernarg.bpf.o", (Program("ldctl_seal_bpf", "bpf", _args(*_BPF_ARGS, "bool kernel")),
@@ -104,13 +111,15 @@ def _decl(ctype: str, name: str) -> str:
 
 def mismatch(program: Program, kernel: tuple[str, list[tuple[str, str]]] | None) -> str:
     """Why ``program`` cannot run on a hook with this prototype ('' when it can)."""
-    want = ", ".join(_decl(t, n) for t, n in program.args)
     if kernel is None:
         return f"{program.name}: the kernel has no LSM hook {program.hook}"
     ret, params = kernel
-    have = ", ".join(_decl(t, n) for n, t in params)
     if shape(ret) != "int4":
         return f"{program.name}: hook {program.hook} returns {ret}, the program expects int"
+    if program.args is None:
+        return ""
+    want = ", ".join(_decl(t, n) for t, n in program.args)
+    have = ", ".join(_decl(t, n) for n, t in params)
     if len(params) != len(program.args) or any(
             shape(kt) != shape(pt) for (_kn, kt), (pt, _pn) in zip(params, program.args, strict=False)):
         return f"{program.name}: hook {program.hook} takes ({have}), the program expects ({want})"

@@ -43,7 +43,8 @@ struct ld_policy {
 	__u64 policy_id;   /* hash of the applied policy, for `enforce status` */
 	__u8 audit[2];	   /* per slot: 1 = audit mode (log, never deny) */
 	__u8 scoped[2];	   /* per slot: 1 = only tasks under scope_cgroup[slot] */
-	__u8 pad[4];
+	__u8 paths[2];	   /* per slot: 1 = path exceptions exist (file_open marks debugfs opens) */
+	__u8 pad[2];
 	__u8 verdict[2][LD_MAX_REASONS]; /* per slot, indexed by reason value */
 };
 
@@ -68,6 +69,31 @@ struct ld_comm_key {
 /* An exception's value: the reasons it allows, bit = reason value. */
 typedef __u64 ld_mask;
 
+/*
+ * Path exceptions (path_exceptions map) are keyed like executables, by the
+ * file's (kernel dev_t, inode) in a slot. The key {slot, 0, 0}, which no file
+ * has, holds the reasons a file_open mark is for (the debugfs reason's bit):
+ * the kernel checks LOCKDOWN_DEBUGFS inside the debugfs proxy open, after the
+ * file_open hook and with only the reason passed, so the file is carried
+ * from one hook to the other in task storage.
+ */
+struct ld_mark {
+	__u64 ino;	   /* the debugfs file this task opened last */
+	__u32 dev;
+	__u32 pad;
+	__u64 pid_tgid;	   /* the thread that opened it; 0 = no mark (consumed or cleared) */
+	__u64 time_ns;	   /* bpf_ktime_get_ns() at file_open */
+	ld_mask allow;	   /* reasons its path exception allows (0: not exempted) */
+	ld_mask reasons;   /* reasons the mark names the file for (the debugfs reason) */
+};
+
+/*
+ * A mark older than this is ignored: file_open and the proxy open run within
+ * one system call, microseconds apart; the limit bounds a mark left behind by
+ * an open that failed between them (a later LSM or fanotify refused it).
+ */
+#define LD_MARK_TTL_NS 100000000ULL
+
 /* One ring-buffer record per denial or audit. */
 struct ld_event {
 	__u64 time_ns;	   /* bpf_ktime_get_ns(): monotonic, like printk (suspend not counted) */
@@ -81,6 +107,9 @@ struct ld_event {
 	__u8 verdict;	   /* LD_DENY or LD_AUDIT */
 	__u8 pad[3];
 	char comm[LD_COMM_LEN];
+	__u64 file_ino;	   /* the debugfs file the check is about (path exceptions loaded), else 0 */
+	__u32 file_dev;
+	__u32 pad2;
 };
 
 #endif

@@ -1,7 +1,8 @@
 """A validated policy -> the enforcer's map contents, resolved against a root.
 
 Executables become (kernel dev_t, inode), cgroups their cgroup v2 id (the
-directory's inode), users their uid; the same resolution runs for ``policy
+directory's inode), users their uid, debugfs files (path exceptions) the
+(kernel dev_t, inode) of the file found there now; the same resolution runs for ``policy
 validate``, ``enforce apply --dry-run`` and ``enforce apply``, so what the
 first two accept the third loads. An exception whose executable is not
 installed is skipped with a warning (lockdownctl-policy(5)): the program it
@@ -12,15 +13,16 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import FeatureMissing, InputError
-from ..mountinfo import mount_point
+from ..mountinfo import fstype_at, mount_point
 from ..policy import Policy, verdicts
-from ..reasons import Catalogue
+from ..reasons import DEBUGFS_MOUNT, Catalogue
 from ..root import Root
-from .abi import LD_ALLOW, LD_COMM_LEN, LD_MAX_REASONS, VERDICT_CODES, kernel_dev
+from .abi import LD_ALLOW, LD_COMM_LEN, LD_MAX_REASONS, VERDICT_CODES, dev_text, kernel_dev
 
 CGROUP2_DEFAULT = "sys/fs/cgroup"  # where systemd mounts cgroup v2; read below a --root
 
@@ -35,6 +37,8 @@ class Resolved:
     exceptions: dict[str, list[tuple[Any, int, str]]] = field(default_factory=dict)  # kind -> (id, mask, label)
     policy_id: int = 0
     warnings: list[str] = field(default_factory=list)
+    mark_reasons: int = 0  # path exceptions: the reasons a file_open mark is for (the debugfs bit)
+    paths: list[dict[str, Any]] = field(default_factory=list)  # path exceptions as resolved, for reports
 
     def digest(self) -> str:
         return json.dumps([self.table, self.audit, self.scope, sorted(
@@ -74,6 +78,35 @@ def _uid(name: str, root: Root) -> int | None:
     return None
 
 
+def _debugfs_file(path: str, root: Root, where: str, label: str, out: Resolved) -> tuple[int, int] | None:
+    """(kernel dev_t, inode) of a path exception's file on the running system.
+
+    The inode is what the enforcer matches, so a file re-created later (its
+    module reloaded) no longer matches and is denied: re-apply the policy.
+    Below a --root there is no debugfs to look at: reported unresolved (file_id None)."""
+    line = int(where.rsplit(":", 1)[1])
+    if not root.live:
+        out.paths.append({"path": path, "line": line, "file_id": None})
+        return None
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:  # like an executable that is not installed: nothing to let through
+        out.warnings.append(f"{where}: exception {label} skipped: {path} does not exist (debugfs not mounted at "
+                            f"{DEBUGFS_MOUNT}, or its module not loaded)")
+        return None
+    except OSError as err:
+        raise InputError(f"{where}: path {path}: {err.strerror}") from None
+    fstype = fstype_at(path)
+    if fstype != "debugfs":
+        raise InputError(f"{where}: path {path} is on {fstype or 'an unknown file system'}, not debugfs: "
+                         "a path exception names a debugfs file")
+    if not stat.S_ISREG(st.st_mode):
+        raise InputError(f"{where}: path {path} is not a regular file: a path exception names one debugfs file")
+    ident = (kernel_dev(st.st_dev), st.st_ino)
+    out.paths.append({"path": path, "line": line, "file_id": f"{dev_text(ident[0])}:{ident[1]}"})
+    return ident
+
+
 def resolve(policy: Policy, cat: Catalogue, root: Root | None = None) -> Resolved:
     """Turn a validated policy into map contents (stat executables, find cgroup ids, users).
 
@@ -111,6 +144,12 @@ def resolve(policy: Policy, cat: Catalogue, root: Root | None = None) -> Resolve
             except OSError as err:
                 raise InputError(f"{where}: exe {exc.value}: {err.strerror}") from None
             ident = (kernel_dev(st.st_dev), st.st_ino)
+        elif exc.kind == "path":
+            found = _debugfs_file(str(exc.value), root, where, label, out)
+            if found is None:
+                continue
+            ident = found
+            out.mark_reasons |= mask
         elif exc.kind == "cgroup":
             try:
                 ident = os.stat(cgroup_dir(str(exc.value), root)).st_ino  # cgroup v2: the id is the inode

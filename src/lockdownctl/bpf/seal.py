@@ -45,7 +45,7 @@ from typing import Any
 
 from ..errors import LockdownctlError
 from ..host.bpf_syscall import BPF_TRACE_ITER
-from ..state.pins import LINK_PIN, PIN_DIR
+from ..state.pins import PIN_DIR
 from . import enforcer as engine  # the enforcer (bpf/enforcer.py)
 from . import hooks, libbpf
 from .abi import kernel_dev
@@ -132,18 +132,19 @@ def _mount_devs() -> list[int]:
 
 def _config(enforcer: engine.Enforcer) -> LdSealConfig:
     cfg = LdSealConfig()
-    link_path = os.path.join(PIN_DIR, LINK_PIN)
-    fd = libbpf.obj_get(link_path)
-    try:
-        cfg.link_ids[0] = libbpf.link_info(fd).id
-    finally:
-        os.close(fd)
+    for i, pin in enumerate(engine.LINK_PINS.values()):  # locked_down's, then file_open's and inode_setattr's
+        link_path = os.path.join(PIN_DIR, pin)
+        fd = libbpf.obj_get(link_path)
+        try:
+            cfg.link_ids[i] = libbpf.link_info(fd).id
+        finally:
+            os.close(fd)
+        cfg.link_pin_inos[i] = os.stat(link_path).st_ino
     for i, pin in enumerate(engine.POLICY_MAPS):
         cfg.map_ids[i] = libbpf.map_info(enforcer.fds[pin]).id
     st = os.stat(PIN_DIR)
     cfg.bpffs_dev = kernel_dev(st.st_dev)
     cfg.pin_dir_ino = st.st_ino
-    cfg.link_pin_inos[0] = os.stat(link_path).st_ino
     for i, dev in enumerate(_mount_devs()):
         cfg.mount_devs[i] = dev
     try:

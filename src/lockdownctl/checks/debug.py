@@ -16,10 +16,10 @@ import re
 from typing import Any
 
 from ..mountinfo import is_mounted
-from ..reasons import denial_line
+from ..reasons import DEBUGFS_TRACING, DEBUGFS_UNGATED_TWIN, denial_line
 from ..root import in_private_mounts
 from .common import package_findings, proc_findings, tool_findings
-from .engine import Context, Evidence, Finding, exception_yaml
+from .engine import Context, Evidence, Finding, exception_yaml, path_exception_yaml
 
 NAME = "debug"
 # The log lines are built from the catalogue (reasons.denial_line), never typed.
@@ -37,7 +37,7 @@ KPROBES_SYMPTOM = (
 )
 KCORE_SYMPTOM = "open of /proc/kcore fails with 'Operation not permitted': crash, drgn -k, gdb on /proc/kcore"
 DEBUGFS_PATH = re.compile(r"/sys/kernel/debug(/\S*)?")
-DYNDBG = "/sys/kernel/debug/dynamic_debug/control"
+DYNDBG, PROC_DYNDBG = next(iter(DEBUGFS_UNGATED_TWIN.items()))  # the seed's example (#20)
 TRACING_FILES = ("current_tracer", "kprobe_events", "uprobe_events", "dynamic_events", "set_event", "tracing_on")
 
 PACKAGES = {
@@ -91,7 +91,7 @@ def detect(ctx: Context) -> list[Finding]:
 def _debugfs(ctx: Context) -> list[Finding]:
     out = []
     for hit in ctx.proc_hits:
-        if hit.path.startswith("/sys/kernel/debug") and not hit.path.startswith("/sys/kernel/debug/tracing"):
+        if hit.path.startswith("/sys/kernel/debug") and not hit.path.startswith(DEBUGFS_TRACING):
             # A read-only fd may be of a 0444 file, which stays readable: likely, not certain.
             out.append(
                 ctx.finding(
@@ -102,7 +102,9 @@ def _debugfs(ctx: Context) -> list[Finding]:
                     [Evidence("process", hit.where, f"{hit.path} ({hit.access or '?'}); exe {hit.exe}")],
                     DEBUGFS_SYMPTOM,
                     _dyndbg_remedy(hit.path),
-                    exception_yaml(["debugfs"], exe=hit.exe) if hit.exe else None,
+                    # a file with an ungated twin: the sound path exception, not all of debugfs to the program
+                    path_exception_yaml(hit.path, "debugfs") if hit.path in DEBUGFS_UNGATED_TWIN
+                    else exception_yaml(["debugfs"], exe=hit.exe) if hit.exe else None,
                     pid=hit.pid,
                     exe=hit.exe,
                     path=hit.path,
@@ -162,8 +164,8 @@ def _debugfs(ctx: Context) -> list[Finding]:
 def _dyndbg_remedy(text: str) -> str:
     if "dynamic_debug" in text:
         return (
-            "use /proc/dynamic_debug/control (the same interface, not gated by lockdown) or dyndbg= "
-            "boot/module parameters instead of " + DYNDBG
+            f"use {PROC_DYNDBG} (the same control file in procfs, with no lockdown check: it works at every "
+            f"level, no policy change) or dyndbg= boot/module parameters instead of {DYNDBG}"
         )
     return ""
 

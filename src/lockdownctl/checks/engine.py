@@ -101,6 +101,11 @@ def exception_yaml(allow: Iterable[str], exe: str = "", cgroup: str = "", name: 
     return f"exceptions: [{{name: {name or policy_name(exe or cgroup)}, {who}, allow: [{', '.join(allow)}]}}]"
 
 
+def path_exception_yaml(path: str, allow: str, name: str = "") -> str:
+    """A path exception: one debugfs file for any opener (kernel at none; lockdownctl-policy(5))."""
+    return f"exceptions: [{{name: {name or policy_name(path)}, path: {path}, allow: [{allow}]}}]"
+
+
 def reason_yaml(reason: str, verdict: str = "allow") -> str:
     """A per-reason override, for what no single program owns (boot-time resume)."""
     return f"reasons: {{{reason}: {verdict}}}"
@@ -112,10 +117,12 @@ def proposal(reason: Reason, policy: str | None) -> tuple[str | None, str]:
     (``exception_yaml``): comm and uid exceptions are every root process's. A reason
     the kernel never checks in the requesting program cannot be excepted per program:
     the per-reason override is proposed instead, and says so."""
-    from ..protection import checked_in_text, exposure
+    from ..protection import checked_in_text, exposure, path_exposure
 
     if policy is None:
         return None, ""
+    if ", path: " in policy:
+        return policy, path_exposure(policy.split(", path: ", 1)[1].split(",", 1)[0])
     exposes = exposure(reason)
     if policy.startswith("exceptions:") and reason.checked_in == "elsewhere":
         return reason_yaml(reason.id), f"{exposes}; {checked_in_text(reason)}"

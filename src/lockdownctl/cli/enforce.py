@@ -91,7 +91,9 @@ def _status(args: argparse.Namespace) -> Result:
     from ..output import Result
 
     require_root()
-    return Result("enforce", describe(), _render_status)
+    data = describe()
+    stale = [p["stale"] for p in data.get("paths", []) if p.get("stale")]  # a re-created debugfs file (#20)
+    return Result("enforce", data, _render_status, warnings=[f"path exception no longer matches: {w}" for w in stale])
 
 
 def _render_status(data: dict[str, Any], s: Style) -> str:

@@ -56,6 +56,13 @@ def run(args: argparse.Namespace) -> Result:
     from ..protection import attach
 
     warnings, code = attach(data, policy, cat, strict=args.strict)
+    data["paths"] = resolved.paths  # path exceptions: the inode each names now
+    if args.btf is None:  # path exceptions need the kernel at none (#20): what enforce apply would say
+        from ..bpf.dbgfs import problem
+        from ..host.securityfs import read_securityfs
+
+        if why := problem(policy, cat, read_securityfs(root).level, root):
+            warnings.append(f"enforce apply would refuse this policy here (exit 3): {why}")
     return Result("policy", data, _render, code, warnings=[*policy.warnings, *resolved.warnings, *warnings])
 
 
@@ -66,6 +73,10 @@ def _render(data: dict[str, Any], s: Style) -> str:
     lines = [f"{pol['source']}: {s.good('valid')} (profile {pol['profile']}, mode {pol['mode']}, "
              f"{len(pol['exceptions'])} exception(s){skipped})",
              f"denies: {', '.join(denied) or '-'}"]
+    for entry in data.get("paths", []):
+        lines.append(f"path exception (line {entry['line']}): {entry['path']} " + (
+            f"is debugfs inode {entry['file_id']} now (matched by inode: re-apply after the file is re-created)"
+            if entry["file_id"] else "is resolved to its inode on the running system, when applied"))
     if not data["kernel_btf"]:
         lines.append(s.dim("note: no kernel BTF: reasons checked against the built-in table"))
     from ..protection import text
