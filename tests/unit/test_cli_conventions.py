@@ -70,7 +70,10 @@ class Term:
                 streams[name] = slave
             self.fds[name] = master
         self.proc = subprocess.Popen([sys.executable, "-m", "lockdownctl", *args], stdin=stdin,
-                                     stdout=streams["out"], stderr=streams["err"], env=_env(env or {}))
+                                     stdout=streams["out"], stderr=streams["err"], env=_env(env or {}),
+                                     # A suite started in the background inherits SIGINT
+                                     # ignored, and the tool rightly keeps an ignored SIGINT.
+                                     preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         for slave in slaves:
             os.close(slave)
 
