@@ -223,8 +223,8 @@ def families(snap: dict[str, Any]) -> list[Metric]:
     tamper = state.get("tamper") if enf["counters_known"] and state and state["loaded"] else None
     known["tamper"] = bool(enf["counters_known"]) and (tamper is None or tamper["by_rule"] is not None)
     if tamper is not None and tamper["by_rule"] is not None:
-        tamper_fam = CounterMetricFamily(PREFIX + "tamper_attempts", "Attempts to lower the sealed policy the seal refused",
-                                  labels=["rule"])
+        tamper_fam = CounterMetricFamily(PREFIX + "tamper_attempts",
+                                         "Attempts to lower the sealed policy the seal refused", labels=["rule"])
         for rule, count in tamper["by_rule"].items():
             tamper_fam.add_metric([rule], float(count))
         out.append(tamper_fam)
