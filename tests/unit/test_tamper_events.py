@@ -15,8 +15,8 @@ from lockdownctl.bpf.abi import kernel_dev
 from lockdownctl.bpf.decode import EventDecoder, TamperDecoder, render_event
 from lockdownctl.events import Event
 from lockdownctl.reasons import catalogue
-from tests.conftest import DATA, lockdownctl
-from tests.unit.test_metrics import ROOTS, parse, value
+from tests.conftest import DATA, ROOTS, lockdownctl
+from tests.unit.test_metrics import parse, value
 
 KLOG = DATA / "klog"
 
