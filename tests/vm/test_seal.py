@@ -573,7 +573,14 @@ def test_the_seal_protects_its_tamper_record(sealed: dict[str, object]) -> None:
     events = tamper_events()
     assert [e["rule"] for e in events] == ["map-writable-fd"] and events[0]["pid"] == os.getpid()
     assert not sh(BPFTOOL, "map", "update", "pinned", counters, "key", *zeros(4), "value", *zeros(8))
-    assert {e["rule"] for e in tamper_events()} <= {"map-writable-fd"}
+    # watch --enforcer shows (and consumes) the attempt, counts it in its summary and exits 1
+    run = lockdownctl("watch", "--enforcer", "--json")
+    lines = [json.loads(line) for line in run.out.splitlines()]
+    seen = [e for e in lines[:-1] if e["kind"] == "tamper"]
+    for e in seen:
+        TALLY[e["what"]] = TALLY.get(e["what"], 0) + 1
+    assert seen and {(e["what"], e["comm"], e["dialect"]) for e in seen} == {("map-writable-fd", "bpftool", "seal")}
+    assert lines[-1]["data"]["tamper_attempts"] == len(seen) and run.code == 1
     fd = obj_get(str(PIN_DIR / "seal-tamper_events"))  # allowed: a reader writes its consumer position
     try:
         with pytest.raises(OSError):  # the producer page and the records: read-only to user space
@@ -593,4 +600,8 @@ def test_tamper_counters_equal_events(sealed: dict[str, object]) -> None:
     assert tamper["dropped"] == 0
     counted = {rule: n for rule, n in tamper["by_rule"].items() if n}
     assert counted == TALLY and sum(TALLY.values()) > 20, (counted, TALLY)
+    samples = lockdownctl("metrics", "--json").json()["data"]["samples"]
+    exported = {s["labels"]["rule"]: s["value"] for s in samples if s["name"] == "lockdownctl_tamper_attempts_total"}
+    assert exported == {rule: float(n) for rule, n in tamper["by_rule"].items()}
+    assert [s["value"] for s in samples if s["name"] == "lockdownctl_tamper_events_dropped_total"] == [0.0]
     assert "Tamper attempts: " in lockdownctl("enforce", "status").out
