@@ -15,9 +15,10 @@ import heapq
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-KINDS = ("denial", "level-set", "ratelimit", "unparsed")
+KINDS = ("denial", "level-set", "ratelimit", "unparsed", "tamper")
 SOURCES = ("file", "stdin", "kmsg", "journal", "enforcer")
-DIALECTS = ("upstream", "pre-5.4", "suse-early", "side-effect", "selinux-avc", "level-set", "ratelimit", "enforcer")
+DIALECTS = ("upstream", "pre-5.4", "suse-early", "side-effect", "selinux-avc", "level-set", "ratelimit", "enforcer",
+            "seal")
 VERDICTS = ("denied", "audited")
 
 FIELDS = ("kind", "source", "dialect", "time", "wall_time", "comm", "pid", "uid", "cgroup_id", "exe", "reason",
@@ -28,13 +29,16 @@ class Event:
     """One lockdown event. Fields (all JSON-able; None when not known):
 
     kind        "denial" | "level-set" | "ratelimit" | "unparsed" (a line that looks
-                like lockdown but matches no known dialect: counted, never dropped)
+                like lockdown but matches no known dialect: counted, never dropped) |
+                "tamper" (the seal refused a way to lower the enforced policy; ``what`` is
+                the rule, see lockdownctl/bpf/seal.py RULES)
     source      where it was read: "file" | "stdin" | "kmsg" | "journal" | "enforcer"
     dialect     how it was printed: "upstream" (``Lockdown: <comm>: <what> is restricted``,
                 v5.4+), "pre-5.4" (distro backports: no comm or old phrases),
                 "suse-early" (``Lockdown early:``), "side-effect" (a message that means a
                 denial happened, e.g. ``Could not create tracefs``), "selinux-avc"
-                (``tclass=lockdown``), "level-set", "ratelimit", "enforcer"; None for unparsed
+                (``tclass=lockdown``), "level-set", "ratelimit", "enforcer", "seal" (tamper
+                attempts); None for unparsed
     time        seconds since boot (printk timestamp, or the enforcer's CLOCK_MONOTONIC)
     wall_time   ISO 8601 wall-clock time when the source gives one (journal, ``dmesg -T``,
                 RFC 3339 syslog)

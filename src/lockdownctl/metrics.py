@@ -30,7 +30,7 @@ TEXTFILE_DIR = "/var/lib/prometheus/node-exporter"  # Debian's prometheus-node-e
 TEXTFILE_NAME = "lockdownctl.prom"
 BOOT_POLICY = "etc/lockdownctl/policy.yaml"  # what lockdownctl-enforce.service applies at boot
 CONCEPTS = ("level", "source", "lsm", "secure_boot", "bpf_lsm", "module_signing", "enforcer", "decisions",
-            "kernel_log")
+            "tamper", "kernel_log")
 VERDICTS = ("denied", "audited", "excepted")  # the enforcer's counters per reason
 
 
@@ -218,6 +218,19 @@ def families(snap: dict[str, Any]) -> list[Metric]:
         out.append(decisions)
         out.append(CounterMetricFamily(PREFIX + "events_dropped", "Enforcer events lost: ring buffer full",
                                        value=float(state["ring_buffer_drops"])))
+    # Refused tamper attempts, by the seal's rule (bpf/seal.py RULES: a bounded label set). Known when
+    # the counters were read: not sealed means none can be refused (known, no series).
+    tamper = state.get("tamper") if enf["counters_known"] and state and state["loaded"] else None
+    known["tamper"] = bool(enf["counters_known"]) and (tamper is None or tamper["by_rule"] is not None)
+    if tamper is not None and tamper["by_rule"] is not None:
+        tamper_fam = CounterMetricFamily(PREFIX + "tamper_attempts",
+                                         "Attempts to lower the sealed policy the seal refused", labels=["rule"])
+        for rule, count in tamper["by_rule"].items():
+            tamper_fam.add_metric([rule], float(count))
+        out.append(tamper_fam)
+        out.append(CounterMetricFamily(PREFIX + "tamper_events_dropped",
+                                       "Tamper attempts counted but not recorded: the seal's ring buffer was full",
+                                       value=float(tamper["dropped"])))
 
     klog = snap["kernel_log"]
     known["kernel_log"] = klog["known"]

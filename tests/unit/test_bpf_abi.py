@@ -26,6 +26,7 @@ STRUCTS = {
     "ld_mark": abi.LdMark,
     "ld_seal_config": seal.LdSealConfig,
     "ld_seal_self": seal.LdSealSelf,
+    "ld_tamper_event": seal.LdTamperEvent,
 }
 CONSTANTS = {
     "LD_MAX_REASONS": abi.LD_MAX_REASONS, "LD_ALLOW": abi.LD_ALLOW, "LD_DENY": abi.LD_DENY,
@@ -34,7 +35,36 @@ CONSTANTS = {
     "LD_NCOUNTERS": abi.LD_NCOUNTERS, "LD_COUNTER_DROPS": abi.LD_COUNTER_DROPS,
     "LD_COMM_LEN": abi.LD_COMM_LEN,
     "LD_MARK_TTL_NS": abi.LD_MARK_TTL_NS, "LD_SEAL_MAX": seal.LD_SEAL_MAX, "LD_SEAL_MAX_DEVS": seal.LD_SEAL_MAX_DEVS,
+    "LD_SEAL_NRULES": seal.LD_SEAL_NRULES, "LD_SEAL_COUNTER_DROPS": seal.LD_SEAL_COUNTER_DROPS,
+    "LD_SEAL_COMM_LEN": seal.LD_SEAL_COMM_LEN,
 }
+
+
+def rule_constants() -> dict[str, int]:
+    """LD_SEAL_RULE_* as seal.h defines them, by the name seal.py gives each rule."""
+    import re
+
+    text = (Path(enforcer.HERE) / "seal.h").read_text()
+    return {name: int(value) for name, value in re.findall(r"#define (LD_SEAL_RULE_\w+) (\d+)", text)}
+
+
+def test_tamper_rules_match_seal_h() -> None:
+    """seal.py's RULES are indexed by the header's LD_SEAL_RULE_* values, one name each, in order, and
+    every rule the BPF code uses is named."""
+    consts = rule_constants()
+    assert sorted(consts.values()) == list(range(len(seal.RULES)))
+    source = (Path(enforcer.HERE) / "seal.bpf.c").read_text()
+    for const in consts:
+        assert const in source, f"{const} is never refused"
+    # the hook named in RULES is the program that uses the constant
+    import re
+
+    for const, value in consts.items():
+        program = re.search(r'SEC\("([^"]+)"\)[^{]*\{(?:[^}]|\}(?!\n\n))*' + const, source)
+        assert program is not None, const
+        hook = program.group(1).removeprefix("lsm/")
+        assert seal.RULES[value].hook == hook, f"{const}: RULES says {seal.RULES[value].hook}, the code {hook}"
+    assert len({r.name for r in seal.RULES}) == len(seal.RULES)
 
 
 def c_layout(tmp_path: Path) -> dict[str, int]:
@@ -47,7 +77,7 @@ def c_layout(tmp_path: Path) -> dict[str, int]:
         lines.append(f'printf("{name}.size=%zu\\n", sizeof(struct {name}));')
         for field, *_ in mirror._fields_:
             lines.append(f'printf("{name}.{field}=%zu\\n", offsetof(struct {name}, {field}));')
-    for const in CONSTANTS:
+    for const in [*CONSTANTS, *rule_constants()]:
         lines.append(f'printf("{const}=%lld\\n", (long long)({const}));')
     lines.append("return 0; }")
     src = tmp_path / "abi.c"
@@ -75,3 +105,23 @@ def test_probe_instruction_encoding_matches_struct_bpf_insn() -> None:
 
     for insn in [(0xB7, 0, 0, 0), (0x95, 0, 0, 0), (0x07, 0x01, -8, -8), (0x85, 0, 0, 113), (0x7A, 0x0A, -8, 0)]:
         assert bpf_syscall.encode_insn(insn).to_bytes(8, "little") == bytes(libbpf.BpfInsn(*insn))
+
+
+def test_prog_info_mirror_matches_linux_bpf_h(tmp_path: Path) -> None:
+    """The proof of enforcement reads run_cnt from struct bpf_prog_info: the mirror's offsets are
+    the system header's (the kernel ABI only appends fields)."""
+    from lockdownctl.bpf import libbpf
+
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler")
+    fields = [f for f, *_ in libbpf.BpfProgInfo._fields_ if f != "gpl_compatible"]  # a bit field
+    src = tmp_path / "info.c"
+    src.write_text("#include <stdio.h>\n#include <stddef.h>\n#include <linux/bpf.h>\nint main(void) {\n"
+                   + "".join(f'printf("{f}=%zu\\n", offsetof(struct bpf_prog_info, {f}));\n' for f in fields)
+                   + "return 0; }\n")
+    subprocess.run([cc, "-o", str(tmp_path / "info"), str(src)], check=True)
+    out = subprocess.run([str(tmp_path / "info")], capture_output=True, text=True, check=True).stdout
+    got = {k: int(v) for k, v in (line.split("=") for line in out.split())}
+    for field in fields:
+        assert got[field] == getattr(libbpf.BpfProgInfo, field).offset, field

@@ -14,7 +14,13 @@ working; "guarded" opens a tracefs file from that cgroup.
   ``sysctl kernel.ftrace_enabled=0`` skips likewise where the kernel no longer
   honours it (EOPNOTSUPP: Debian's 7.3).
 - ``test_sealed_route``: after ``apply --seal``, each route fails and the
-  guarded open is still denied.
+  guarded open is still denied; and every refusal left a trace (issue #20):
+  the tools run under strace, and the seal's tamper events (read with
+  ``lockdownctl enforce events --json``) are exactly strace's failed-with-EPERM
+  system calls, one event each, with the attacker's pid and comm and the
+  rule that refused it. Routes run in this process (ctypes) make one refused
+  call each. ``test_tamper_counters_equal_events`` closes the books: the
+  seal's per-rule counters equal the events delivered (plus drops).
 
 A sealed guest cannot be unsealed, so every test that needs the seal is
 marked ``one_way(step=1)``: tests/vm/conftest.py runs it after every ordinary
@@ -33,6 +39,7 @@ import os
 import struct
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -83,11 +90,25 @@ def guarded_soon() -> str:
 
 
 LAST_ERROR: list[str] = [""]  # what the last refused attempt said
+STRACE = "/usr/bin/strace"
+# While set (sealed routes): tools run under strace, and each refused system call
+# (EPERM) is appended as (pid, comm, syscall): the kernel's own view of the attempts.
+REFUSED: list[tuple[int, str, str]] | None = None
 
 
 def sh(*cmd: str) -> bool:
     """Run a real tool; True when it succeeded."""
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if REFUSED is None:
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    else:
+        log = Path("/tmp/ldctl-strace.log")
+        done = subprocess.run([STRACE, "-f", "-qq", "-Z", "-o", str(log), *cmd], capture_output=True, text=True,
+                              check=False)
+        comm = Path(cmd[0]).name[:15]
+        for line in log.read_text().splitlines():
+            pid, _, call = line.partition(" ")
+            if call.rstrip().endswith("EPERM (Operation not permitted)"):
+                REFUSED.append((int(pid), comm, call.split("(")[0]))
     print(f"$ {' '.join(cmd)} -> {done.returncode} {done.stdout.strip()[:200]} {done.stderr.strip()[:200]}")
     LAST_ERROR[0] = done.stderr
     return done.returncode == 0
@@ -417,13 +438,62 @@ def test_seal_applies(sealed: dict[str, object]) -> None:
     assert overall["sealed"] is True and overall["sealed_at"] == data["sealed_at"]
 
 
+# The seal's rule (bpf/seal.py RULES) that refuses each route's system calls.
+RULE = {
+    "bpftool-link-detach-id": {"link-fd-by-id"},
+    "bpftool-link-detach-pinned": {"link-pin-writable-open"},
+    "ctypes-link-detach-by-id": {"link-fd-by-id"},
+    "ctypes-link-detach-by-pin": {"link-pin-writable-open"},
+    "rm-link-pin": {"pin-unlink"},
+    "rm-rf-pin-dir": {"pin-unlink", "pin-rmdir"},
+    "mv-link-pin-then-rm": {"pin-rename"},
+    "mv-pin-dir-then-rm": {"pin-rename"},
+    "bpftool-map-update-pinned": {"map-writable-fd"},
+    "bpftool-map-update-id": {"map-writable-fd"},
+    "bpftool-map-delete-scope": {"map-writable-fd"},
+    "mmap-write-policy": {"map-writable-fd"},
+    "umount-bpffs": {"umount"},
+    "umount-lazy-sysfs": {"umount"},
+    # util-linux mount uses the new mount API where it can (fsmount + move_mount)
+    "mount-over-pin-dir": {"mount-over-bpffs", "move-mount-onto-bpffs"},
+    "mount-over-bpffs": {"mount-over-bpffs", "move-mount-onto-bpffs"},
+    "sysctl-ftrace-disabled": {"sysctl-ftrace-enabled"},
+    "load-fmod-ret-security_locked_down": {"prog-load-fmod-ret"},
+    "load-map-elem-iterator": {"prog-load-map-elem-iter"},
+}
+# Refused by lockdownctl itself before any system call reaches the seal: nothing to record.
+REFUSED_BY_LOCKDOWNCTL = {"enforce-remove", "enforce-apply-lower"}
+TALLY: dict[str, int] = {}  # tamper events delivered since the seal, per rule
+
+
+def tamper_events() -> list[dict[str, object]]:
+    """Consume the seal's buffered events through the CLI (and count them in TALLY)."""
+    run = lockdownctl("enforce", "events", "--json")
+    assert run.code == 0, run.err
+    found = [e for e in run.json()["data"]["events"] if e["kind"] == "tamper"]
+    for e in found:
+        TALLY[str(e["rule"])] = TALLY.get(str(e["rule"]), 0) + 1
+    return found
+
+
+def self_comm() -> str:
+    return Path("/proc/self/comm").read_text().strip()
+
+
 @pytest.mark.guest(kernel="all", level="none")
 @SEALS
 @pytest.mark.parametrize("route", ROUTES, ids=lambda r: r.name)
 def test_sealed_route(route: Route, sealed: dict[str, object]) -> None:
+    global REFUSED
     ids = sealed["ids"]
     assert isinstance(ids, Ids)
-    ok = route.run(ids)
+    tamper_events()  # what earlier tests left
+    REFUSED = []
+    try:
+        ok = route.run(ids)
+        refused = REFUSED
+    finally:
+        REFUSED = None
     print(f"{route.name}: {'succeeded' if ok else 'refused: ' + LAST_ERROR[0].strip()}")
     if route.name in ALLOWED_SEALED:
         assert ok, f"{route.name} is harmless and should still work on a sealed machine"
@@ -431,6 +501,27 @@ def test_sealed_route(route: Route, sealed: dict[str, object]) -> None:
         assert not ok, f"{route.name} succeeded on a sealed policy"
     assert guarded() == "denied", f"{route.name} lowered a sealed policy"
     assert LINK.exists()
+    # The trace: one event per refused system call, from the attacker, by the right rule.
+    events = tamper_events()
+    for e in events:
+        print(f"  tamper: {e['rule']} by {e['comm']}[{e['pid']}] exe {e['exe']} ({e['object']})")
+    if route.name in ALLOWED_SEALED or route.name in REFUSED_BY_LOCKDOWNCTL:
+        assert events == [], f"{route.name} was not refused by the seal, yet it recorded {events}"
+        return
+    assert {e["rule"] for e in events} <= RULE[route.name], events
+    if refused:  # tools under strace: the events are exactly the EPERM system calls, pid by pid
+        assert sorted((e["pid"], e["comm"]) for e in events) == sorted((pid, comm) for pid, comm, _ in refused), \
+            (events, refused)
+    else:  # a ctypes call in this process: exactly one
+        assert [(e["pid"], e["tid"], e["comm"]) for e in events] == [(os.getpid(), threading.get_native_id(),
+                                                                      self_comm())], events
+    # The executable's identity is recorded (a cgroup/sysctl program cannot see the task). Its path is
+    # named only while the process lives and its identity matches: the tools have exited, and under the
+    # guest's overlay root the kernel records the file below the overlay, so it may stay unnamed here.
+    for e in events:
+        assert (e["exe_id"] is None) is (e["rule"] == "sysctl-ftrace-enabled"), e
+        assert e["exe"] in (None, os.path.realpath(sys.executable)), e
+    assert all(e["uid"] == 0 and e["cgroup"] is not None for e in events)
 
 
 @pytest.mark.guest(kernel="all", level="none")
@@ -469,3 +560,48 @@ def ctypes_pin_detach_path(pin: str) -> bool:
             os.close(fd)
 
     return attempt(go)
+
+
+@pytest.mark.guest(kernel="all", level="none")
+@SEALS
+def test_the_seal_protects_its_tamper_record(sealed: dict[str, object]) -> None:
+    """The counters take no writable fd (refused and recorded) and no update; the ring buffer's
+    records cannot be mapped writable (the kernel's own rule for ring buffers)."""
+    tamper_events()
+    counters = str(PIN_DIR / "seal-tamper_counters")
+    assert not attempt(lambda: os.close(obj_get(counters)))
+    events = tamper_events()
+    assert [e["rule"] for e in events] == ["map-writable-fd"] and events[0]["pid"] == os.getpid()
+    assert not sh(BPFTOOL, "map", "update", "pinned", counters, "key", *zeros(4), "value", *zeros(8))
+    # watch --enforcer shows (and consumes) the attempt, counts it in its summary and exits 1
+    run = lockdownctl("watch", "--enforcer", "--json")
+    lines = [json.loads(line) for line in run.out.splitlines()]
+    seen = [e for e in lines[:-1] if e["kind"] == "tamper"]
+    for e in seen:
+        TALLY[e["what"]] = TALLY.get(e["what"], 0) + 1
+    assert seen and {(e["what"], e["comm"], e["dialect"]) for e in seen} == {("map-writable-fd", "bpftool", "seal")}
+    assert lines[-1]["data"]["tamper_attempts"] == len(seen) and run.code == 1
+    fd = obj_get(str(PIN_DIR / "seal-tamper_events"))  # allowed: a reader writes its consumer position
+    try:
+        with pytest.raises(OSError):  # the producer page and the records: read-only to user space
+            mmap.mmap(fd, mmap.PAGESIZE, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE, offset=mmap.PAGESIZE)
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.guest(kernel="all", level="none")
+@SEALS
+def test_tamper_counters_equal_events(sealed: dict[str, object]) -> None:
+    """Every refusal since the seal was delivered as an event (or counted as dropped): the seal's
+    counters, read by ``enforce status``, equal the events this module consumed, rule by rule."""
+    tamper_events()
+    status = lockdownctl("enforce", "status", "--json").json()["data"]
+    tamper = status["tamper"]
+    assert tamper["dropped"] == 0
+    counted = {rule: n for rule, n in tamper["by_rule"].items() if n}
+    assert counted == TALLY and sum(TALLY.values()) > 20, (counted, TALLY)
+    samples = lockdownctl("metrics", "--json").json()["data"]["samples"]
+    exported = {s["labels"]["rule"]: s["value"] for s in samples if s["name"] == "lockdownctl_tamper_attempts_total"}
+    assert exported == {rule: float(n) for rule, n in tamper["by_rule"].items()}
+    assert [s["value"] for s in samples if s["name"] == "lockdownctl_tamper_events_dropped_total"] == [0.0]
+    assert "Tamper attempts: " in lockdownctl("enforce", "status").out

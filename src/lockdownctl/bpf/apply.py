@@ -5,6 +5,13 @@ root -> load a new enforcer or update the loaded one -> seal -> state file.
 The CLI (cli/enforce.py) only parses its arguments and prints the result.
 ``--dry-run`` runs every step that reads (parse, resolve, the BPF LSM
 decision) and none that changes the kernel.
+
+After attaching, apply proves the program runs (:func:`prove`) instead of
+trusting that load + attach means enforcement; without that proof it never
+reports the policy applied: ``enforce apply`` exits 3 (cli/enforce.py) and
+the program stays attached and pinned (removing it would lower protection
+should it run after all; ``enforce remove`` detaches it), a seal the policy
+asks for is not applied (the seal would keep a program that does not run).
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from ..root import Root
 from ..state.bpf_lsm import bpf_lsm_state, require_bpf_lsm, why_not
 from ..state.pins import LINK_PIN, PIN_DIR, load_state, save_state
 from . import libbpf, seal
-from .enforcer import Enforcer, iso, remove_pins, require_root
+from .enforcer import PROGRAM, Enforcer, iso, remove_pins, require_root
 from .resolve import Resolved, resolve
 
 
@@ -118,7 +125,8 @@ def apply(path: str, *, audit: bool = False, seal_it: bool = False, dry_run: boo
         data["action"] = "unchanged" if unchanged else "updated"
     try:
         data["active"] = enforcer.read_policy()["gen"]
-        if policy.seal:
+        data["proof"] = prove(enforcer, table, kernel_level, cat)
+        if policy.seal and data["proof"]["verified"]:  # never seal a program that does not run
             data["seal"] = seal.seal(enforcer)
     finally:
         enforcer.close()
@@ -127,9 +135,87 @@ def apply(path: str, *, audit: bool = False, seal_it: bool = False, dry_run: boo
                 "exceptions": {k: [label for _i, _m, label in v] for k, v in resolved.exceptions.items()},
                 "paths": resolved.paths,
                 "scope": resolved.scope, "mode": policy.mode, "profile": policy.profile,
-                "sealed": "seal" in data,
+                "sealed": "seal" in data, "proof": data["proof"],
                 "sealed_at": iso(data["seal"]["sealed_at"]) if "seal" in data else None})
     return Applied(data, warnings)
+
+
+# Self-triggers for the proof: (reason id, path, open flags). Each open makes
+# the kernel ask security_locked_down() for the reason before anything else
+# and changes nothing (the fd is closed at once, nothing is read or written):
+# fs/proc/kcore.c open_kcore() asks LOCKDOWN_KCORE; tracefs's trace_marker
+# open asks LOCKDOWN_TRACEFS (kernel/trace/trace.c tracing_check_open_get_tr()).
+# Both are confidentiality reasons, so below that level the kernel's own
+# lockdown LSM lets the call through to the BPF LSM; at confidentiality it
+# denies every reason first and no locked_down program ever runs.
+PROOF_TRIGGERS = (("kcore", "/proc/kcore", os.O_RDONLY), ("tracefs", "/sys/kernel/tracing/trace_marker", os.O_WRONLY))
+
+
+def prove(enforcer: Enforcer, table: dict[str, str], kernel_level: str | None, cat: Catalogue) -> dict[str, Any]:
+    """Evidence that the attached program runs: its run count before and after
+    this process makes the kernel call security_locked_down() once.
+
+    Why the run count: it is the kernel's own count of the program's
+    invocations (bpf_prog_info.run_cnt, kept while a BPF_ENABLE_STATS fd is
+    open), so it proves the hook reaches this very program whatever the policy
+    says about the trigger's reason: allowed (the hot path, no event),
+    denied, audited, excepted or out of scope. An event would need a reason
+    the policy denies or audits for this process, and would add the applier's
+    own denial to every log. BPF_ENABLE_STATS rather than the sysctl
+    kernel.bpf_stats_enabled: the fd ends with this process, so a crash cannot
+    leave statistics (and their cost) switched on for every program.
+    """
+    by_id = {r.id: r for r in cat.reasons}
+    if kernel_level == "confidentiality":
+        # Every reason is denied by the kernel before any LSM program is asked.
+        return {"verified": True, "method": "kernel-level", "kernel_level": kernel_level,
+                "note": "the kernel at confidentiality denies every reason itself: the program is never asked"}
+    usable = []
+    for reason, path, flags in PROOF_TRIGGERS:
+        r = by_id.get(reason)
+        if r is None or r.value is None or not os.path.exists(path):
+            continue
+        usable.append((table.get(reason) != "allow", reason, path, flags))  # allowed first: no event
+    prog_fd = _program_fd(enforcer)
+    stats = libbpf.enable_stats()
+    try:
+        before = libbpf.prog_info(prog_fd).run_cnt
+        tried = []
+        for _denied, reason, path, flags in sorted(usable):
+            try:
+                os.close(os.open(path, flags | os.O_CLOEXEC))
+                result = "opened"
+            except OSError as exc:
+                result = os.strerror(exc.errno or 0)
+            after = libbpf.prog_info(prog_fd).run_cnt
+            tried.append({"reason": reason, "path": path, "result": result, "run_count_after": after})
+            if after > before:
+                break
+        after = libbpf.prog_info(prog_fd).run_cnt
+    finally:
+        os.close(stats)
+        if enforcer.obj is None:
+            os.close(prog_fd)
+    out: dict[str, Any] = {"verified": after > before, "method": "run-count", "run_count_before": before,
+                           "run_count_after": after, "triggers": tried}
+    if not usable:
+        out["why"] = (f"no trigger available: none of {', '.join(p for _r, p, _f in PROOF_TRIGGERS)} exists, so this "
+                      "process could not call the hook")
+    elif not out["verified"]:
+        out["why"] = ("the program did not run when this process called security_locked_down() "
+                      f"({', '.join(t['reason'] for t in tried)}): the hook does not reach it")
+    return out
+
+
+def _program_fd(enforcer: Enforcer) -> int:
+    """The enforcer's program: from the object just loaded, else through its pinned link."""
+    if enforcer.obj is not None:
+        return libbpf.program_fd(enforcer.obj.program(PROGRAM))
+    link = libbpf.obj_get(os.path.join(PIN_DIR, LINK_PIN))
+    try:
+        return libbpf.prog_get_fd_by_id(libbpf.link_info(link).prog_id)
+    finally:
+        os.close(link)
 
 
 def _load_new(resolved: Resolved, sealing: bool, previous: Enforcer | None) -> tuple[Enforcer, bool]:

@@ -1,4 +1,8 @@
-"""Ring-buffer records of the enforcer -> the shared event record (lockdownctl.events)."""
+"""Ring-buffer records of the enforcer and of the seal -> the shared event record (lockdownctl.events).
+
+The enforcer's records (struct ld_event) are denials and audits; the seal's
+(struct ld_tamper_event) are refused tamper attempts, kind "tamper".
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from typing import Any
 from ..events import Event
 from .abi import LD_DENY, LdEvent, dev_text, kernel_dev
 from .resolve import cgroup2_mount
+from .seal import RULES, LdTamperEvent
 
 MAX_DEBUGFS_FILES = 100_000  # a bound on the walk that names a debugfs file in an event
 
@@ -76,20 +81,70 @@ class EventDecoder:
     def _event(self, raw: bytes) -> tuple[Event, LdEvent]:
         rec = LdEvent.from_buffer_copy(raw[: ctypes.sizeof(LdEvent)])
         reason = self.by_value.get(rec.reason)
-        exe = None
-        try:  # the process may be gone; only trust /proc when the identity matches
-            path = os.readlink(f"/proc/{rec.pid}/exe")
-            st = os.stat(f"/proc/{rec.pid}/exe")
-            if st.st_ino == rec.exe_ino and kernel_dev(st.st_dev) == rec.exe_dev:
-                exe = path
-        except OSError:
-            pass
+        exe = exe_path(rec.pid, rec.exe_dev, rec.exe_ino)
         event = Event("denial", "enforcer", "enforcer", time=rec.time_ns / 1e9,
                       comm=rec.comm.decode("utf-8", "replace"), pid=rec.pid, uid=rec.uid, cgroup_id=rec.cgroup_id,
                       exe=exe, reason=reason.id if reason else None, what=reason.log if reason else None,
                       level=reason.level if reason else None,
                       verdict="denied" if rec.verdict == LD_DENY else "audited")
         return event, rec
+
+
+def exe_path(pid: int, dev: int, ino: int) -> str | None:
+    """The executable's path from /proc, only when its identity is the one the
+    kernel recorded (the process may be gone, or its pid reused)."""
+    if not ino:
+        return None
+    try:
+        path = os.readlink(f"/proc/{pid}/exe")
+        st = os.stat(f"/proc/{pid}/exe")
+    except OSError:
+        return None
+    return path if st.st_ino == ino and kernel_dev(st.st_dev) == dev else None
+
+
+class TamperDecoder:
+    """The seal's ring-buffer records -> events of kind "tamper"."""
+
+    def __init__(self, cgroups: EventDecoder) -> None:
+        self.cgroups = cgroups  # shares the cgroup id -> path cache
+
+    def decode(self, raw: bytes) -> dict[str, Any]:
+        event, rec = self._event(raw)
+        out = event.to_dict()
+        rule = RULES[rec.rule] if rec.rule < len(RULES) else None
+        out["rule"] = rule.name if rule else None
+        out["rule_value"] = rec.rule
+        out["hook"] = rule.hook if rule else None
+        out["object"] = object_text(rule.object if rule else "?", rec.object)
+        out["detail"] = rec.detail
+        out["exe_id"] = f"{dev_text(rec.exe_dev)}:{rec.exe_ino}" if rec.exe_ino else None
+        out["cgroup"] = self.cgroups.cgroup_path(rec.cgroup_id)
+        out["tid"] = rec.tid
+        return out
+
+    def event(self, raw: bytes) -> Event:
+        return self._event(raw)[0]
+
+    def _event(self, raw: bytes) -> tuple[Event, LdTamperEvent]:
+        rec = LdTamperEvent.from_buffer_copy(raw[: ctypes.sizeof(LdTamperEvent)])
+        rule = RULES[rec.rule] if rec.rule < len(RULES) else None
+        name = rule.name if rule else f"rule {rec.rule}"
+        what = rule.route if rule else "a rule this lockdownctl does not know"
+        obj = object_text(rule.object if rule else "?", rec.object)
+        comm = rec.comm.decode("utf-8", "replace")
+        event = Event("tamper", "enforcer", "seal", f"seal refused {name} ({what}; {obj}) from {comm}[{rec.pid}]",
+                      time=rec.time_ns / 1e9, comm=comm, pid=rec.pid, uid=rec.uid, cgroup_id=rec.cgroup_id,
+                      exe=exe_path(rec.pid, rec.exe_dev, rec.exe_ino), what=name, verdict="denied")
+        return event, rec
+
+
+def object_text(kind: str, value: int) -> str:
+    if kind == "device":
+        return f"device {dev_text(value)}"
+    if kind == "-":
+        return "-"
+    return f"{kind} {value}"
 
 
 def buffered_events(cat: Any) -> list[Event]:
@@ -105,16 +160,39 @@ def buffered_events(cat: Any) -> list[Event]:
         raise FeatureMissing("the enforcer is not loaded (lockdownctl enforce apply FILE loads it)")
     decoder = EventDecoder(cat)
     out: list[Event] = []
-    ring = libbpf.RingBuffer(enforcer.fds["events"], lambda raw: out.append(decoder.event(raw)))
     try:
-        ring.consume()
+        for fd, decode in ((enforcer.fds["events"], decoder.event),
+                           (open_tamper_events(), TamperDecoder(decoder).event)):
+            if fd is None:
+                continue
+            ring = libbpf.RingBuffer(fd, lambda raw, decode=decode: out.append(decode(raw)))  # type: ignore[misc]
+            try:
+                ring.consume()
+            finally:
+                ring.close()
+                if fd != enforcer.fds["events"]:
+                    os.close(fd)
     finally:
-        ring.close()
         enforcer.close()
     return sorted(out, key=lambda e: e.time or 0.0)
 
 
+def open_tamper_events() -> int | None:
+    """The seal's ring buffer (None: not sealed); exit 3 when it cannot be opened."""
+    from ..errors import FeatureMissing
+    from .seal import open_events
+
+    try:
+        return open_events()
+    except OSError as exc:
+        raise FeatureMissing(f"the seal's tamper events cannot be read: {exc.strerror or exc}") from None
+
+
 def render_event(e: dict[str, Any]) -> str:
+    if e["kind"] == "tamper":
+        return (f"[{e['time']:12.6f}] {'TAMPER':8} {e['rule'] or e['rule_value']:18} pid {e['pid']} "
+                f"({e['comm']}) uid {e['uid']} exe {e['exe'] or e['exe_id'] or '?'} "
+                f"cgroup {e['cgroup'] or e['cgroup_id']}: refused {e['hook']} ({e['object']})")
     who = e["exe"] or e["exe_id"]
     line = (f"[{e['time']:12.6f}] {e['verdict']:8} {e['reason'] or e['reason_value']:18} pid {e['pid']} "
             f"({e['comm']}) uid {e['uid']} exe {who} cgroup {e['cgroup'] or e['cgroup_id']}")

@@ -125,10 +125,18 @@ class Enforcer:
         """The loaded enforcer's maps, from their pins; None when it is not loaded."""
         if not pinned():
             return None
+        from .seal import seal_pins
+
+        # Sealed, the policy maps grant read-only fds only, and asking for a
+        # writable one is a tamper attempt the seal records: ask for what it grants.
+        sealed = bool(seal_pins())
         fds = {}
         for pin in MAPS:
             path = os.path.join(PIN_DIR, pin)
             try:
+                if sealed and pin in POLICY_MAPS:
+                    fds[pin] = libbpf.obj_get_readonly(path)
+                    continue
                 try:
                     fds[pin] = libbpf.obj_get(path)
                 except PermissionError:  # sealed: the policy maps grant read-only fds only
@@ -359,6 +367,7 @@ def describe(bpf_lsm: BpfLsm | None = None) -> dict[str, Any]:
     from ..root import Root
     from ..state import pins
     from ..state.bpf_lsm import bpf_lsm_state, why_not
+    from . import seal
 
     enforcer = Enforcer.open_pinned()
     if enforcer is None:  # whether one can be: the decision status made, or made now
@@ -385,6 +394,7 @@ def describe(bpf_lsm: BpfLsm | None = None) -> dict[str, Any]:
         "sealed_at": iso(live["sealed"]) if live["sealed"] else None,
         "profile": state.get("profile"), "policy_file": state.get("policy_file"), "verdicts": table,
         "exceptions": exceptions, "counters": counters, "ring_buffer_drops": drops, "paths": paths,
+        "tamper": _tamper(seal),  # refusals per rule since the seal; None when not sealed
     }
 
 
@@ -401,3 +411,10 @@ def stale_path(entry: dict[str, Any]) -> str | None:
     if entry.get("file_id") and now != entry["file_id"]:
         return f"{entry['path']} is now {now}, the policy matches {entry['file_id']}: apply it again"
     return None
+
+
+def _tamper(seal: Any) -> dict[str, Any] | None:
+    try:
+        return seal.tamper_counters()  # type: ignore[no-any-return]
+    except OSError as exc:  # unknown, never zero
+        return {"by_rule": None, "dropped": None, "error": f"seal-tamper_counters: {exc.strerror or exc}"}

@@ -12,6 +12,14 @@
  * kernel structures are read with BTF-typed direct loads, never with
  * bpf_probe_read*() (refused at lockdown confidentiality); ids and inode
  * numbers come from user space (rodata before load, .bss before freeze).
+ *
+ * No refusal is silent: refuse() counts it per rule and records who tried
+ * (pid, tid, uid, comm, executable, cgroup) and what (rule, object) in the
+ * tamper_events ring buffer. The counters are frozen after load (only this
+ * object writes them); the ring buffer's data pages are read-only to user
+ * space (the kernel maps only the consumer position writable), so a reader
+ * can consume or lose events but never forge or rewrite one, and every lost
+ * one is counted (LD_SEAL_COUNTER_DROPS).
  */
 #include <stdbool.h>
 #include <linux/types.h>
@@ -29,6 +37,18 @@ char LICENSE[] SEC("license") = "GPL";
 
 const volatile struct ld_seal_config cfg = {};
 struct ld_seal_self self = {};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, LD_SEAL_COUNTERS_LEN);
+	__type(key, __u32);
+	__type(value, __u64);
+} tamper_counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 16);	/* ~900 events */
+} tamper_events SEC(".maps");
 
 #pragma clang attribute push(__attribute__((preserve_access_index)), apply_to = record)
 struct dentry {
@@ -57,6 +77,68 @@ struct bpf_prog {
 	struct bpf_prog_aux *aux;
 };
 #pragma clang attribute pop
+
+static __always_inline void count(__u32 slot)
+{
+	__u64 *c = bpf_map_lookup_elem(&tamper_counters, &slot);
+
+	if (c)
+		*c += 1;	/* per-CPU: no atomics needed */
+}
+
+/*
+ * Record a refusal and return the refusal. `task_known`: the program may read
+ * the current task through BTF (LSM programs; a cgroup/sysctl program may
+ * not, so its events carry no executable identity).
+ */
+static __always_inline int record(__u32 rule, __u64 object, __u32 detail, const int task_known)
+{
+	struct ld_tamper_event *ev;
+	__u64 pid_tgid;
+
+	count(rule);
+	ev = bpf_ringbuf_reserve(&tamper_events, sizeof(*ev), 0);
+	if (!ev) {
+		count(LD_SEAL_COUNTER_DROPS);
+		return -EPERM;
+	}
+	pid_tgid = bpf_get_current_pid_tgid();
+	ev->time_ns = bpf_ktime_get_ns();
+	ev->cgroup_id = bpf_get_current_cgroup_id();
+	ev->exe_ino = 0;
+	ev->exe_dev = 0;
+	if (task_known) {
+		struct task_struct *task = bpf_get_current_task_btf();
+
+		if (task->mm && task->mm->exe_file) {
+			struct inode *inode = task->mm->exe_file->f_inode;
+
+			ev->exe_ino = inode->i_ino;
+			ev->exe_dev = inode->i_sb->s_dev;
+		}
+	}
+	ev->object = object;
+	ev->pid = pid_tgid >> 32;
+	ev->tid = (__u32)pid_tgid;
+	ev->uid = (__u32)bpf_get_current_uid_gid();
+	ev->rule = rule;
+	ev->detail = detail;
+	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
+	bpf_ringbuf_submit(ev, 0);
+	return -EPERM;
+}
+
+static __always_inline int refuse(__u32 rule, __u64 object, __u32 detail)
+{
+	return record(rule, object, detail, 1);
+}
+
+static __always_inline __u64 ino_of(struct dentry *dentry)
+{
+	struct inode *inode = dentry->d_inode;
+
+	return inode ? inode->i_ino : 0;
+}
 
 static __always_inline int has_u32(const volatile __u32 *a, const __u32 *b, __u32 v)
 {
@@ -119,18 +201,22 @@ int BPF_PROG(ldctl_seal_bpf, int cmd, union bpf_attr *attr, unsigned int size, i
 {
 	if (ret)
 		return ret;
-	if (cmd == BPF_LINK_GET_FD_BY_ID)
-		return has_u32(cfg.link_ids, self.link_ids, attr->link_id) ? -EPERM : 0;
+	if (cmd == BPF_LINK_GET_FD_BY_ID) {
+		__u32 id = attr->link_id;
+
+		return has_u32(cfg.link_ids, self.link_ids, id) ? refuse(LD_SEAL_RULE_LINK_FD_BY_ID, id, cmd) : 0;
+	}
 	if (cmd == BPF_PROG_LOAD) {
 		__u32 type = attr->prog_type;
+		__u32 btf_id = attr->attach_btf_id;
 
 		if (type == BPF_PROG_TYPE_EXT)
-			return -EPERM;
+			return refuse(LD_SEAL_RULE_PROG_FREPLACE, btf_id, cmd);
 		if (type == BPF_PROG_TYPE_TRACING && attr->expected_attach_type == BPF_MODIFY_RETURN)
-			return -EPERM;
+			return refuse(LD_SEAL_RULE_PROG_FMOD_RET, btf_id, cmd);
 		if (type == BPF_PROG_TYPE_TRACING && attr->expected_attach_type == BPF_TRACE_ITER &&
-		    cfg.map_elem_iter_btf_id && attr->attach_btf_id == cfg.map_elem_iter_btf_id)
-			return -EPERM;
+		    cfg.map_elem_iter_btf_id && btf_id == cfg.map_elem_iter_btf_id)
+			return refuse(LD_SEAL_RULE_PROG_MAP_ITER, btf_id, cmd);
 	}
 	return 0;
 }
@@ -142,7 +228,7 @@ int BPF_PROG(ldctl_seal_bpf_map, struct bpf_map *map, unsigned int fmode, int re
 	if (ret)
 		return ret;
 	if ((fmode & FMODE_WRITE) && has_u32(cfg.map_ids, self.map_ids, map->id))
-		return -EPERM;
+		return refuse(LD_SEAL_RULE_MAP_WRITE_FD, map->id, fmode);
 	return 0;
 }
 
@@ -153,7 +239,7 @@ int BPF_PROG(ldctl_seal_inode_permission, struct inode *inode, int mask, int ret
 	if (ret)
 		return ret;
 	if ((mask & MAY_WRITE) && is_link_pin(inode))
-		return -EPERM;
+		return refuse(LD_SEAL_RULE_LINK_PIN_WRITE, inode->i_ino, mask);
 	return 0;
 }
 
@@ -163,7 +249,7 @@ int BPF_PROG(ldctl_seal_inode_unlink, struct inode *dir, struct dentry *dentry, 
 {
 	if (ret)
 		return ret;
-	return is_pin_dir(dir) ? -EPERM : 0;
+	return is_pin_dir(dir) ? refuse(LD_SEAL_RULE_PIN_UNLINK, ino_of(dentry), 0) : 0;
 }
 
 SEC("lsm/inode_rmdir")
@@ -171,7 +257,9 @@ int BPF_PROG(ldctl_seal_inode_rmdir, struct inode *dir, struct dentry *dentry, i
 {
 	if (ret)
 		return ret;
-	return is_pin_dir(dir) || is_pin_dir(dentry->d_inode) ? -EPERM : 0;
+	if (is_pin_dir(dir) || is_pin_dir(dentry->d_inode))
+		return refuse(LD_SEAL_RULE_PIN_RMDIR, ino_of(dentry), 0);
+	return 0;
 }
 
 /* Renaming a pin away (then removing it), or the directory, or over either. */
@@ -183,7 +271,7 @@ int BPF_PROG(ldctl_seal_inode_rename, struct inode *old_dir, struct dentry *old_
 		return ret;
 	if (is_pin_dir(old_dir) || is_pin_dir(new_dir) || is_pin_dir(old_dentry->d_inode) ||
 	    is_pin_dir(new_dentry->d_inode))
-		return -EPERM;
+		return refuse(LD_SEAL_RULE_PIN_RENAME, ino_of(old_dentry), 0);
 	return 0;
 }
 
@@ -205,9 +293,11 @@ static __always_inline int protected_sb(struct super_block *sb)
 SEC("lsm/sb_umount")
 int BPF_PROG(ldctl_seal_sb_umount, struct vfsmount *mnt, int flags, int ret)
 {
+	struct super_block *sb = mnt->mnt_sb;
+
 	if (ret)
 		return ret;
-	return protected_sb(mnt->mnt_sb) ? -EPERM : 0;
+	return protected_sb(sb) ? refuse(LD_SEAL_RULE_UMOUNT, sb->s_dev, flags) : 0;
 }
 
 /* No mount onto the bpffs (over the pins), no remount of it, no bind over it. */
@@ -217,7 +307,9 @@ int BPF_PROG(ldctl_seal_sb_mount, const char *dev_name, const struct path *path,
 {
 	if (ret)
 		return ret;
-	return path->mnt->mnt_sb->s_dev == cfg.bpffs_dev ? -EPERM : 0;
+	__u32 dev = path->mnt->mnt_sb->s_dev;
+
+	return dev == cfg.bpffs_dev ? refuse(LD_SEAL_RULE_MOUNT, dev, (__u32)flags) : 0;
 }
 
 /* The new mount API: move_mount(2) onto the bpffs. */
@@ -226,7 +318,9 @@ int BPF_PROG(ldctl_seal_move_mount, const struct path *from_path, const struct p
 {
 	if (ret)
 		return ret;
-	return to_path->mnt->mnt_sb->s_dev == cfg.bpffs_dev ? -EPERM : 0;
+	__u32 dev = to_path->mnt->mnt_sb->s_dev;
+
+	return dev == cfg.bpffs_dev ? refuse(LD_SEAL_RULE_MOVE_MOUNT, dev, 0) : 0;
 }
 
 /*
@@ -251,7 +345,9 @@ int ldctl_seal_sysctl(struct bpf_sysctl *ctx)
 		return 1;
 	if (name[0] == LE8('k', 'e', 'r', 'n', 'e', 'l', '/', 'f') &&
 	    name[1] == LE8('t', 'r', 'a', 'c', 'e', '_', 'e', 'n') &&
-	    name[2] == LE8('a', 'b', 'l', 'e', 'd', 0, 0, 0))
+	    name[2] == LE8('a', 'b', 'l', 'e', 'd', 0, 0, 0)) {
+		record(LD_SEAL_RULE_SYSCTL, 0, 0, 0);
 		return 0;
+	}
 	return 1;
 }

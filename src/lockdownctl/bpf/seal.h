@@ -39,4 +39,44 @@ struct ld_seal_self {
 	__u64 link_pin_inos[LD_SEAL_MAX];
 };
 
+/*
+ * Tamper attempts: every refusal above is counted per rule and recorded in a
+ * ring buffer (seal.py names the rules; `lockdownctl enforce events`, `watch
+ * --enforcer` and the metrics show them). Rule values index the counters.
+ */
+#define LD_SEAL_RULE_LINK_FD_BY_ID 0	/* bpf: BPF_LINK_GET_FD_BY_ID on a protected link */
+#define LD_SEAL_RULE_PROG_FREPLACE 1	/* bpf: BPF_PROG_LOAD of BPF_PROG_TYPE_EXT */
+#define LD_SEAL_RULE_PROG_FMOD_RET 2	/* bpf: BPF_PROG_LOAD of BPF_MODIFY_RETURN */
+#define LD_SEAL_RULE_PROG_MAP_ITER 3	/* bpf: BPF_PROG_LOAD of a map-element iterator */
+#define LD_SEAL_RULE_MAP_WRITE_FD 4	/* bpf_map: a writable fd to a protected map */
+#define LD_SEAL_RULE_LINK_PIN_WRITE 5	/* inode_permission: a link pin opened for writing */
+#define LD_SEAL_RULE_PIN_UNLINK 6	/* inode_unlink in the pin directory */
+#define LD_SEAL_RULE_PIN_RMDIR 7	/* inode_rmdir of or in the pin directory */
+#define LD_SEAL_RULE_PIN_RENAME 8	/* inode_rename from, to or of the pin directory */
+#define LD_SEAL_RULE_UMOUNT 9		/* sb_umount of bpffs or a mount it hangs from */
+#define LD_SEAL_RULE_MOUNT 10		/* sb_mount onto or of the bpffs */
+#define LD_SEAL_RULE_MOVE_MOUNT 11	/* move_mount onto the bpffs */
+#define LD_SEAL_RULE_SYSCTL 12		/* cgroup/sysctl: kernel.ftrace_enabled written */
+#define LD_SEAL_NRULES 13
+/* The last counter: events the ring buffer had no room for. */
+#define LD_SEAL_COUNTER_DROPS LD_SEAL_NRULES
+#define LD_SEAL_COUNTERS_LEN (LD_SEAL_NRULES + 1)
+
+#define LD_SEAL_COMM_LEN 16
+
+/* One ring-buffer record per refused tamper attempt. */
+struct ld_tamper_event {
+	__u64 time_ns;	/* bpf_ktime_get_ns(): monotonic, like printk and the enforcer's events */
+	__u64 cgroup_id;
+	__u64 exe_ino;	/* 0 with exe_dev 0: not known (a cgroup/sysctl program cannot see the task) */
+	__u64 object;	/* what was protected: link or map id, inode number, kernel dev_t, attach BTF id */
+	__u32 exe_dev;
+	__u32 pid;	/* thread group id (user-space pid) */
+	__u32 tid;
+	__u32 uid;
+	__u32 rule;	/* LD_SEAL_RULE_* */
+	__u32 detail;	/* the hook's own argument: bpf cmd, fmode, mask, mount flags */
+	char comm[LD_SEAL_COMM_LEN];
+};
+
 #endif

@@ -34,6 +34,17 @@ The seal's own objects are protected the same way: their link ids, map ids
 and pin inodes are written into the seal's .bss (BPF_F_RDONLY_PROG), which
 is then frozen. The enforcer's are known before the seal loads and are in
 its .rodata (``const volatile struct ld_seal_config cfg``).
+
+Every refusal leaves a trace (issue #20): the program that refuses counts it
+per rule (``tamper_counters``, pinned as ``seal-tamper_counters``, frozen
+after load and protected like the policy maps: no writable fd) and records
+who tried and what (``tamper_events``, a ring buffer pinned as
+``seal-tamper_events``; user space can consume its records, never write
+them: the kernel maps the data pages read-only). RULES names them;
+``lockdownctl enforce events``, ``watch --enforcer`` and ``metrics`` show
+them. The counters are the tally: a record the ring buffer had no room for
+(or that a reader consumed) is still counted, and a lost record is counted
+as a drop.
 """
 
 from __future__ import annotations
@@ -41,6 +52,7 @@ from __future__ import annotations
 import ctypes
 import os
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import LockdownctlError
@@ -56,6 +68,38 @@ SYSCTL_PROGRAM = "ldctl_seal_sysctl"  # cgroup/sysctl: attached to the root cgro
 # Mirrors of seal.h (tests/unit/test_bpf_abi.py compares sizes and offsets).
 LD_SEAL_MAX = 16
 LD_SEAL_MAX_DEVS = 4
+LD_SEAL_COMM_LEN = 16
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str  # label value in events and metrics (bounded: one per rule)
+    hook: str  # the LSM hook (or cgroup/sysctl) that refuses
+    route: str  # what was tried, for people
+    object: str  # what ld_tamper_event.object holds
+
+
+# Index = LD_SEAL_RULE_* in seal.h (tests/unit/test_bpf_abi.py compares them).
+RULES = (
+    Rule("link-fd-by-id", "bpf", "an fd to a protected link by id (to detach or update it)", "link id"),
+    Rule("prog-load-freplace", "bpf", "loading a freplace (BPF_PROG_TYPE_EXT) program", "attach BTF id"),
+    Rule("prog-load-fmod-ret", "bpf", "loading an fmod_ret (BPF_MODIFY_RETURN) program", "attach BTF id"),
+    Rule("prog-load-map-elem-iter", "bpf", "loading a map-element iterator (writes map values)", "attach BTF id"),
+    Rule("map-writable-fd", "bpf_map", "a writable fd to a protected map", "map id"),
+    Rule("link-pin-writable-open", "inode_permission", "opening a link's pin for writing (BPF_OBJ_GET)",
+         "inode"),
+    Rule("pin-unlink", "inode_unlink", "removing a pin", "inode"),
+    Rule("pin-rmdir", "inode_rmdir", "removing the pin directory", "inode"),
+    Rule("pin-rename", "inode_rename", "renaming a pin or the pin directory", "inode"),
+    Rule("umount", "sb_umount", "unmounting the bpffs or a mount it hangs from", "device"),
+    Rule("mount-over-bpffs", "sb_mount", "mounting onto or remounting the bpffs", "device"),
+    Rule("move-mount-onto-bpffs", "move_mount", "moving a mount onto the bpffs", "device"),
+    Rule("sysctl-ftrace-enabled", "cgroup/sysctl", "writing kernel.ftrace_enabled (would stop every trampoline)",
+         "-"),
+)
+LD_SEAL_NRULES = len(RULES)
+LD_SEAL_COUNTER_DROPS = LD_SEAL_NRULES
+EVENTS_MAP, COUNTERS_MAP = "tamper_events", "tamper_counters"  # pinned as PIN_PREFIX + name
 
 
 class LdSealConfig(ctypes.Structure):
@@ -76,6 +120,22 @@ class LdSealSelf(ctypes.Structure):
         ("link_ids", ctypes.c_uint32 * LD_SEAL_MAX),
         ("map_ids", ctypes.c_uint32 * LD_SEAL_MAX),
         ("link_pin_inos", ctypes.c_uint64 * LD_SEAL_MAX),
+    ]
+
+
+class LdTamperEvent(ctypes.Structure):
+    _fields_ = [
+        ("time_ns", ctypes.c_uint64),
+        ("cgroup_id", ctypes.c_uint64),
+        ("exe_ino", ctypes.c_uint64),
+        ("object", ctypes.c_uint64),
+        ("exe_dev", ctypes.c_uint32),
+        ("pid", ctypes.c_uint32),
+        ("tid", ctypes.c_uint32),
+        ("uid", ctypes.c_uint32),
+        ("rule", ctypes.c_uint32),
+        ("detail", ctypes.c_uint32),
+        ("comm", ctypes.c_char * LD_SEAL_COMM_LEN),
     ]
 
 
@@ -188,6 +248,17 @@ def seal(enforcer: engine.Enforcer) -> dict[str, Any]:
         own = LdSealSelf(sealed_at=time.time_ns())
         own.map_ids[0] = libbpf.map_info(libbpf.map_fd(obj.map(".bss"))).id
         own.map_ids[1] = libbpf.map_info(libbpf.map_fd(obj.map(".rodata"))).id
+        # The tally of tamper attempts: only the program writes it (frozen for
+        # the syscall side, and no writable fd: the bpf_map rule). The ring
+        # buffer is not in map_ids: a reader needs its consumer page writable.
+        counters = libbpf.map_fd(obj.map(COUNTERS_MAP))
+        libbpf.map_freeze(counters)
+        own.map_ids[2] = libbpf.map_info(counters).id
+        map_pins = []
+        for name in (EVENTS_MAP, COUNTERS_MAP):
+            path = os.path.join(PIN_DIR, PIN_PREFIX + name)
+            libbpf.map_pin(obj.map(name), path)
+            map_pins.append(path)
         pins = []
         root_cgroup = os.open(engine.cgroup2_mount(), os.O_RDONLY | os.O_DIRECTORY)
         try:
@@ -209,6 +280,43 @@ def seal(enforcer: engine.Enforcer) -> dict[str, Any]:
         libbpf.map_freeze(bss)
     finally:
         obj.close()
-    return {"sealed_at": int(enforcer.read_policy()["sealed"]), "pins": pins,
+    return {"sealed_at": int(enforcer.read_policy()["sealed"]), "pins": pins, "map_pins": map_pins,
             "protected": {"link_ids": [i for i in cfg.link_ids if i], "map_ids": [i for i in cfg.map_ids if i],
                           "seal_link_ids": [i for i in own.link_ids if i]}}
+
+
+# --- tamper attempts (read side) ---------------------------------------------------
+
+
+def tamper_pin(name: str) -> str:
+    return os.path.join(PIN_DIR, PIN_PREFIX + name)
+
+
+def open_events() -> int | None:
+    """A readable fd to the seal's ring buffer (None: no seal, or a seal from
+    before tamper events). Writable on purpose: a ring-buffer reader writes its
+    consumer position; the records themselves are mapped read-only."""
+    path = tamper_pin(EVENTS_MAP)
+    return libbpf.obj_get(path) if os.path.exists(path) else None
+
+
+def tamper_counters() -> dict[str, Any] | None:
+    """Refusals per rule and lost records since the seal (None: no seal with
+    tamper counters). Opened read-only: a writable fd is itself refused (and
+    would be recorded as a tamper attempt)."""
+    path = tamper_pin(COUNTERS_MAP)
+    if not os.path.exists(path):
+        return None
+    fd = libbpf.obj_get_readonly(path)
+    try:
+        ncpu = libbpf.num_possible_cpus()
+        values = (ctypes.c_uint64 * ncpu)()
+
+        def total(index: int) -> int:
+            libbpf.map_lookup(fd, ctypes.c_uint32(index), values)
+            return sum(values)
+
+        return {"by_rule": {rule.name: total(i) for i, rule in enumerate(RULES)},
+                "dropped": total(LD_SEAL_COUNTER_DROPS)}
+    finally:
+        os.close(fd)

@@ -25,7 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     apply.add_argument("--root", metavar="PATH", default="/",
                        help="resolve users, cgroups and executables below PATH (only with --dry-run)")
     actions.add_parser("status", help="the enforced policy, counters per reason and verdict, ring-buffer drops")
-    events = actions.add_parser("events", help="denials and audits the enforcer recorded")
+    events = actions.add_parser("events", help="denials and audits the enforcer recorded, and tamper attempts "
+                                "the seal refused")
     events.add_argument("--follow", action="store_true", help="keep printing new events until interrupted")
     remove = actions.add_parser("remove", help="detach the enforcer and remove its pins")
     remove.add_argument("--dry-run", action="store_true", help="show what would be removed, change nothing")
@@ -45,11 +46,20 @@ def run(args: argparse.Namespace) -> Result:
 
 def _apply(args: argparse.Namespace) -> Result:
     from ..bpf.apply import apply
+    from ..errors import EXIT_FEATURE, EXIT_OK
     from ..output import Result
     from ..root import Root
 
     done = apply(args.policy, audit=args.audit, seal_it=args.seal, dry_run=args.dry_run, root=Root(args.root))
-    return Result("enforce", done.data, _render_apply, warnings=done.warnings)
+    proof = done.data.get("proof")
+    warnings = list(done.warnings)
+    code = EXIT_OK
+    if proof is not None and not proof["verified"]:  # never "applied" without the proof (exit 3)
+        code = EXIT_FEATURE
+        warnings.append(f"enforce apply: the enforcer is attached but NOT proven to run: {proof['why']}; it stays "
+                        "attached (lockdownctl enforce remove detaches it)"
+                        + ("; the seal was not applied" if done.data["policy"].get("seal") else ""))
+    return Result("enforce", done.data, _render_apply, code, warnings=warnings)
 
 
 def _render_apply(data: dict[str, Any], s: Style) -> str:
@@ -57,6 +67,9 @@ def _render_apply(data: dict[str, Any], s: Style) -> str:
     action = {"dry-run": "would enforce (dry run, nothing changed)", "loaded": "loaded and attached",
               "replaced": "loaded and attached in place of the unsealed one",
               "updated": "updated in place", "unchanged": "already enforced, unchanged"}[data["action"]]
+    proof = data.get("proof")
+    if proof is not None and not proof["verified"]:
+        action = "attached, NOT proven to run (not applied)"
     lines = [f"Enforcer:   {s.bold(action)}",
              f"Policy:     {pol['source']} (profile {pol['profile']}, mode {pol['mode']}, id {data['policy_id']})"]
     if pol["scope_cgroup"]:
@@ -71,6 +84,14 @@ def _render_apply(data: dict[str, Any], s: Style) -> str:
         lines.append(f"Exception:  {who}: {exc['kind']} {exc['value']} may {', '.join(exc['allow'])}")
     for skipped in data.get("skipped", []):
         lines.append(f"Skipped:    {skipped}")
+    if proof is not None and proof["method"] == "kernel-level":
+        lines.append(f"Proof:      {proof['note']}")
+    elif proof is not None:
+        trig = proof["triggers"][-1] if proof["triggers"] else None
+        how = f" after this process opened {trig['path']} ({trig['reason']})" if trig else ""
+        word = s.good("runs") if proof["verified"] else s.bad("did not run")
+        lines.append(f"Proof:      the program {word}: run count {proof['run_count_before']} -> "
+                     f"{proof['run_count_after']}{how}")
     if data.get("mounted_bpffs"):
         lines.append("Note:       mounted bpffs at /sys/fs/bpf for the pins")
     if data.get("seal"):
@@ -116,6 +137,17 @@ def _render_status(data: dict[str, Any], s: Style) -> str:
         rows = [[r, str(c["denied"]), str(c["audited"]), str(c["excepted"])] for r, c in data["counters"].items()]
         lines.append(table(rows, ["REASON", "DENIED", "AUDITED", "EXCEPTED"], s.width))
     lines.append(f"Ring-buffer drops: {data['ring_buffer_drops']}")
+    tamper = data.get("tamper")
+    if tamper is not None:
+        if tamper["by_rule"] is None:
+            lines.append(f"Tamper attempts: unknown ({tamper['error']})")
+        else:
+            tried = {rule: n for rule, n in tamper["by_rule"].items() if n}
+            total = sum(tried.values())
+            shown = s.bad(str(total)) if total else s.good("0")
+            lines.append(f"Tamper attempts: {shown} refused by the seal"
+                         + (f" ({', '.join(f'{r} {n}' for r, n in tried.items())})" if tried else "")
+                         + f", {tamper['dropped']} not recorded (ring buffer full)")
     return "\n".join(lines)
 
 
@@ -137,27 +169,36 @@ def _events(args: argparse.Namespace) -> Result:
     enforcer = Enforcer.open_pinned()
     if enforcer is None:
         raise FeatureMissing("the enforcer is not loaded (lockdownctl enforce apply FILE loads it)")
-    from ..bpf.decode import EventDecoder, render_event
+    from ..bpf.decode import EventDecoder, TamperDecoder, open_tamper_events, render_event
 
     decoder = EventDecoder(catalogue())
+    tamper = TamperDecoder(decoder)
     collected: list[dict[str, Any]] = []
     printed = [0]
     stop = False
 
-    def on_event(raw: bytes) -> None:
-        event = decoder.decode(raw)
+    def emit(event: dict[str, Any]) -> None:
         printed[0] += 1
         if args.follow:
             write_stdout((json.dumps(event) if args.json else render_event(event)) + "\n", flush=True)
         else:
             collected.append(event)
 
+    def on_event(raw: bytes) -> None:
+        emit(decoder.decode(raw))
+
+    def on_tamper(raw: bytes) -> None:
+        emit(tamper.decode(raw))
+
     def on_signal(_signo: int, _frame: object) -> None:
         nonlocal stop
         stop = True
 
     ring = libbpf.RingBuffer(enforcer.fds["events"], on_event)
+    seal_fd = seal_ring = None
     try:
+        seal_fd = open_tamper_events()  # the seal's ring buffer, when sealed
+        seal_ring = libbpf.RingBuffer(seal_fd, on_tamper) if seal_fd is not None else None
         if args.follow:
             from ..output.progress import Progress
 
@@ -166,18 +207,27 @@ def _events(args: argparse.Namespace) -> Result:
             signal.signal(signal.SIGINT, on_signal)
             signal.signal(signal.SIGTERM, on_signal)
             while not stop:
-                ring.poll(200)
+                ring.poll(200)  # tamper attempts are rare: looked at every 200 ms
+                if seal_ring is not None:
+                    seal_ring.consume()
             progress.interrupted(f"{printed[0]} event{'s' if printed[0] != 1 else ''} printed")
         else:
             ring.consume()
+            if seal_ring is not None:
+                seal_ring.consume()
     finally:
         ring.close()
+        if seal_ring is not None:
+            seal_ring.close()
+        if seal_fd is not None:
+            os.close(seal_fd)
         enforcer.close()
     if args.follow:
         sys.stdout.flush()
         followed = Result("enforce", None, lambda _d, _s: "")
         followed.json_lines = True  # the envelope is one more line of the JSON lines
         return followed
+    collected.sort(key=lambda e: float(e["time"]))  # two ring buffers, one clock
     return Result("enforce", {"events": collected}, lambda d, _s: "\n".join(render_event(e) for e in d["events"]))
 
 

@@ -32,8 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also show saved events (JSON lines: watch --json or enforce events --json "
                         "output), merged with the log by time since boot; may be repeated")
     parser.add_argument("--enforcer", action="store_true",
-                        help="also show the denials and audits the lockdownctl enforcer has buffered "
-                        "(consumes them), merged with the log by time since boot")
+                        help="also show the denials and audits the lockdownctl enforcer has buffered and the "
+                        "tamper attempts its seal refused (consumes them), merged with the log by time since boot")
     parser.add_argument("--summary", action="store_true",
                         help="print only the summary: per reason and per process, with what to do")
 
@@ -133,7 +133,8 @@ def run(args: argparse.Namespace) -> Result:
     data["interrupted"] = interrupted
     # An empty file or stdin was read, but there was nothing to read: not a clean log.
     data["empty"] = counter.bytes == 0 and not data["events"]
-    code = EXIT_FINDINGS if data["denials"] or data["side_effects"] or data["unparsed"] else EXIT_OK
+    code = EXIT_FINDINGS if data["denials"] or data["side_effects"] or data["unparsed"] or data["tamper_attempts"] \
+        else EXIT_OK
     if data["empty"]:
         code = EXIT_UNDECIDED
     result = Result("watch", data, render_summary if args.summary else render_after_events, code)
@@ -186,6 +187,10 @@ def render_event(event: Event, s: Style) -> str:
                 f"[{event.dialect}] {_message(event)}")
     if event.kind == "unparsed":
         return f"{_time(event)} {'UNPARSED':8} {_message(event)}"
+    if event.kind == "tamper":
+        who = (event.comm or "-") + (f"[{event.pid}]" if event.pid is not None else "")
+        return (f"{_time(event)} {s.bad('TAMPER  ')} {event.what or '?':18} {'seal':15} "
+                f"{who:16} [{event.dialect}] {event.raw}")
     verdict = "AUDITED" if event.verdict == "audited" else "SIDE-EFF" if event.dialect == "side-effect" else "DENIED"
     who = event.comm or "-"
     if event.pid is not None:
@@ -213,6 +218,8 @@ def render_summary(data: dict[str, Any], s: Style) -> str:
     head += f", {len(data['level_changes'])} level change{'s' if len(data['level_changes']) != 1 else ''}"
     if data["unparsed"]:
         head += f", {data['unparsed']} unparsed"
+    if data.get("tamper_attempts"):
+        head += f", {s.bad(str(data['tamper_attempts']))} tamper attempt{'s' if data['tamper_attempts'] != 1 else ''}"
     read = ", ".join(data["inputs"])
     if data["lines"] is not None:
         read += f", {data['lines']} lines"
@@ -237,6 +244,10 @@ def render_summary(data: dict[str, Any], s: Style) -> str:
                 for p in data["by_process"]]
         lines.append("")
         lines.append(table(rows, ["PROCESS", "DENIALS", "REASONS"], s.width, free=(2,)))
+    for entry in data.get("tamper", []):
+        procs = ", ".join(f"{c} ({n})" for c, n in list(entry["processes"].items())[:4])
+        lines.append(f"  Tamper: the seal refused {entry['rule']} {entry['attempts']} "
+                     f"time{'s' if entry['attempts'] != 1 else ''}: {procs}")
     for probe in data.get("probes", []):
         span = (f" [{probe['first_time']:.6f}..{probe['last_time']:.6f}]"
                 if probe["first_time"] is not None and probe["last_time"] is not None else "")

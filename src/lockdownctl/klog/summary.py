@@ -71,6 +71,7 @@ class Summary:
         self.by_process: dict[str, dict[str, int]] = {}
         self.sources: dict[str, int] = {}
         self.probes: dict[tuple[str, str], _Probe] = {}
+        self.tamper: dict[str, dict[str, int]] = {}  # rule -> comm -> refused attempts (the seal's events)
 
     def add(self, ev: Event) -> None:
         self.events += 1
@@ -84,6 +85,9 @@ class Summary:
         elif ev.kind == "ratelimit":
             self.rate_limited = True
             self.suppressed += ev.suppressed or 0
+        elif ev.kind == "tamper":
+            per = self.tamper.setdefault(ev.what or "?", {})
+            per[ev.comm or "(unknown)"] = per.get(ev.comm or "(unknown)", 0) + 1
         else:
             self.unparsed += 1
             if len(self.unparsed_examples) < UNPARSED_EXAMPLES:
@@ -177,4 +181,8 @@ class Summary:
                         "last_time": p.last, "remedy": PROBES[(reason, comm)]}
                        for (reason, comm), p in self.probes.items()],
             "notes": notes,
+            "tamper_attempts": sum(sum(per.values()) for per in self.tamper.values()),
+            "tamper": [{"rule": rule, "attempts": sum(per.values()),
+                        "processes": dict(sorted(per.items(), key=lambda kv: (-kv[1], kv[0])))}
+                       for rule, per in sorted(self.tamper.items())],
         }
