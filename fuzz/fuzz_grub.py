@@ -4,12 +4,13 @@ for the property). Size cap 64 KiB."""
 
 from __future__ import annotations
 
-from _boot import plan_with
+from _boot import Fixture
 from _common import main
 
+FIXTURE = Fixture("debian12-grub-cloud", "etc/default/grub", "grub")
 
 def one(data: bytes) -> None:
-    plan_with("debian12-grub-cloud", "etc/default/grub", data)
+    FIXTURE.plan(data)
 
 
 if __name__ == "__main__":

@@ -4,12 +4,13 @@ property). Size cap 64 KiB."""
 
 from __future__ import annotations
 
-from _boot import plan_with
+from _boot import Fixture
 from _common import main
 
+FIXTURE = Fixture("arch-systemd-boot", "etc/kernel/cmdline", "systemd-boot")
 
 def one(data: bytes) -> None:
-    plan_with("arch-systemd-boot", "etc/kernel/cmdline", data)
+    FIXTURE.plan(data)
 
 
 if __name__ == "__main__":

@@ -4,12 +4,13 @@ property). Size cap 64 KiB."""
 
 from __future__ import annotations
 
-from _boot import plan_with
+from _boot import Fixture
 from _common import main
 
+FIXTURE = Fixture("popos22-kernelstub", "etc/kernelstub/configuration", "kernelstub")
 
 def one(data: bytes) -> None:
-    plan_with("popos22-kernelstub", "etc/kernelstub/configuration", data)
+    FIXTURE.plan(data)
 
 
 if __name__ == "__main__":
