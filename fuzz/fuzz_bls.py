@@ -1,6 +1,6 @@
 """Boot Loader Specification entries (boot/entries.py, boot/grubby.py): one
 entry of a Fedora fixture root, then enable/disable planned (see _boot.py for
-the property). Size cap 64 KiB."""
+the property). Inputs up to 8 KiB (fuzz/run-all)."""
 
 from __future__ import annotations
 

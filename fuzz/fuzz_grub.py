@@ -1,6 +1,6 @@
 """GRUB defaults (boot/grub.py): /etc/default/grub of a Debian fixture root,
 sourced with its grub.d drop-ins, then enable/disable planned (see _boot.py
-for the property). Size cap 64 KiB."""
+for the property). Inputs up to 8 KiB (fuzz/run-all)."""
 
 from __future__ import annotations
 

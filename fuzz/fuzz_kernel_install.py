@@ -1,6 +1,6 @@
 """kernel-install's /etc/kernel/cmdline on a systemd-boot fixture root
 (boot/kernel_install.py), then enable/disable planned (see _boot.py for the
-property). Size cap 64 KiB."""
+property). Inputs up to 8 KiB (fuzz/run-all)."""
 
 from __future__ import annotations
 

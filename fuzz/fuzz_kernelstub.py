@@ -1,6 +1,6 @@
 """kernelstub's JSON configuration on a Pop!_OS fixture root
 (boot/kernelstub.py), then enable/disable planned (see _boot.py for the
-property). Size cap 64 KiB."""
+property). Inputs up to 8 KiB (fuzz/run-all)."""
 
 from __future__ import annotations
 
