@@ -8,6 +8,8 @@ value byte is 1, SetupMode's is not 1 and MokSBStateRT's is not 1.
 
 from __future__ import annotations
 
+import functools
+
 from _common import Bad, instrumented, main, write
 
 with instrumented():
@@ -17,13 +19,19 @@ with instrumented():
 NAMES = (("SecureBoot", EFI_GLOBAL), ("SetupMode", EFI_GLOBAL), ("MokSBStateRT", SHIM_LOCK))
 
 
+BASE = write("efi/.keep", b"").rsplit("/", 1)[0]
+PATHS = [write(f"efi/{EFIVARS}/{name}-{guid}", b"") for name, guid in NAMES]  # directories made once
+ROOT = Root(BASE)
+ROOT.resolve = functools.lru_cache(maxsize=None)(ROOT.resolve)  # type: ignore[method-assign]  # no link changes
+
+
 def one(data: bytes) -> None:
     parts = data.split(b"\xff", 2)
     parts += [b""] * (3 - len(parts))
-    base = write("efi/.keep", b"").rsplit("/", 1)[0]
-    for (name, guid), value in zip(NAMES, parts, strict=True):
-        write(f"efi/{EFIVARS}/{name}-{guid}", value)
-    sb = read_secure_boot(Root(base))
+    for path, value in zip(PATHS, parts, strict=True):  # three small files in RAM (/dev/shm)
+        with open(path, "wb") as fh:
+            fh.write(value)
+    sb = read_secure_boot(ROOT)
     if sb.state == "enabled" and not (parts[0][4:5] == b"\x01" and parts[1][4:5] != b"\x01"
                                       and parts[2][4:5] != b"\x01"):
         raise Bad(f"Secure Boot 'enabled' from {parts!r}")

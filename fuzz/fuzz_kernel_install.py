@@ -1,15 +1,16 @@
 """kernel-install's /etc/kernel/cmdline on a systemd-boot fixture root
 (boot/kernel_install.py), then enable/disable planned (see _boot.py for the
-property). Size cap 64 KiB."""
+property). Inputs up to 8 KiB (fuzz/run-all)."""
 
 from __future__ import annotations
 
-from _boot import plan_with
+from _boot import Fixture
 from _common import main
 
+FIXTURE = Fixture("arch-systemd-boot", "etc/kernel/cmdline", "systemd-boot")
 
 def one(data: bytes) -> None:
-    plan_with("arch-systemd-boot", "etc/kernel/cmdline", data)
+    FIXTURE.plan(data)
 
 
 if __name__ == "__main__":

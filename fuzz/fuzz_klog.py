@@ -3,7 +3,7 @@
 Property: every line (shorter than RAW_MAX, not journal JSON) that carries
 a lockdown marker (``LOOKS_LIKE_LOCKDOWN``) yields an event (a known
 dialect, or kind "unparsed": counted, never dropped as if it were not about
-lockdown); no exception. Size cap: the parser's MAX_LINE.
+lockdown); no exception. Inputs up to 16 KiB (past RAW_MAX).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Property: the variables after sourcing, or a one-line InputError
 (Unmodelled) for what the model does not cover; a value marked exact holds
-no command substitution (`` ` `` or ``$(``) from the input. Size cap 64 KiB.
+no command substitution (`` ` `` or ``$(``) from the input. Inputs up to 8 KiB.
 """
 
 from __future__ import annotations

@@ -7,6 +7,9 @@ the target and what went wrong before the fix.
 from __future__ import annotations
 
 import base64
+import time
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -125,3 +128,114 @@ def test_lockdown_text_in_what_looked_like_a_prefix_is_not_dropped() -> None:
     line = "5,\ufffd613,1234,ell;Lockdown kerneOkt 22 15:57:08 Zuse2016 kernel: secureboot: Secure boot enabled"
     event = parse_line(line)
     assert event is not None and event.kind == "unparsed"
+
+
+# --- work per input (issue #21: a long input must not cost quadratic time) ---
+# Found while profiling the slow fuzz targets. Timed as growth, not as seconds,
+# so a loaded machine does not decide: eight times the input takes about eight
+# times as long when the work is linear and sixty-four times when it is quadratic.
+
+
+def _linear(run: Callable[[int], object], n: int) -> float:
+    """How many times longer ``run(8 * n)`` takes than ``run(n)`` (best of 3 each)."""
+    def best(k: int) -> float:
+        times = []
+        for _ in range(3):
+            start = time.perf_counter()
+            run(k)
+            times.append(time.perf_counter() - start)
+        return min(times)
+
+    return best(8 * n) / best(n)
+
+
+def test_cmdline_split_is_linear_in_its_length() -> None:
+    # host/cmdline.py: split_cmdline copied the rest of the line for every argument
+    # (rest = args[i:]): 1 MB of short arguments cost ~10^11 byte copies.
+    assert _linear(lambda n: split_cmdline("a " * n, "cmdline"), 25_000) < 24
+    assert _linear(lambda n: split_cmdline('a"b"' * n + " x", "cmdline"), 25_000) < 24
+    params = split_cmdline("a " * 3 + 'q="x y" lockdown=integrity', "cmdline")
+    assert params == [("a", None)] * 3 + [("q", "x y"), ("lockdown", "integrity")]
+
+
+def test_shell_scan_is_linear_in_the_number_of_assignments() -> None:
+    # boot/shell.py: every assignment counted the newlines from the start of the
+    # file for its line number (quadratic in a long /etc/default/grub).
+    from lockdownctl.boot.shell import scan
+
+    assert _linear(lambda n: scan('GRUB_X="a b"\n# comment\n' * n, "/etc/default/grub"), 5_000) < 24
+    found = scan('GRUB_X="a b"\n# comment\n' * 1000, "/etc/default/grub")
+    assert len(found) == 1000 and found[-1].line == 1999
+
+
+def test_uki_read_runs_no_full_garbage_collection(monkeypatch: pytest.MonkeyPatch) -> None:
+    # host/uki.py: pe.close() on an image parsed from bytes only ran gc.collect()
+    # (pefile _close_data): milliseconds per image, most of a UKI read.
+    import gc
+
+    from lockdownctl.host.uki import uki_cmdline
+    from tests.conftest import DATA
+
+    calls: list[int] = []
+
+    def collect(*_: object) -> int:
+        calls.append(1)
+        return 0
+
+    monkeypatch.setattr(gc, "collect", collect)
+    data = (DATA / "audit" / "uki" / "uki-cmdline.efi").read_bytes()
+    assert uki_cmdline(data, "linux.efi")
+    assert calls == []
+
+
+def test_gzip_config_that_inflates_past_the_cap_is_refused_unread() -> None:
+    # host/kconfig.py: zlib.decompress() without a limit inflated a 100 KiB
+    # /proc/config.gz look-alike to 100 MiB (and a larger one to gigabytes).
+    import gzip
+
+    from lockdownctl.host.kconfig import MAX_CONFIG, kconfig_from_bytes
+
+    bomb = gzip.compress(b"CONFIG_A=y\n" * (MAX_CONFIG // 11 + 1000), compresslevel=9)
+    assert len(bomb) < MAX_CONFIG // 100
+    with pytest.raises(InputError, match="decompresses to more than 16 MiB"):
+        kconfig_from_bytes(bomb, "/proc/config.gz")
+    with pytest.raises(InputError, match="truncated"):
+        kconfig_from_bytes(gzip.compress(b"CONFIG_A=y\n")[:-6], "/proc/config.gz")
+    assert "CONFIG_A=y" in kconfig_from_bytes(gzip.compress(b"CONFIG_A=y\n"), "/proc/config.gz").text
+
+
+def test_strip_tokens_is_linear_in_the_number_of_tokens() -> None:
+    # boot/tokens.py: strip_tokens started its search over after every token it
+    # removed (and copied the text each time): quadratic in a file of many lockdown=.
+    from lockdownctl.boot.tokens import set_token, strip_tokens
+
+    assert _linear(lambda n: strip_tokens("quiet" + " lockdown=integrity" * n), 5_000) < 24
+    assert set_token("quiet" + " lockdown=integrity" * 1000 + "\n", "none") == "quiet lockdown=none\n"
+    assert strip_tokens("  lockdown=a lockdown=b x\nlockdown=c  y") == "  x\ny"
+
+
+def test_lockdown_after_a_double_dash_on_an_earlier_line_goes_to_init(tmp_path: Path) -> None:
+    # fuzz_kernel_install, fuzz_bls: verify() read /etc/kernel/cmdline and a BLS entry's
+    # options lines as one command line (the kernel's parameters end at a bare "--"),
+    # present() line by line: a lockdown= on a line after "--" counted as a boot level,
+    # so disable "verified" a file present() still found a lockdown in, and enable
+    # refused to "lower" a level the kernel never sees.
+    import shutil
+
+    from lockdownctl.boot import kernel_install, run
+    from lockdownctl.boot.engine import View
+    from lockdownctl.boot.tokens import line_levels
+    from lockdownctl.root import Root
+    from tests.conftest import DATA
+
+    assert line_levels("quiet --\nlockdown=confidentiality\n", "cmdline") == []
+    assert line_levels("options a --\noptions lockdown=integrity\n", "entry", "options") == []
+    assert line_levels("quiet\nlockdown=integrity\n", "cmdline") == [("cmdline:2", "integrity")]
+    grubenv = "saved_entry=a -- b\nkernelopts=root=/dev/vda1 lockdown=integrity\n"  # one variable a line
+    assert line_levels(grubenv, "grubenv", joined=False) == [("grubenv:2", "integrity")]
+    root = tmp_path / "root"
+    shutil.copytree(DATA / "boot" / "arch-systemd-boot", root, symlinks=True)
+    (root / "etc/kernel/cmdline").write_text("root=/dev/vda1 quiet --\nlockdown=confidentiality\n")
+    view = View(Root(root))
+    assert kernel_install.present(view) == []
+    assert run.higher([kernel_install], view, "integrity") == {}  # what enable refuses on

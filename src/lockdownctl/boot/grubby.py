@@ -77,7 +77,7 @@ def present(view: View) -> list[tuple[str, str]]:
     if text is not None:
         out += tokens.line_levels(text, view.display(KERNEL_CMDLINE))
     if any(entries.uses_kernelopts(view.read(f) or "") for f in files):
-        for where, v in tokens.line_levels(view.read(GRUBENV) or "", view.display(GRUBENV)):
+        for where, v in tokens.line_levels(view.read(GRUBENV) or "", view.display(GRUBENV), joined=False):
             out.append((f"{where} (kernelopts)", v))
     if view.exists(grub.DEFAULTS):
         out += grub.present_defaults(view)

@@ -211,6 +211,7 @@ def _scan(text: str, path: str, strict: bool) -> list[Assignment]:
     # start: a simple command begins; assign: after its assignments; export:
     # after "export"; arg: after a command word (not strict only)
     i, state = 0, "start"
+    seen, line = 0, 1  # newlines counted up to ``seen``: each counted once, not from 0 per assignment
     while i < len(text):
         ch = text[i]
         if ch in " \t":
@@ -239,7 +240,8 @@ def _scan(text: str, path: str, strict: bool) -> list[Assignment]:
         word = text[i:end]
         name, eq, _ = word.partition("=")
         if state in ("start", "assign", "export") and eq and _is_name(name):
-            line = _line_of(text, i)
+            line += text.count("\n", seen, i)
+            seen = i
             vstart = i + len(name) + 1
             raw = text[vstart:end]
             if strict and (what := parse_value(raw).unmodelled):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from ..host.cmdline import split_cmdline
+from ..host.cmdline import split_args, split_cmdline
 
 KEY = "lockdown"
 # A token as the kernel's next_arg() sees it: runs of non-space, double quotes group.
@@ -28,25 +28,38 @@ def lockdown_values(text: str, where: str) -> list[str]:
 
 
 def strip_tokens(text: str) -> str:
-    """``text`` without any ``lockdown=`` token; other bytes untouched."""
-    out = text
-    while True:
-        for match in _TOKEN.finditer(out):
-            if is_lockdown(match.group()):
-                start, end = match.span()
-                before = start
-                while before > 0 and out[before - 1] in " \t":
-                    before -= 1
-                if before > 0 and out[before - 1] not in "\n":
-                    out = out[:before] + out[end:]  # drop the space before it
-                else:  # first token of the line: drop the space after it
-                    after = end
-                    while after < len(out) and out[after] in " \t":
-                        after += 1
-                    out = out[:start] + out[after:]
-                break
-        else:
-            return out
+    """``text`` without any ``lockdown=`` token; other bytes untouched.
+
+    A token goes with the blanks before it, or, first on its line, with the
+    blanks after it. One pass, linear in ``text`` (a file of many lockdown=
+    tokens must not cost quadratic time).
+    """
+    out: list[str] = []  # the result so far, one character per item
+    pos = 0
+    skip_blanks = False  # the last token removed was first on its line
+    line_start_at = -1  # len(out) when a token was last found first on its line
+    for match in _TOKEN.finditer(text):
+        gap = text[pos : match.start()]
+        out.extend(gap.lstrip(" \t") if skip_blanks else gap)
+        skip_blanks = False
+        pos = match.end()
+        if not is_lockdown(match.group()):
+            out.extend(match.group())
+            continue
+        if len(out) == line_start_at:  # nothing since the last one: still first on its line
+            skip_blanks = True
+            continue
+        before = len(out)
+        while before > 0 and out[before - 1] in " \t":
+            before -= 1
+        if before > 0 and out[before - 1] != "\n":
+            del out[before:]  # drop the blanks before it
+        else:  # first token of the line: drop the blanks after it
+            skip_blanks = True
+            line_start_at = len(out)
+    tail = text[pos:]
+    out.extend(tail.lstrip(" \t") if skip_blanks else tail)
+    return "".join(out)
 
 
 def set_token(text: str, level: str | None) -> str:
@@ -76,10 +89,13 @@ def has_exactly(text: str, level: str | None, where: str) -> str | None:
     return "has " + " ".join(f"lockdown={v}" for v in values) + f" (want exactly one lockdown={level})"
 
 
-def line_levels(text: str, where: str, first_word: str | None = None) -> list[tuple[str, str]]:
+def line_levels(text: str, where: str, first_word: str | None = None,
+                joined: bool = True) -> list[tuple[str, str]]:
     """(where:line, value) of every ``lockdown=`` in ``text``, line by line;
     with ``first_word``, only lines that start with it (``options``, ``linux``),
-    that word left out."""
+    that word left out. ``joined``: the lines are one command line (a BLS
+    entry's options lines, /etc/kernel/cmdline), so a bare ``--`` ends the
+    kernel's parameters for the lines after it too (they go to init)."""
     out = []
     for number, line in enumerate(text.splitlines(), 1):
         if first_word is not None:
@@ -87,5 +103,8 @@ def line_levels(text: str, where: str, first_word: str | None = None) -> list[tu
             if words[:1] != [first_word]:
                 continue
             line = words[1] if len(words) > 1 else ""
-        out += [(f"{where}:{number}", v) for v in lockdown_values(line, where)]
+        params, ended = split_args(line, where)
+        out += [(f"{where}:{number}", v or "") for k, v in params if k == KEY]
+        if ended and joined:
+            break
     return out

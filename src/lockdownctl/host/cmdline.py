@@ -52,55 +52,86 @@ class Cmdline:
 _BLANK = " \t\n\v\f\r"  # the kernel's isspace() (ASCII)
 
 
-def _next_arg(args: str) -> tuple[str, str | None, str]:
-    """(param, value, rest) exactly as the kernel's next_arg() (lib/cmdline.c) splits.
+_CONTROL = tuple(chr(c) for c in range(0x20) if chr(c) not in "\n\t")
+_TO_SPACE = str.maketrans({c: " " for c in _BLANK[1:]})
+
+
+def _next_arg(args: str, start: int, end: int) -> tuple[str, str | None]:
+    """(param, value) of the argument ``args[start:end]`` exactly as the kernel's
+    next_arg() (lib/cmdline.c) splits it.
 
     Quotes group blanks but are only removed around a whole argument or a
     whole value: ``loc""kdown=integrity`` is the parameter ``loc""kdown``.
     """
-    quoted = in_quote = args[:1] == '"'
-    if quoted:
-        args = args[1:]
-    equals = 0
-    i = 0
-    while i < len(args):
-        ch = args[i]
-        if ch in _BLANK and not in_quote:
-            break
-        if equals == 0 and ch == "=":  # (an "=" at index 0 does not count, as in C)
-            equals = i
-        if ch == '"':
-            in_quote = not in_quote
-        i += 1
-    tok, rest = list(args[:i]), args[i:]
+    if '"' not in args[start:end]:  # the common case: no quote to keep or remove
+        plain = args[start:end]
+        equals = plain.find("=", 1)
+        return (plain, None) if equals < 0 else (plain[:equals], plain[equals + 1 :])
+    quoted = args[start] == '"'
+    tok = list(args[start + 1 if quoted else start : end])
+    i = len(tok)
+    equals = max(0, "".join(tok).find("=", 1))  # an "=" at index 0 does not count, as in C
     last_quote = i > 0 and tok[i - 1] == '"'
-    value_quoted = bool(equals) and args[equals + 1 : equals + 2] == '"'
+    value_quoted = bool(equals) and tok[equals + 1 : equals + 2] == ['"']
     if (value_quoted or quoted) and last_quote:
         tok[i - 1] = "\0"  # the C code ends the string there
     text = "".join(tok)
     if not equals:
-        return text.split("\0", 1)[0], None, rest
+        return text.split("\0", 1)[0], None
     param, value = text[:equals], text[equals + 1 :]
     if value_quoted:
         value = value[1:]
-    return param.split("\0", 1)[0], value.split("\0", 1)[0], rest
+    return param.split("\0", 1)[0], value.split("\0", 1)[0]
 
 
 def split_cmdline(raw: str, path: str) -> list[tuple[str, str | None]]:
     """Split like the kernel's parse_args()/next_arg(): blanks separate, double quotes group."""
-    if any(ord(c) < 0x20 and c not in "\n\t" for c in raw):
+    return split_args(raw, path)[0]
+
+
+def split_args(raw: str, path: str) -> tuple[list[tuple[str, str | None]], bool]:
+    """(split_cmdline's parameters, whether a bare ``--`` ended them: the rest goes to init).
+
+    Linear in the length of ``raw``: the next blank and the next quote are each
+    searched for once per position they move past (a command line is input: a
+    long one of short or quote-riddled arguments must not cost quadratic time).
+    """
+    if any(c in raw for c in _CONTROL):
         raise InputError(f"{path}: malformed command line: control character in it")
     if raw.count('"') % 2:
         raise InputError(f"{path}: malformed command line: unbalanced double quote")
     params: list[tuple[str, str | None]] = []
-    rest = raw.lstrip(_BLANK)
-    while rest:
-        key, value, rest = _next_arg(rest)
-        rest = rest.lstrip(_BLANK)
+    text = raw.translate(_TO_SPACE)  # every blank as " ": one str.find finds the next
+    n = len(text)
+    blank = quote = -1  # the next " " / '"' at or after i (-1: not searched yet)
+    i = len(text) - len(text.lstrip(" "))
+    while i < n:
+        start = i
+        in_quote = text[i] == '"'
+        if in_quote:
+            i += 1
+        while i < n:  # next_arg()'s loop: stop at a blank outside quotes
+            if quote < i and quote != n:
+                quote = text.find('"', i)
+                quote = n if quote < 0 else quote
+            if in_quote:
+                i, in_quote = min(quote + 1, n), False
+                continue
+            if blank < i and blank != n:
+                blank = text.find(" ", i)
+                blank = n if blank < 0 else blank
+            if quote < blank:
+                i, in_quote = quote + 1, True
+            else:
+                i = blank
+                break
+        key, value = _next_arg(raw, start, i)
+        while i < n and text[i] == " ":
+            i += 1
         if key == "--" and value is None:  # the rest goes to init, not to the kernel
-            break
+            return params, True
         params.append((key.replace("-", "_"), value))  # parameq(): - == _
-    return params
+    return params, False
 
 
 def parse_cmdline(raw: str, path: str = "/" + CMDLINE) -> Cmdline:

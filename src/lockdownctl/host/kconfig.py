@@ -75,6 +75,9 @@ class KConfig:
         return self._options
 
 
+MAX_CONFIG = 16 << 20  # a kernel config is a few hundred KiB
+
+
 def _good_line(line: str) -> bool:
     if line.startswith("CONFIG_"):
         return "=" in line
@@ -111,9 +114,15 @@ def kconfig_from_bytes(data: bytes, path: str) -> KConfig:
 
         try:
             # gzip framing (wbits 16+); zlib directly: the gzip module costs more to import.
-            data = zlib.decompress(data, 16 + zlib.MAX_WBITS)
+            # At most MAX_CONFIG bytes out: a small crafted file must not inflate to gigabytes.
+            inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            data = inflate.decompress(data, MAX_CONFIG + 1)
         except zlib.error as exc:
             raise InputError(f"{path}: broken gzip data: {exc}") from None
+        if len(data) > MAX_CONFIG:
+            raise InputError(f"{path}: decompresses to more than {MAX_CONFIG >> 20} MiB: not a kernel config")
+        if not inflate.eof:
+            raise InputError(f"{path}: broken gzip data: incomplete or truncated stream")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:

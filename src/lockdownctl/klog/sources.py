@@ -396,6 +396,11 @@ def read_events(path: str) -> list[Event]:
         raise InputError(f"{path}: no such file") from None
     except OSError as exc:
         raise InputError(f"{path}: cannot read: {exc.strerror}") from None
+    return parse_events(data, path)
+
+
+def parse_events(data: bytes, path: str) -> list[Event]:
+    """The events in ``data``, the contents of ``path`` (see read_events)."""
     text = data.decode("utf-8", "replace")
     try:  # one JSON document: an envelope ({"data": {"events": [...]}}) or a list of events
         whole = json.loads(text)
