@@ -11,6 +11,7 @@ EXIT_ROOT = 4
 # --root, an empty log). Not a pass: a verdict needs evidence that was read.
 EXIT_UNDECIDED = 5
 EXIT_OUTPUT = 74  # standard output could not be written (sysexits EX_IOERR)
+EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT): 128 + 2, as shells report it
 
 
 class LockdownctlError(Exception):

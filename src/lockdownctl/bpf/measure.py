@@ -26,6 +26,8 @@ def measure(level: str, seconds: float, cat: Catalogue) -> dict[str, Any]:
 
     Nothing is denied and nothing outlives the call (the link is detached on
     the way out), and an enforcer already pinned keeps running beside it.
+    Ctrl-C ends the measurement early: the result then says ``interrupted``
+    and how many seconds were measured, and holds what was seen until then.
     """
     require_root()
     require_bpf_lsm(Root("/"))
@@ -34,6 +36,8 @@ def measure(level: str, seconds: float, cat: Catalogue) -> dict[str, Any]:
     seen: dict[tuple[str, str, str], int] = {}
     decoder = EventDecoder(cat)
     events = 0
+    interrupted = False
+    elapsed = 0.0
 
     def on_event(raw: bytes) -> None:
         nonlocal events
@@ -46,10 +50,15 @@ def measure(level: str, seconds: float, cat: Catalogue) -> dict[str, Any]:
         enforcer.write_policy(resolve(policy, cat))
         enforcer.link = libbpf.attach(enforcer.obj.program(PROGRAM))  # type: ignore[union-attr]
         ring = libbpf.RingBuffer(enforcer.fds["events"], on_event)
+        start = time.monotonic()
         try:
-            end = time.monotonic() + seconds
-            while (left := end - time.monotonic()) > 0:
-                ring.poll(int(min(left, 0.2) * 1000) + 1)
+            end = start + seconds
+            try:
+                while (left := end - time.monotonic()) > 0:
+                    ring.poll(int(min(left, 0.2) * 1000) + 1)
+            except KeyboardInterrupt:  # Ctrl-C ends the measurement early; what was seen still counts
+                interrupted = True
+            elapsed = time.monotonic() - start
             libbpf.link_release(enforcer.link, keep_attached=False)  # detach before the last read
             enforcer.link = None
             ring.consume()
@@ -63,7 +72,9 @@ def measure(level: str, seconds: float, cat: Catalogue) -> dict[str, Any]:
         enforcer.close()
     audited = sum(c[LD_COUNT_AUDITED] for c in per_reason)
     return {
-        "seconds": seconds, "events": events, "drops": drops, "audited": audited,
+        # seconds: how long it really measured (less than asked when interrupted by Ctrl-C)
+        "seconds": round(elapsed, 1) if interrupted else seconds, "requested": seconds,
+        "interrupted": interrupted, "events": events, "drops": drops, "audited": audited,
         # exe: a path when /proc resolved it while the process lived, else None
         # (the device:inode identity stays in exe_id)
         "observations": [{"comm": comm, "exe": exe if exe.startswith("/") else None, "exe_id": exe,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..errors import EXIT_FINDINGS, EXIT_OK, EXIT_UNDECIDED, InputError
+from ..errors import EXIT_FINDINGS, EXIT_INTERRUPTED, EXIT_OK, EXIT_UNDECIDED, InputError
 from ..levels import LEVELS
 
 if TYPE_CHECKING:
@@ -55,20 +55,41 @@ def run(args: argparse.Namespace) -> Result:
 
         cat = catalogue()
         measured = _measure(args, cat)
-        merge_observed(data, measured["observations"], cat, f"enforcer audit, {args.measure:g} s")
+        merge_observed(data, measured["observations"], cat, f"enforcer audit, {measured['seconds']:g} s")
         data["measured"] = {k: v for k, v in measured.items() if k != "observations"}
         if measured["drops"]:
             data["measured"]["note"] = ("the ring buffer was full at times: counts are lower bounds "
                                         f"({measured['drops']} events dropped)")
+        if measured["interrupted"]:
+            _interrupted(data, args)
     code = EXIT_FINDINGS if data["summary"]["breaks"] else EXIT_UNDECIDED if data["verdict"] == "unknown" else EXIT_OK
+    if data.get("measured", {}).get("interrupted") and not data["summary"]["breaks"]:
+        code = EXIT_INTERRUPTED  # a measurement cut short found nothing: no verdict
     return Result("check", data, render, code)
 
 
+def _interrupted(data: dict[str, Any], args: argparse.Namespace) -> None:
+    """Ctrl-C during --measure: what was seen is reported (a denial seen is
+    seen), but a cut-short measurement that saw nothing is no "ready": the
+    verdict becomes unknown and the command ends with 130 (lockdownctl(8))."""
+    from ..output.progress import Progress
+
+    m = data["measured"]
+    Progress("check").interrupted(
+        f"measured for {m['seconds']:g} of {m['requested']:g} s: {m['events']} event"
+        f"{'s' if m['events'] != 1 else ''}, {data['summary']['breaks']} finding"
+        f"{'s' if data['summary']['breaks'] != 1 else ''} that break; the audit copy is detached", m["seconds"])
+    if not data["summary"]["breaks"]:
+        data["verdict"] = "unknown"
+    data["notes"].append(f"check --measure was interrupted after {m['seconds']:g} of {m['requested']:g} s: "
+                         "the measured part is partial")
+
+
 def _measure(args: argparse.Namespace, cat: Any) -> dict[str, Any]:
-    """bpf.measure with the time left on a terminal's standard error; Ctrl-C
-    detaches the audit copy (measure's own cleanup), says how far it got in one
-    line and ends the command with 130, like any interrupted command
-    (lockdownctl(8), EXIT STATUS): an interrupted measurement is no verdict."""
+    """bpf.measure with the time left on a terminal's standard error. Ctrl-C
+    ends the measurement (measure() detaches the audit copy and returns what it
+    saw: see _interrupted); a Ctrl-C outside the poll loop (loading, a second
+    one during clean-up) is one line and 130, like any interrupted command."""
     from ..bpf.enforcer import require_root
     from ..bpf.measure import measure
     from ..output.progress import Interrupted, Progress, countdown

@@ -72,10 +72,12 @@ class Progress:
         if self._transient:
             self._write(self._clear())
 
-    def interrupted(self, text: str) -> None:
-        """The one-line summary after Ctrl-C or SIGTERM, on any standard error.
+    def interrupted(self, text: str, seconds: float | None = None) -> None:
+        """The one-line summary after Ctrl-C or SIGTERM, on any standard error
+        (``seconds``: how long the work ran, when this Progress did not time it).
         On a terminal it also erases the ``^C`` the terminal echoed."""
-        self._write_interrupted(f"interrupted after {self.elapsed():.1f} s: {text}")
+        ran = self.elapsed() if seconds is None else seconds
+        self._write_interrupted(f"interrupted after {ran:.1f} s: {text}")
 
     def _write_interrupted(self, text: str) -> None:
         erase = "\r\033[K" if self.erase else ""
