@@ -10,6 +10,8 @@ from ..events import Event
 from .abi import LD_DENY, LdEvent, dev_text, kernel_dev
 from .resolve import cgroup2_mount
 
+EXE_CACHE = 4096
+
 
 class EventDecoder:
     """Ring-buffer records -> the shared event record (lockdownctl.events)."""
@@ -17,6 +19,7 @@ class EventDecoder:
     def __init__(self, cat: Any) -> None:
         self.by_value = {r.value: r for r in cat.reasons if r.value is not None}
         self._cgroups: dict[int, str] | None = None
+        self._exes: dict[tuple[int, int, int], str | None] = {}  # (pid, exe dev, exe inode) -> path or None
 
     def cgroup_path(self, cgid: int) -> str | None:
         if self._cgroups is None:
@@ -46,14 +49,23 @@ class EventDecoder:
     def _event(self, raw: bytes) -> tuple[Event, LdEvent]:
         rec = LdEvent.from_buffer_copy(raw[: ctypes.sizeof(LdEvent)])
         reason = self.by_value.get(rec.reason)
-        exe = None
-        try:  # the process may be gone; only trust /proc when the identity matches
-            path = os.readlink(f"/proc/{rec.pid}/exe")
-            st = os.stat(f"/proc/{rec.pid}/exe")
-            if st.st_ino == rec.exe_ino and kernel_dev(st.st_dev) == rec.exe_dev:
-                exe = path
-        except OSError:
-            pass
+        key = (rec.pid, rec.exe_dev, rec.exe_ino)
+        if key in self._exes:
+            exe = self._exes[key]
+        else:
+            exe = None
+            try:  # the process may be gone; only trust /proc when the identity matches
+                path = os.readlink(f"/proc/{rec.pid}/exe")
+                st = os.stat(f"/proc/{rec.pid}/exe")
+                if st.st_ino == rec.exe_ino and kernel_dev(st.st_dev) == rec.exe_dev:
+                    exe = path
+            except OSError:
+                pass
+            # A flood of denials comes from few processes: two syscalls per event were
+            # most of the decoding (tests/vm/test_flood.py). Bounded: a fresh dict when full.
+            if len(self._exes) >= EXE_CACHE:
+                self._exes.clear()
+            self._exes[key] = exe
         event = Event("denial", "enforcer", "enforcer", time=rec.time_ns / 1e9,
                       comm=rec.comm.decode("utf-8", "replace"), pid=rec.pid, uid=rec.uid, cgroup_id=rec.cgroup_id,
                       exe=exe, reason=reason.id if reason else None, what=reason.log if reason else None,

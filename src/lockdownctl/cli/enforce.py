@@ -141,7 +141,7 @@ def _events(args: argparse.Namespace) -> Result:
     def on_event(raw: bytes) -> None:
         event = decoder.decode(raw)
         if args.follow:
-            write_stdout((json.dumps(event) if args.json else render_event(event)) + "\n", flush=True)
+            write_stdout((json.dumps(event) if args.json else render_event(event)) + "\n")
         else:
             collected.append(event)
 
@@ -154,8 +154,13 @@ def _events(args: argparse.Namespace) -> Result:
         if args.follow:
             signal.signal(signal.SIGINT, on_signal)
             signal.signal(signal.SIGTERM, on_signal)
+            drops_before = enforcer.counters()[1]
+            delivered = 0
             while not stop:
-                ring.poll(200)
+                delivered += ring.poll(200)
+                write_stdout("", flush=True)  # once per batch: a flood is not one write(2) per event
+            delivered += ring.consume()  # what was buffered when the signal came
+            dropped = enforcer.counters()[1] - drops_before
         else:
             ring.consume()
     finally:
@@ -163,7 +168,10 @@ def _events(args: argparse.Namespace) -> Result:
         enforcer.close()
     if args.follow:
         sys.stdout.flush()
-        return Result("enforce", None, lambda _d, _s: "")
+        # What a flood cost: every denial while following is a printed event or a drop.
+        result = Result("enforce", {"delivered": delivered, "dropped": dropped}, lambda _d, _s: "")
+        result.json_lines = True  # after JSON lines, the envelope is one line too
+        return result
     return Result("enforce", {"events": collected}, lambda d, _s: "\n".join(render_event(e) for e in d["events"]))
 
 
