@@ -313,13 +313,49 @@ def exposition(reg: Any) -> str:
 
 
 def write_textfile(directory: str, reg: Any) -> str:
-    """Write DIR/lockdownctl.prom atomically (temp file in DIR, then rename: node_exporter never
-    sees half a file); returns the path."""
-    from prometheus_client import write_to_textfile
+    """Write DIR/lockdownctl.prom atomically; returns the path.
+
+    fsio.atomic_write: a hidden temp file in DIR (node_exporter reads only
+    ``*.prom``), fsync, rename, fsync of DIR, so a kill or a crash leaves the
+    old file or the new one, never half of one. prometheus_client's
+    write_to_textfile neither syncs nor cleans up after a kill. Writers take
+    an exclusive flock on DIR, so temp files found while holding it are
+    strays of killed writers: removed, and a re-run converges
+    (tests/host/test_metrics_textfile_crash.py)."""
+    import contextlib
+    import fcntl
+
+    from prometheus_client import generate_latest
+
+    from .fsio import atomic_write
 
     path = os.path.join(directory, TEXTFILE_NAME)
-    write_to_textfile(path, reg)
+    data = generate_latest(reg)
+    lock = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        for name in stray_temp_files(directory):
+            with contextlib.suppress(FileNotFoundError):  # gone already
+                os.unlink(os.path.join(directory, name))
+        atomic_write(path, data, mode=0o644)  # node_exporter runs as its own user
+    finally:
+        os.close(lock)
     return path
+
+
+def stray_temp_files(directory: str) -> list[str]:
+    """Temp files of killed textfile writers in DIR: fsio.atomic_write's
+    (``.lockdownctl.prom.*.lockdownctl``) and older lockdownctl's
+    (prometheus_client: ``lockdownctl.prom.PID.TID``)."""
+    ours = f".{TEXTFILE_NAME}."
+    theirs = f"{TEXTFILE_NAME}."
+
+    def stray(name: str) -> bool:
+        if name.startswith(ours):
+            return name.endswith(".lockdownctl")
+        return name.startswith(theirs) and name[len(theirs) :].replace(".", "", 1).isdigit()
+
+    return sorted(name for name in os.listdir(directory) if stray(name))
 
 
 def samples(reg: Any) -> list[dict[str, Any]]:

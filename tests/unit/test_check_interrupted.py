@@ -20,7 +20,8 @@ ROOTS = Path(__file__).resolve().parents[1] / "data" / "roots"
 
 
 def _report(observations: list[dict[str, Any]]) -> dict[str, Any]:
-    ready = [p for p in sorted(ROOTS.iterdir()) if p.is_dir() and check(Root(str(p)), "integrity")["verdict"] == "ready"]
+    ready = [p for p in sorted(ROOTS.iterdir())
+             if p.is_dir() and check(Root(str(p)), "integrity")["verdict"] == "ready"]
     assert ready, "a fixture root that is ready for integrity"
     data = check(Root(str(ready[0])), "integrity")
     merge_observed(data, observations, catalogue(), "enforcer audit, 3 s")

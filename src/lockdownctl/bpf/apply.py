@@ -28,9 +28,9 @@ from ..policy import Policy, load_policy, verdicts
 from ..reasons import Catalogue, catalogue
 from ..root import Root
 from ..state.bpf_lsm import bpf_lsm_state, require_bpf_lsm, why_not
-from ..state.pins import LINK_PIN, PIN_DIR, load_state, save_state
+from ..state.pins import LINK_PIN, PIN_DIR, load_state, pinned, save_state
 from . import libbpf, seal
-from .enforcer import PROGRAM, Enforcer, iso, remove_pins, require_root
+from .enforcer import PROGRAM, STAGING_DIR, Enforcer, iso, remove_pins, require_root, unpin_dir
 from .resolve import Resolved, resolve
 
 
@@ -72,6 +72,7 @@ def apply(path: str, *, audit: bool = False, seal_it: bool = False, dry_run: boo
     enforcer = None
     if not dry_run:  # kernel support (exit 3) before any name is resolved
         require_root()
+        recover()
         enforcer = Enforcer.open_pinned()
         if enforcer is not None:
             try:
@@ -119,7 +120,10 @@ def apply(path: str, *, audit: bool = False, seal_it: bool = False, dry_run: boo
         enforcer, data["mounted_bpffs"] = _load_new(resolved, policy.seal, enforcer)
     else:
         current = load_state()
-        unchanged = current is not None and current.get("digest") == resolved.digest()
+        # The kernel's own policy id too: a kill between the switch and the state
+        # file leaves the file naming the previous policy (tests/vm/test_apply_crash.py).
+        unchanged = (current is not None and current.get("digest") == resolved.digest()
+                     and enforcer.read_policy()["policy_id"] == resolved.policy_id)
         if not unchanged:
             enforcer.write_policy(resolved)
         data["action"] = "unchanged" if unchanged else "updated"
@@ -225,28 +229,52 @@ def _load_new(resolved: Resolved, sealing: bool, previous: Enforcer | None) -> t
     if sealing:
         seal.check_loadable()  # the kernel's verdict on the seal before anything one-way
     enforcer = Enforcer.load(sealed=sealing)
-    held = None
+    replacing = previous is not None
+    staged = old_gone = False
     try:
         enforcer.write_policy(resolved)
         if sealing:
             seal.freeze(enforcer)
-        if previous is not None:
-            held = libbpf.obj_get(os.path.join(PIN_DIR, LINK_PIN))
+        if previous is None:
+            unpin_dir(PIN_DIR)  # what a killed first load pinned without its link (nothing runs)
+            mounted = enforcer.attach_and_pin()
+        else:
+            # Never neither, even killed at any step: the new enforcer is attached and
+            # pinned beside the old one before the old one's pins go, then moved into
+            # place; recover() finishes the move after a kill.
+            mounted = enforcer.attach_and_pin(STAGING_DIR)
+            staged = True
             previous.close()
             previous = None
-            remove_pins()
-        mounted = enforcer.attach_and_pin()
+            old_gone = True
+            unpin_dir(PIN_DIR)  # the old one detaches
+            os.rename(STAGING_DIR, PIN_DIR)
     except BaseException:
         enforcer.close()
         if previous is not None:
             previous.close()
-        else:
+        if not replacing:
             remove_pins()
+        elif staged and not old_gone:
+            unpin_dir(STAGING_DIR)  # the old one still runs
+        # (old_gone: the new one runs from STAGING_DIR; recover() moves it into place)
         raise
-    finally:
-        if held is not None:
-            os.close(held)  # the previous enforcer detaches now, after the new one attached
     return enforcer, mounted
+
+
+def recover() -> None:
+    """Finish what a killed ``enforce apply`` left: a replacement enforcer pinned in
+    STAGING_DIR is moved into place if the old one is gone, else dropped (the old one
+    is whole; the new one was never announced). Neither step lowers what runs."""
+    if not os.path.isdir(STAGING_DIR):
+        return
+    if pinned():
+        unpin_dir(STAGING_DIR)
+    elif os.path.exists(os.path.join(STAGING_DIR, LINK_PIN)):
+        unpin_dir(PIN_DIR)
+        os.rename(STAGING_DIR, PIN_DIR)
+    else:
+        unpin_dir(STAGING_DIR)  # killed while pinning: its link died with the process
 
 
 def _level_warnings(policy: Policy, cat: Catalogue, kernel_level: str | None) -> list[str]:

@@ -17,6 +17,8 @@ from .seal import RULES, LdTamperEvent
 
 MAX_DEBUGFS_FILES = 100_000  # a bound on the walk that names a debugfs file in an event
 
+EXE_CACHE = 4096
+
 
 class EventDecoder:
     """Ring-buffer records -> the shared event record (lockdownctl.events)."""
@@ -24,6 +26,7 @@ class EventDecoder:
     def __init__(self, cat: Any) -> None:
         self.by_value = {r.value: r for r in cat.reasons if r.value is not None}
         self._cgroups: dict[int, str] | None = None
+        self._exes: dict[tuple[int, int, int], str | None] = {}  # (pid, exe dev, exe inode) -> path or None
         self._files: dict[tuple[int, int], str] | None = None
 
     def file_path(self, kdev: int, ino: int) -> str | None:
@@ -81,7 +84,16 @@ class EventDecoder:
     def _event(self, raw: bytes) -> tuple[Event, LdEvent]:
         rec = LdEvent.from_buffer_copy(raw[: ctypes.sizeof(LdEvent)])
         reason = self.by_value.get(rec.reason)
-        exe = exe_path(rec.pid, rec.exe_dev, rec.exe_ino)
+        key = (rec.pid, rec.exe_dev, rec.exe_ino)
+        if key in self._exes:
+            exe = self._exes[key]
+        else:
+            exe = exe_path(rec.pid, rec.exe_dev, rec.exe_ino)
+            # A flood of denials comes from few processes: two syscalls per event were
+            # most of the decoding (tests/vm/test_flood.py). Bounded: a fresh dict when full.
+            if len(self._exes) >= EXE_CACHE:
+                self._exes.clear()
+            self._exes[key] = exe
         event = Event("denial", "enforcer", "enforcer", time=rec.time_ns / 1e9,
                       comm=rec.comm.decode("utf-8", "replace"), pid=rec.pid, uid=rec.uid, cgroup_id=rec.cgroup_id,
                       exe=exe, reason=reason.id if reason else None, what=reason.log if reason else None,

@@ -53,6 +53,9 @@ PROGRAM = "ldctl_locked_down"
 LINK_PINS = {PROGRAM: LINK_PIN, "ldctl_file_open": LINK_PIN + "-file_open",
              "ldctl_inode_setattr": LINK_PIN + "-inode_setattr"}
 BPFFS = "/sys/fs/bpf"
+# Where an enforcer that replaces the loaded one is pinned first (bpf/apply.py _load_new);
+# no dot: bpffs refuses names with dots (kernel/bpf/inode.c bpf_lookup(), EPERM).
+STAGING_DIR = PIN_DIR + "-new"
 
 
 def ensure_bpffs() -> bool:
@@ -148,10 +151,9 @@ class Enforcer:
                                        "(lockdownctl enforce remove cleans it up)") from None
         return cls(fds)
 
-    def attach_and_pin(self) -> bool:
-        """Attach to the hook and pin link and maps; undo everything on failure.
-
-        Returns whether bpffs had to be mounted."""
+    def attach_and_pin(self, directory: str = PIN_DIR) -> bool:
+        """Attach to the hook and pin maps, then the link, in ``directory``; undo
+        everything on failure. Returns whether bpffs had to be mounted."""
         assert self.obj is not None
         self.link = libbpf.attach(self.obj.program(PROGRAM))
         mounted = False
@@ -162,23 +164,23 @@ class Enforcer:
                 if prog != PROGRAM:
                     others.append((LINK_PINS[prog], libbpf.attach(self.obj.program(prog))))
             mounted = ensure_bpffs()
-            os.makedirs(PIN_DIR, mode=0o700, exist_ok=True)
+            os.makedirs(directory, mode=0o700, exist_ok=True)
             for pin, name in MAPS.items():
-                path = os.path.join(PIN_DIR, pin)
+                path = os.path.join(directory, pin)
                 libbpf.map_pin(self.obj.map(name), path)
                 pinned_paths.append(path)
             for pin, link in others:  # before the main link's pin, which says "loaded"
-                path = os.path.join(PIN_DIR, pin)
+                path = os.path.join(directory, pin)
                 libbpf.link_pin(link, path)
                 pinned_paths.append(path)
-            path = os.path.join(PIN_DIR, LINK_PIN)
+            path = os.path.join(directory, LINK_PIN)
             libbpf.link_pin(self.link, path)
             pinned_paths.append(path)
         except (OSError, LockdownctlError):
             for path in pinned_paths:
                 os.unlink(path)
-            if os.path.isdir(PIN_DIR):
-                os.rmdir(PIN_DIR)
+            if os.path.isdir(directory):
+                os.rmdir(directory)
             for _pin, link in others:
                 libbpf.link_release(link, keep_attached=False)
             libbpf.link_release(self.link, keep_attached=False)
@@ -340,17 +342,25 @@ def require_root() -> None:
         raise NeedsRoot("the enforcer needs root (CAP_BPF, CAP_SYS_ADMIN and CAP_MAC_ADMIN)")
 
 
-def remove_pins() -> list[str]:
-    """Unpin everything: the link's pin was its last reference, so the program
-    detaches and the maps are freed."""
+def unpin_dir(directory: str) -> list[str]:
+    """Unpin everything in ``directory`` and remove it: a link's pin is its last
+    reference, so its program detaches and the maps are freed."""
     removed = []
-    if os.path.isdir(PIN_DIR):
-        for name in sorted(os.listdir(PIN_DIR)):
-            path = os.path.join(PIN_DIR, name)
+    if os.path.isdir(directory):
+        # The link first: its program detaches at once, so a kill half-way leaves maps
+        # without a link (nothing enforced from here, not pinned()), never a link without maps.
+        for name in sorted(os.listdir(directory), key=lambda n: (n != LINK_PIN, n)):
+            path = os.path.join(directory, name)
             os.unlink(path)
             removed.append(path)
-        os.rmdir(PIN_DIR)
-        removed.append(PIN_DIR)
+        os.rmdir(directory)
+        removed.append(directory)
+    return removed
+
+
+def remove_pins() -> list[str]:
+    """Unpin the enforcer (and one a killed ``apply`` left in STAGING_DIR) and forget its state."""
+    removed = unpin_dir(STAGING_DIR) + unpin_dir(PIN_DIR)
     remove_state()
     return removed
 

@@ -180,7 +180,7 @@ def _events(args: argparse.Namespace) -> Result:
     def emit(event: dict[str, Any]) -> None:
         printed[0] += 1
         if args.follow:
-            write_stdout((json.dumps(event) if args.json else render_event(event)) + "\n", flush=True)
+            write_stdout((json.dumps(event) if args.json else render_event(event)) + "\n")
         else:
             collected.append(event)
 
@@ -206,10 +206,17 @@ def _events(args: argparse.Namespace) -> Result:
             progress.say("following the enforcer's events (Ctrl-C to stop)")
             signal.signal(signal.SIGINT, on_signal)
             signal.signal(signal.SIGTERM, on_signal)
+            drops_before = enforcer.counters()[1]
+            delivered = 0
             while not stop:
-                ring.poll(200)  # tamper attempts are rare: looked at every 200 ms
-                if seal_ring is not None:
+                delivered += ring.poll(200)
+                if seal_ring is not None:  # tamper attempts are rare: looked at every 200 ms
                     seal_ring.consume()
+                write_stdout("", flush=True)  # once per batch: a flood is not one write(2) per event
+            delivered += ring.consume()  # what was buffered when the signal came
+            if seal_ring is not None:
+                seal_ring.consume()
+            dropped = enforcer.counters()[1] - drops_before
             progress.interrupted(f"{printed[0]} event{'s' if printed[0] != 1 else ''} printed")
         else:
             ring.consume()
@@ -224,9 +231,10 @@ def _events(args: argparse.Namespace) -> Result:
         enforcer.close()
     if args.follow:
         sys.stdout.flush()
-        followed = Result("enforce", None, lambda _d, _s: "")
-        followed.json_lines = True  # the envelope is one more line of the JSON lines
-        return followed
+        # What a flood cost: every denial while following is a printed event or a drop.
+        result = Result("enforce", {"delivered": delivered, "dropped": dropped}, lambda _d, _s: "")
+        result.json_lines = True  # after JSON lines, the envelope is one line too
+        return result
     collected.sort(key=lambda e: float(e["time"]))  # two ring buffers, one clock
     return Result("enforce", {"events": collected}, lambda d, _s: "\n".join(render_event(e) for e in d["events"]))
 

@@ -289,21 +289,34 @@ def read_kmsg(root: Root, counter: Counter, follow: bool, since_boot: bool) -> I
     try:
         if not since_boot:
             os.lseek(fd, 0, os.SEEK_END)  # /dev/kmsg: SEEK_END = after the newest record
+        expect = -1  # the sequence number of the next record
         while True:
             try:
                 record = os.read(fd, 8192)
             except OSError as exc:
-                if exc.errno == errno.EPIPE:  # records overwritten before we read them
-                    counter.lost += 1
-                    continue
+                if exc.errno == errno.EPIPE:  # overwritten before we read them: the next record's
+                    continue  # sequence number says how many (one EPIPE stands for any number)
                 raise InputError(f"{path}: read error: {exc.strerror}") from None
             if not record:
                 break
+            seq = record_seq(record)
+            if seq is not None:
+                if expect >= 0 and seq > expect:
+                    counter.lost += seq - expect
+                expect = seq + 1
             event = parse_line(record.decode("utf-8", "replace").split("\n", 1)[0], "kmsg")
             if event is not None:
                 yield event
     finally:
         os.close(fd)
+
+
+def record_seq(record: bytes) -> int | None:
+    """The sequence number of a /dev/kmsg record (``pri,seq,usec,flags;text``), None if damaged."""
+    fields = record[:64].split(b";", 1)[0].split(b",")
+    if len(fields) >= 3 and fields[1].isdigit():
+        return int(fields[1])
+    return None
 
 
 def journal_command(root: Root, follow: bool, since_boot: bool) -> list[str]:
