@@ -14,7 +14,6 @@ from __future__ import annotations
 import re
 
 from ..host.modules import (
-    MODULE_KEYRINGS,
     Certificate,
     Key,
     Signature,
@@ -22,7 +21,6 @@ from ..host.modules import (
     module_signature,
     modules_dep,
     parse_certificate,
-    read_keyrings,
     read_keys,
     read_loaded,
     read_modules_load,
@@ -80,14 +78,12 @@ FORCE_RE = re.compile(r"(^|[\s/])(insmod\s+(-\w*f\w*|--force)|modprobe\s.*--forc
 
 
 class Signers:
-    """Which keys the kernel trusts: /proc/keys (asymmetric keys), the keyring each one is in (the
-    kernel's own listing, live system only) and MOK certificates on disk."""
+    """Which keys the kernel trusts: /proc/keys (asymmetric keys) and MOK certificates on disk."""
 
     def __init__(self, ctx: Context) -> None:
         keys = read_keys(ctx.root)
         self.keys: list[Key] | None = keys if isinstance(keys, list) else None
         self.keys_path = ctx.root.display("proc/keys")
-        self.keyrings = read_keyrings(ctx.root) if self.keys else None
         self.mok: list[Certificate] = []
         for rel in MOK_CERTS:
             data = ctx.root.read_bytes(rel)
@@ -98,26 +94,16 @@ class Signers:
                     ctx.notes.append(f"{ctx.root.display(rel)}: not a DER certificate (MOK key not checked)")
 
     def key_for(self, sig: Signature) -> Key | None:
-        """The key in /proc/keys that ``sig`` names; one that verifies modules when there are several
-        (the same certificate can be in .machine and .platform)."""
         if not self.keys:
             return None
         ident = (sig.skid or sig.key_id).lower()
-        found = [key for key in self.keys if ident and key.key_id == ident]
-        # the description carries the SKID, the signature the serial: match names
-        found = found or [key for key in self.keys if sig.signer and key.name == sig.signer]
-        for key in found:
-            if self.keyrings is None or key.serial in self.keyrings.for_modules:
+        for key in self.keys:
+            if ident and key.key_id == ident:
                 return key
-        return found[0] if found else None
-
-    def verifies_modules(self, key: Key) -> bool | None:
-        """Whether the keyring holding ``key`` is one module signatures are checked against; None
-        when the keyrings' members were not read (a --root tree, or the kernel refused)."""
-        return None if self.keyrings is None else key.serial in self.keyrings.for_modules
-
-    def holder(self, key: Key) -> str:
-        return self.keyrings.holder.get(key.serial, "another keyring") if self.keyrings else "a keyring"
+        for key in self.keys:  # the description carries the SKID, the signature the serial: match names
+            if sig.signer and key.name == sig.signer:
+                return key
+        return None
 
     def mok_for(self, sig: Signature) -> Certificate | None:
         for cert in self.mok:
@@ -290,10 +276,6 @@ def _verdict(sig: Signature, signers: Signers, sb_on: bool) -> tuple[str, str] |
     if mok is not None and not sb_on:
         return "breaks", f"{signer}: a MOK key ({mok.path}); Secure Boot is off, so MOK keys are not trusted"
     if key is not None:
-        if signers.verifies_modules(key) is False:  # .platform: the kernel refuses what it signed
-            return "breaks", (f"{signer}: its key is in the kernel's {signers.holder(key)} keyring "
-                              f"({signers.keys_path}:{key.lineno}), which does not verify modules (only "
-                              f"{', '.join(MODULE_KEYRINGS)} and what they link, such as .machine)")
         return None
     if signers.keys is None:
         return "likely", f"{signer}: keyrings not readable (/proc/keys needs root), trust not verified"

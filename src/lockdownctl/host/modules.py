@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from ..root import Root, Unreadable
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Iterator
 
 MARKER = b"~Module signature appended~\n"
 SIG_STRUCT = 12  # sizeof(struct module_signature)
@@ -242,12 +242,11 @@ def parse_certificate(der: bytes, path: str) -> Certificate:
 
 
 class Key:
-    __slots__ = ("description", "key_id", "lineno", "name", "serial")
+    __slots__ = ("description", "key_id", "lineno", "name")
 
-    def __init__(self, description: str, lineno: int, serial: int = 0) -> None:
+    def __init__(self, description: str, lineno: int) -> None:
         self.description = description
         self.lineno = lineno
-        self.serial = serial  # the key's id, /proc/keys column 1 (hex there)
         name, _, rest = description.partition(": ")
         self.name = name
         self.key_id = rest.split(":", 1)[0].strip().lower()
@@ -264,102 +263,8 @@ def read_keys(root: Root) -> list[Key] | Unreadable | None:
     for number, line in enumerate(text.splitlines(), 1):
         fields = line.split(None, 8)
         if len(fields) == 9 and fields[7] == "asymmetri":
-            out.append(Key(fields[8].rsplit(": X509", 1)[0].rsplit(": PKCS", 1)[0], number, _serial(fields[0])))
+            out.append(Key(fields[8].rsplit(": X509", 1)[0].rsplit(": PKCS", 1)[0], number))
     return out
-
-
-def _serial(text: str) -> int:
-    try:
-        return int(text, 16)
-    except ValueError:
-        return 0
-
-
-# The keyrings a module signature is verified against: mod_verify_sig() (kernel/module/signing.c)
-# calls verify_pkcs7_signature(..., VERIFY_USE_SECONDARY_KEYRING), i.e. .secondary_trusted_keys
-# and the keyrings it links: .builtin_trusted_keys and, with CONFIG_INTEGRITY_MACHINE_KEYRING,
-# .machine (MOKs, when shim says they are trusted: Linux kernel commit 3d6ae1a5d0c2 ("integrity:
-# Only use machine keyring when uefi_check_trust_mok_keys is true") (in v5.19)). .platform (UEFI
-# db, and MOKs without that trust) verifies kexec images only, never modules: a key there is in
-# /proc/keys like the others, but a module it signed is refused.
-MODULE_KEYRINGS = (".builtin_trusted_keys", ".secondary_trusted_keys")
-SYSTEM_KEYRINGS = (*MODULE_KEYRINGS, ".machine", ".platform")
-KEYCTL_READ = 11  # include/uapi/linux/keyctl.h: the ids of a keyring's members
-# __NR_keyctl (arch/x86/entry/syscalls/syscall_64.tbl); the Debian package is amd64 only. Elsewhere
-# the membership is not read and a key's keyring stays unknown.
-SYS_KEYCTL = {"x86_64": 250}
-
-
-def keyring_members(serial: int) -> list[int]:
-    """keyctl(KEYCTL_READ, serial): the ids of the keyring's members (OSError when refused)."""
-    import ctypes
-    import errno
-
-    from ..libc import syscall
-
-    number = SYS_KEYCTL.get(os.uname().machine)
-    if number is None:
-        raise OSError(errno.ENOSYS, f"keyctl: no system call number known for {os.uname().machine}")
-    size = 1024
-    while True:
-        buf = (ctypes.c_int32 * (size // 4))()
-        need = syscall(number, ctypes.c_int(KEYCTL_READ), ctypes.c_int32(serial), buf, ctypes.c_size_t(size))
-        if need <= size:
-            return list(buf[: need // 4])
-        size = need  # the keyring grew past the buffer: the kernel said how much it needs
-
-
-class Keyrings:
-    """Which system keyring holds each key, and which keys verify module signatures."""
-
-    __slots__ = ("for_modules", "holder")
-
-    def __init__(self, holder: dict[int, str], for_modules: set[int]) -> None:
-        self.holder = holder  # key id -> the system keyring it is a member of
-        self.for_modules = for_modules  # key ids reachable from MODULE_KEYRINGS
-
-
-def read_keyrings(root: Root, members: Callable[[int], list[int]] | None = None) -> Keyrings | None:
-    """The system keyrings' members, by the kernel's own listing (keyctl KEYCTL_READ on each
-    keyring named in /proc/keys, following the links between them). ``members``: where the
-    listing comes from (the live kernel when None; only the live root has one). None when it
-    cannot be read: not the live system, another architecture, or the kernel refused."""
-    if members is None:
-        if not root.live:
-            return None
-        members = keyring_members
-    text = root.read_text("proc/keys")
-    if not isinstance(text, str):
-        return None
-    rings: dict[str, int] = {}
-    for line in text.splitlines():
-        fields = line.split(None, 8)
-        if len(fields) == 9 and fields[7] == "keyring":
-            name = fields[8].rsplit(":", 1)[0]
-            if name in SYSTEM_KEYRINGS:
-                rings[name] = _serial(fields[0])
-    if not any(name in rings for name in MODULE_KEYRINGS):
-        return None
-    ring_ids = set(rings.values())
-    listed: dict[int, list[int]] = {}
-    try:
-        for ring in ring_ids:
-            listed[ring] = members(ring)
-    except OSError:
-        return None
-    holder = {key: name for name, ring in rings.items() for key in listed[ring] if key not in ring_ids}
-    for_modules: set[int] = set()
-    todo, seen = [rings[n] for n in MODULE_KEYRINGS if n in rings], set()
-    while todo:
-        ring = todo.pop()
-        if ring not in seen:
-            seen.add(ring)
-            for key in listed.get(ring, ()):
-                if key in ring_ids:
-                    todo.append(key)
-                else:
-                    for_modules.add(key)
-    return Keyrings(holder, for_modules)
 
 
 # --- module files and configuration ---------------------------------------------
