@@ -3,7 +3,7 @@
 Tests ask for the ``boot_tier`` fixture and call ``boot_tier.run(script, secure_boot=...)``:
 one QEMU run of a guest script (tests/boot/guest/*.sh) on a fresh overlay of the image with the
 checkout installed (machine.ensure_installed), following the guest's reboots. The image, the
-wheelhouse and the installed layer are made once and cached (machine.py, README.md).
+Debian package and the installed layer are made once and cached (machine.py, README.md).
 
 Environment:
   LOCKDOWNCTL_REQUIRE_BOOT=1 (or LOCKDOWNCTL_REQUIRE_VM=1, which CI sets)
@@ -56,14 +56,18 @@ class Tier:
                 self.installed = machine.ensure_installed(self.image, self.src)
             except (AssertionError, OSError, RuntimeError) as exc:  # every test fails with the same reason
                 self.install_error = f"installing the checkout in the guest failed: {exc}"
-            self.seconds["install (scripts/install.sh in the guest)"] = time.monotonic() - start
+            self.seconds["install (.deb built, apt-get install in the guest)"] = time.monotonic() - start
         if self.install_error:
             pytest.fail(self.install_error, pytrace=False)
         assert self.installed is not None
         return self.installed
 
-    def run(self, request: pytest.FixtureRequest, script: str, *, secure_boot: bool) -> machine.RunResult:
-        """Boot a fresh overlay of the installed image and run tests/boot/guest/<script>."""
+    def run(self, request: pytest.FixtureRequest, script: str, *, secure_boot: bool,
+            mok: bool = False) -> machine.RunResult:
+        """Boot a fresh overlay of the installed image and run tests/boot/guest/<script>. With
+        ``mok``, the tier's MOK key is enrolled in the variable store (and a throwaway key in
+        db) and the share offers mok/: the certificates and the four test modules
+        (machine.mok_modules)."""
         layer = self.layer()
         name = re.sub(r"[^\w.-]+", "_", request.node.name)
         base = os.environ.get("LOCKDOWNCTL_BOOT_RESULTS")
@@ -73,7 +77,17 @@ class Tier:
         else:
             share = Path(tempfile.mkdtemp(prefix=f"lockdownctl-boot-{name}-"))
             share.rmdir()
-        run = machine.Machine(layer.disk, secure_boot=secure_boot).run(machine.GUEST_DIR / script, share, self.src)
+        offer: dict[str, Path] = {}
+        qemu = machine.Machine(layer.disk, secure_boot=secure_boot)
+        if mok:
+            offer["mok"] = Path(tempfile.mkdtemp(prefix="lockdownctl-boot-mok-"))
+            machine.mok_modules(self.image, machine.ensure_mok(), offer["mok"])
+            qemu.mok, qemu.db = offer["mok"] / "MOK.der", offer["mok"] / "DB.der"
+        try:
+            run = qemu.run(machine.GUEST_DIR / script, share, self.src, offer=offer)
+        finally:
+            for path in offer.values():
+                shutil.rmtree(path, ignore_errors=True)
         self.runs.append((request.node.nodeid, run))
         return run
 
@@ -103,9 +117,9 @@ def boot_tier(request: pytest.FixtureRequest) -> Tier:
 
 @pytest.fixture
 def boot_run(boot_tier: Tier, request: pytest.FixtureRequest) -> Any:
-    """boot_run(script, secure_boot=...) -> machine.RunResult."""
-    def run(script: str, *, secure_boot: bool) -> machine.RunResult:
-        return boot_tier.run(request, script, secure_boot=secure_boot)
+    """boot_run(script, secure_boot=..., mok=False) -> machine.RunResult."""
+    def run(script: str, *, secure_boot: bool, mok: bool = False) -> machine.RunResult:
+        return boot_tier.run(request, script, secure_boot=secure_boot, mok=mok)
     return run
 
 

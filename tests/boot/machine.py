@@ -28,7 +28,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 import uuid
@@ -136,37 +135,168 @@ def ensure_image(log: Path | None = None) -> Image:
         return Image(final, time.monotonic() - start)
 
 
-def requirements() -> list[str]:
-    """What pip needs to install the checkout offline: its dependencies and build requirements."""
-    import tomllib
+# --- the Debian package ----------------------------------------------------------------------
 
-    project = tomllib.loads((REPO / "pyproject.toml").read_text())
-    return [*project["project"]["dependencies"], *project["build-system"]["requires"], "wheel"]
+DEB_TOOLS = ("dpkg-buildpackage", "dpkg-checkbuilddeps")
+# The package builds with Debian's own interpreter and tools, never a venv's that is first on PATH.
+CLEAN_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8"}
 
 
-def ensure_wheelhouse() -> Path:
-    """Wheels for the guest's Python (Debian 12: CPython 3.11, x86_64), cached per requirement set."""
-    reqs = requirements()
-    key = hashlib.sha256("\n".join(reqs).encode()).hexdigest()[:16]
-    final = cache_root() / f"wheels-{key}"
-    if final.is_dir():
-        return final
-    cache_root().mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix="wheels-", dir=cache_root()))
-    proc = subprocess.run(
-        [sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check", "--only-binary=:all:",
-         "--python-version", "3.11", "--implementation", "cp", "--platform", "manylinux2014_x86_64",
-         "-d", str(tmp), *reqs],
-        capture_output=True, text=True, check=False,
-    )
+def ensure_deb(src: Path) -> Path:
+    """The checkout's Debian package (``dpkg-buildpackage -us -uc -b`` in a copy of the exported
+    tree, as tests/host/test_deb.py builds it), cached per source tree in <cache>/debs/<source key>/.
+    Build dependencies: scripts/test.sh installs them (debian/control Build-Depends)."""
+    final = cache_root() / "debs" / source_key(src)
+    if debs := sorted(final.glob("lockdownctl_*.deb")):
+        return debs[0]
+    missing = [t for t in DEB_TOOLS if shutil.which(t) is None]
+    if missing:
+        raise BootUnavailable(f"missing {', '.join(missing)} (dpkg-dev, debhelper: scripts/test.sh installs them)")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="build-", dir=final.parent) as tmp:
+        tree = Path(tmp) / "lockdownctl"
+        shutil.copytree(src, tree, ignore=lambda d, names: NOT_INSTALLED if Path(d) == src else ())
+        for cmd in (["dpkg-checkbuilddeps"], ["dpkg-buildpackage", "-us", "-uc", "-b"]):
+            proc = subprocess.run(cmd, cwd=tree, env=CLEAN_ENV, capture_output=True, text=True, check=False)
+            if proc.returncode != 0:
+                raise RuntimeError(f"{' '.join(cmd)} failed (exit {proc.returncode}) in {tree}:\n"
+                                   + (proc.stdout[-2000:] + proc.stderr[-2000:]).strip())
+        built = Path(tmp) / "out"
+        built.mkdir()
+        for deb in Path(tmp).glob("lockdownctl_*.deb"):
+            shutil.move(deb, built / deb.name)
+        with contextlib.suppress(OSError):  # another session won the race: use its copy
+            os.rename(built, final)
+    debs = sorted(final.glob("lockdownctl_*.deb"))
+    if not debs:
+        raise RuntimeError(f"dpkg-buildpackage left no lockdownctl_*.deb for {final}")
+    return debs[0]
+
+
+# --- the MOK key and the modules it signs -------------------------------------------------------
+
+# The tier's Machine Owner Key: made once, kept across image keys (#19's signed policies use it too):
+# <cache>/mok/MOK.key (PEM, unencrypted), MOK.crt (PEM), MOK.der (what MokList holds).
+MOK_CN = "lockdownctl boot-tier MOK"
+# SignatureOwner of the MokList entry (any GUID; this one is uuid5(NAMESPACE_DNS, "mok.lockdownctl")).
+MOK_OWNER = str(uuid.uuid5(uuid.NAMESPACE_DNS, "mok.lockdownctl"))
+# kernel/module/signing.c and scripts/sign-file.c: the trailer after a module's PKCS#7 signature.
+MODULE_SIG_MAGIC = b"~Module signature appended~\n"
+PKEY_ID_PKCS7 = 2
+
+
+@dataclass(frozen=True)
+class Mok:
+    key: Path
+    crt: Path
+    der: Path
+
+
+def _new_key(cn: str) -> tuple[object, object]:
+    """An RSA key and its self-signed code-signing certificate (cryptography)."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "lockdownctl"),
+                      x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=3650))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), critical=False)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+            .sign(key, hashes.SHA256()))
+    return key, cert
+
+
+def ensure_mok() -> Mok:
+    """The tier's MOK key pair, generated on first use."""
+    from cryptography.hazmat.primitives import serialization
+
+    d = cache_root() / "mok"
+    mok = Mok(d / "MOK.key", d / "MOK.crt", d / "MOK.der")
+    if mok.der.is_file():
+        return mok
+    with _locked(cache_root() / "mok.lock"):
+        if mok.der.is_file():
+            return mok
+        d.mkdir(parents=True, exist_ok=True)
+        key, cert = _new_key(MOK_CN)
+        mok.key.write_bytes(key.private_bytes(serialization.Encoding.PEM,  # type: ignore[attr-defined]
+                                              serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+        mok.key.chmod(0o600)
+        mok.crt.write_bytes(cert.public_bytes(serialization.Encoding.PEM))  # type: ignore[attr-defined]
+        mok.der.write_bytes(cert.public_bytes(serialization.Encoding.DER))  # type: ignore[attr-defined]  # last: the marker
+    return mok
+
+
+def strip_signature(module: bytes) -> bytes:
+    """A module file without its appended signature (unchanged when it has none)."""
+    if not module.endswith(MODULE_SIG_MAGIC):
+        return module
+    info = module[-len(MODULE_SIG_MAGIC) - 12: -len(MODULE_SIG_MAGIC)]  # struct module_signature
+    sig_len = int.from_bytes(info[8:12], "big")
+    return module[: -len(MODULE_SIG_MAGIC) - 12 - sig_len]
+
+
+def sign_module(module: bytes, key: object, cert: object) -> bytes:
+    """What scripts/sign-file does: a detached PKCS#7 signature without attributes or certificates
+    over the module, then struct module_signature (id_type PKEY_ID_PKCS7, sig_len) and the magic."""
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.serialization import pkcs7
+
+    body = strip_signature(module)
+    opts = [pkcs7.PKCS7Options.DetachedSignature, pkcs7.PKCS7Options.NoAttributes, pkcs7.PKCS7Options.NoCerts,
+            pkcs7.PKCS7Options.Binary]
+    sig = (pkcs7.PKCS7SignatureBuilder().set_data(body)
+           .add_signer(cert, key, hashes.SHA256())  # type: ignore[arg-type]
+           .sign(serialization.Encoding.DER, opts))
+    info = bytes([0, 0, PKEY_ID_PKCS7, 0, 0, 0, 0, 0]) + len(sig).to_bytes(4, "big")
+    return body + sig + info + MODULE_SIG_MAGIC
+
+
+def mok_modules(image: Image, mok: Mok, dest: Path) -> dict[str, str]:
+    """The image's four spare module files (image/build.sh: modules/) for the MOK test, in ``dest``:
+    dummy.ko signed with the MOK key, nlmon.ko with a key nobody enrolled, veth.ko with a key
+    enrolled in the firmware's db (the kernel's .platform keyring: kexec images, not modules),
+    ifb.ko unsigned; ``dest`` also gets MOK.der and DB.der (for enroll_mok). Returns module -> how
+    it was signed."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    key = serialization.load_pem_private_key(mok.key.read_bytes(), password=None)
+    cert = x509.load_pem_x509_certificate(mok.crt.read_bytes())
+    signers = {"mok": (key, cert), "stranger": _new_key("lockdownctl boot-tier stranger"),
+               "db": _new_key("lockdownctl boot-tier db")}
+    dest.mkdir(parents=True, exist_ok=True)
+    plan = {"dummy": "mok", "nlmon": "stranger", "veth": "db", "ifb": "unsigned"}
+    for name, how in plan.items():
+        original = (image.dir / "modules" / f"{name}.ko").read_bytes()
+        data = sign_module(original, *signers[how]) if how in signers else strip_signature(original)
+        (dest / f"{name}.ko").write_bytes(data)
+    shutil.copyfile(mok.der, dest / "MOK.der")
+    (dest / "DB.der").write_bytes(signers["db"][1].public_bytes(serialization.Encoding.DER))  # type: ignore[attr-defined]
+    return plan
+
+
+def enroll_mok(vars_fd: Path, der: Path, db: Path | None = None) -> None:
+    """Put ``der`` into the variable store's MokList (NV+BS, as MokManager leaves it) with
+    virt-firmware's virt-fw-vars: no interactive MokManager. Shim mirrors MokList into MokListRT
+    (and its MOKvar table) at the next boot, and the kernel loads it into its keyrings. ``db``:
+    a certificate also added to the firmware's db (the kernel puts db in .platform)."""
+    extra = ["--add-db", MOK_OWNER, str(db)] if db is not None else []
+    proc = subprocess.run([sys.executable, "-m", "virt.firmware.vars", "--inplace", str(vars_fd),
+                           "--add-mok", MOK_OWNER, str(der), *extra], capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise RuntimeError(f"pip download of the guest's wheels failed ({sys.executable} -m pip, exit "
-                           f"{proc.returncode}): {proc.stderr.strip()[-2000:]}")
-    with contextlib.suppress(OSError):  # another session won the race: use its copy
-        os.rename(tmp, final)
-    shutil.rmtree(tmp, ignore_errors=True)
-    return final
+        raise RuntimeError(f"virt-fw-vars --add-mok failed (exit {proc.returncode}; pip install virt-firmware): "
+                           + (proc.stdout + proc.stderr).strip()[-2000:])
 
 
 def export_source(dest: Path) -> Path:
@@ -321,6 +451,8 @@ class Machine:
     mem_mib: int = 1536
     smp: int = 2
     accel: str = os.environ.get("LOCKDOWNCTL_BOOT_ACCEL", "tcg")
+    mok: Path | None = None  # a DER certificate enrolled in MokList of every fresh variable store
+    db: Path | None = None  # with mok: a DER certificate added to db as well
     extra: list[str] = field(default_factory=list)
 
     def qemu_args(self, disk: Path, vars_fd: Path, share: Path | None, src: Path | None) -> list[str]:
@@ -347,24 +479,27 @@ class Machine:
 
     def new_vars(self, path: Path) -> None:
         shutil.copyfile(OVMF_DIR / FIRMWARE[self.secure_boot][1], path)
+        if self.mok is not None:
+            enroll_mok(path, self.mok, self.db)
 
-    def run(self, script: Path, share: Path, src: Path | None, *, wheels: Path | None = None,
+    def run(self, script: Path, share: Path, src: Path | None, *, offer: dict[str, Path] | None = None,
             disk: Path | None = None, timeout: float = BOOT_TIMEOUT) -> RunResult:
         """Boot until the guest powers off, following its reboots with a new QEMU each (cold).
         ``share`` (created, should be empty) receives the results; ``disk``: an overlay to keep
-        (the run's own, deleted at the end, otherwise). With ``wheels``, the share also offers the
-        wheelhouse and ``src`` as one tar file (guest/install.sh): 9p under TCG copies 600 small
-        files in minutes, one file in seconds."""
+        (the run's own, deleted at the end, otherwise). ``offer``: files or directories copied onto
+        the share under the given names (the .deb for guest/install.sh, signed modules); the
+        guest reads them from /mnt/boottest: 9p under TCG copies one file in seconds.
+        """
         share.mkdir(parents=True, exist_ok=True)
         for name in ("hook.sh", "lib.sh"):
             shutil.copyfile(GUEST_DIR / name, share / name)
         shutil.copyfile(script, share / "test.sh")
         (share / "run-id").write_text(uuid.uuid4().hex + "\n")
-        if wheels is not None:
-            shutil.copytree(wheels, share / "wheels")
-            if src is not None:
-                with tarfile.open(share / "src.tar", "w") as tar:
-                    tar.add(src, arcname=".")
+        for name, path in (offer or {}).items():
+            if path.is_dir():
+                shutil.copytree(path, share / name)
+            else:
+                shutil.copyfile(path, share / name)
         own_disk = disk is None
         disk = disk or share / "disk.qcow2"
         vars_fd = share / "vars.fd"
@@ -419,9 +554,9 @@ class Machine:
                                   check=False).returncode
 
 
-# Top-level directories of the checkout that do not change what scripts/install.sh installs: an
-# edit there (a new boot test, say) keeps the cached installed layer.
-NOT_INSTALLED = ("tests", "docs", "benchmarks", ".ci")
+# Top-level directories of the checkout that are not in the Debian package (debian/install, docs,
+# examples, manpages): an edit there (a new boot test, say) keeps the cached package and layer.
+NOT_INSTALLED = ("tests", "benchmarks", ".ci")
 
 
 def source_key(src: Path) -> str:
@@ -435,8 +570,8 @@ def source_key(src: Path) -> str:
 
 @dataclass
 class Installed:
-    """The image with the checkout installed by scripts/install.sh: a qcow2 layer on base.qcow2
-    that every test's overlay is made on, and the install run's results."""
+    """The image with the checkout's Debian package installed: a qcow2 layer on base.qcow2 that
+    every test's overlay is made on, and the install run's results."""
 
     disk: Path
     results: Path
@@ -452,9 +587,10 @@ KEEP_INSTALLED = 3  # installed layers kept per image (one per source tree)
 
 
 def ensure_installed(image: Image, src: Path) -> Installed:
-    """Boot the image once (no Secure Boot: the disk is the same) and run guest/install.sh:
-    the checkout installed as a user installs it. Cached per (image, source tree), so re-running a
-    test of an unchanged tree skips the install (about 3-6 min under TCG)."""
+    """Build the checkout's Debian package (ensure_deb), boot the image once (no Secure Boot: the
+    disk is the same) and run guest/install.sh: `apt-get install ./lockdownctl_*.deb`, as a user
+    installs it. Cached per (image, source tree), so re-running a test of an unchanged tree skips
+    the build and the install."""
     root = image.dir / "installed"
     key = hashlib.sha256(source_key(src).encode() + (GUEST_DIR / "install.sh").read_bytes()).hexdigest()[:16]
     final = root / key
@@ -464,14 +600,15 @@ def ensure_installed(image: Image, src: Path) -> Installed:
     root.mkdir(exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f"{key}.", dir=root))
     start = time.monotonic()
-    run = Machine(image.base, secure_boot=False).run(GUEST_DIR / "install.sh", tmp, src, wheels=ensure_wheelhouse(),
+    deb = ensure_deb(src)
+    run = Machine(image.base, secure_boot=False).run(GUEST_DIR / "install.sh", tmp, src, offer={deb.name: deb},
                                                      disk=tmp / "disk.qcow2.part")
-    shutil.rmtree(tmp / "wheels", ignore_errors=True)
-    (tmp / "src.tar").unlink(missing_ok=True)
+    (tmp / deb.name).unlink(missing_ok=True)
     try:
         run.check(boots=1)
         if run.boot(1).record("install").rc != 0:
-            raise AssertionError("scripts/install.sh failed in the guest:\n" + run.boot(1).text("test.log")[-4000:])
+            raise AssertionError("apt-get install of the .deb failed in the guest:\n"
+                                 + run.boot(1).text("test.log")[-4000:])
     except AssertionError:
         failed = root / f"{key}.failed"  # kept for reading, never used as a layer
         shutil.rmtree(failed, ignore_errors=True)
@@ -495,10 +632,11 @@ def main(argv: list[str]) -> int:
     for name in ("shell", "run"):
         p = sub.add_parser(name)
         p.add_argument("--no-sb", action="store_true", help="OVMF without Secure Boot")
+        p.add_argument("--mok", action="store_true", help="enroll the tier's MOK key (<cache>/mok/MOK.der)")
         if name == "run":
             p.add_argument("script", type=Path, help="guest script (tests/boot/guest/*.sh)")
             p.add_argument("--results", type=Path, required=True, help="new directory for the share and results")
-            p.add_argument("--wheels", action="store_true", help="offer the wheelhouse (for guest/install.sh)")
+            p.add_argument("--deb", action="store_true", help="build and offer the .deb (for guest/install.sh)")
             p.add_argument("--disk", type=Path, help="keep the run's overlay here (e.g. to boot it again)")
         else:
             p.add_argument("--disk", type=Path, help="boot this qcow2 overlay instead of a throwaway one")
@@ -514,12 +652,19 @@ def main(argv: list[str]) -> int:
     machine = Machine(image.base, secure_boot=not args.no_sb)
     with tempfile.TemporaryDirectory(prefix="lockdownctl-boot-src-") as src:
         export_source(Path(src))
+        offer = {}
+        if args.mok:  # the MOK (and a db key) enrolled; the signed modules on the share (run)
+            offer["mok"] = Path(src) / ".mok"
+            mok_modules(image, ensure_mok(), offer["mok"])
+            machine.mok, machine.db = offer["mok"] / "MOK.der", offer["mok"] / "DB.der"
         if args.cmd == "shell":
             if args.disk:
                 machine.backing = args.disk  # an overlay on the overlay: the kept disk stays as it was
             return machine.interactive(Path(src))
-        run = machine.run(args.script, args.results, Path(src), wheels=ensure_wheelhouse() if args.wheels else None,
-                          disk=args.disk)
+        if args.deb:
+            deb = ensure_deb(Path(src))
+            offer[deb.name] = deb
+        run = machine.run(args.script, args.results, Path(src), offer=offer, disk=args.disk)
     for b in run.boots:
         print(f"boot {b.number}: rc={b.rc} level={b.level} complete={b.complete} next={b.text('next').strip()}")
     print(f"QEMU seconds: {', '.join(f'{s:.1f}' for s in run.qemu_seconds)}; {run.problem or 'ok'}; results {run.dir}")

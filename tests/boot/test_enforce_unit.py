@@ -31,6 +31,12 @@ def test_policy_applied_before_sysinit_and_denies_a_service(boot_run) -> None:
     assert verify.rc == 0 and "lockdownctl-enforce" not in verify.err and "devmem-probe" not in verify.err, \
         first.record("execstart").out + verify.out + verify.err
     assert first.record("enable").rc == 0, first.record("enable").err
+    # The package enabled the unit and points it at its own command.
+    assert first.record("preset").out.strip() == "enabled", first.record("preset").out
+    execstart = props(first.record("execstart").out)
+    assert execstart["FragmentPath"] in ("/lib/systemd/system/lockdownctl-enforce.service",
+                                         "/usr/lib/systemd/system/lockdownctl-enforce.service"), execstart
+    assert "path=/usr/bin/lockdownctl " in execstart["ExecStart"], execstart
 
     # After the reboot: the enforcer is loaded, from the policy file, by the unit.
     status = second.record("enforce_status")

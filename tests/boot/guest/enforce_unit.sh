@@ -1,6 +1,7 @@
-# The boot-time unit (packaging/lockdownctl-enforce.service) in a real boot: enable it with a
-# policy and a multi-user service that reads /dev/mem -> reboot -> the policy was applied before
-# sysinit.target and systemd-modules-load.service, and the service's read was refused by it.
+# The boot-time unit (packaging/lockdownctl-enforce.service, installed and enabled by the Debian
+# package) in a real boot: give it a policy and a multi-user service that reads /dev/mem ->
+# reboot -> the policy was applied before sysinit.target and systemd-modules-load.service, and
+# the service's read was refused by it.
 # Run without Secure Boot (level none), so a refused /dev/mem read is the enforcer's doing, not
 # the kernel's integrity mode. tests/boot/test_enforce_unit.py asserts.
 . "$BOOTTEST_LIB"
@@ -8,17 +9,10 @@ UNIT=lockdownctl-enforce.service
 case $BOOTTEST_BOOT in
 1)
     read_devmem devmem_before
-    install -m 0644 "$BOOTTEST_SRC/packaging/$UNIT" /etc/systemd/system/$UNIT
-    # The unit runs /usr/bin/lockdownctl (where the Debian package puts it); scripts/install.sh
-    # puts the command in /usr/local/bin: a drop-in points ExecStart there, as its header says.
-    shipped=$(sed -n 's/^ExecStart=\([^ ]*\).*/\1/p' /etc/systemd/system/$UNIT)
-    installed=$(command -v lockdownctl)
-    if [ "$shipped" != "$installed" ]; then
-        mkdir -p /etc/systemd/system/$UNIT.d
-        printf '[Service]\nExecStart=\nExecStart=%s enforce apply /etc/lockdownctl/policy.yaml\n' "$installed" \
-            > /etc/systemd/system/$UNIT.d/path.conf
-    fi
-    record execstart sh -c "echo shipped=$shipped installed=$installed; cat /etc/systemd/system/$UNIT.d/*.conf 2>/dev/null; true"
+    # The Debian package installed the unit (/lib/systemd/system, ExecStart=/usr/bin/lockdownctl)
+    # and enabled it (debian/rules: dh_installsystemd --no-start): without a policy it is skipped.
+    record preset systemctl is-enabled $UNIT
+    record execstart systemctl show -p FragmentPath,ExecStart $UNIT
     install -d -m 0755 /etc/lockdownctl
     install -m 0644 "$BOOTTEST_SRC/examples/integrity.yaml" /etc/lockdownctl/policy.yaml
     # A service of multi-user.target that reads /dev/mem and writes down what happened.
@@ -52,7 +46,7 @@ UNIT
     # --man=no: the image has no man-db (nothing to look Documentation= up with); the host tier's
     # tests/host/test_units.py verifies the shipped unit with its man pages.
     record man sh -c 'command -v man; man -w lockdownctl'
-    record verify systemd-analyze verify --man=no /etc/systemd/system/$UNIT /etc/systemd/system/devmem-probe.service
+    record verify systemd-analyze verify --man=no /lib/systemd/system/$UNIT /etc/systemd/system/devmem-probe.service
     record enable systemctl enable $UNIT devmem-probe.service
     record probe_boot1 /usr/local/sbin/devmem-probe
     record probe_boot1_result cat /var/lib/devmem-probe/result

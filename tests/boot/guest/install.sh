@@ -1,12 +1,16 @@
 # The install step of a tier session (tests/boot/machine.py: ensure_installed): install the
-# checked-out lockdownctl the way a user does, from an unpacked copy of the source tree (src.tar on
-# the share, made from the checkout's files) with scripts/install.sh. The guest has no network:
-# pip takes every package from the wheelhouse on the share (PyYAML, zstandard, pefile, and
-# setuptools for the build), through pip's own environment variables; install.sh is unchanged.
+# checked-out lockdownctl the way a Debian user does, `apt-get install ./lockdownctl_*.deb`, from
+# the package the host built from the checkout (machine.ensure_deb: dpkg-buildpackage). The guest
+# has no network: the package's dependencies (debian/control Depends) are in the image already
+# (image/packages), so apt resolves them from what is installed and dpkg runs the maintainer
+# scripts (systemd units enabled, man pages, completions) as on a user's machine.
 . "$BOOTTEST_LIB"
-mkdir -p /root/lockdownctl
-record unpack tar -xf /mnt/boottest/src.tar -C /root/lockdownctl
-export PIP_NO_INDEX=1 PIP_FIND_LINKS=/mnt/boottest/wheels
-record install /root/lockdownctl/scripts/install.sh
+deb=$(ls /mnt/boottest/lockdownctl_*.deb)
+# apt reads a local package as its _apt user; 9p (security_model=none) hides it from that user.
+cp "$deb" /tmp/
+record install env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "/tmp/${deb##*/}"
+record dpkg dpkg-query -W -f '${Status} ${Version}\n' lockdownctl
 record which sh -c 'command -v lockdownctl'
 record version lockdownctl --version
+record enabled systemctl is-enabled lockdownctl-enforce.service lockdownctl-metrics.timer
+record status_nobody runuser -u nobody -- lockdownctl status --json

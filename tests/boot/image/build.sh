@@ -10,8 +10,9 @@
 # disk with dd. Needs root (mmdebstrap in root mode keeps file owners). Host packages:
 # scripts/boot-setup.sh.
 #
-# Outputs in OUTDIR: base.qcow2 (tests boot copy-on-write overlays on it) and image.env (kernel
-# version, UUIDs, suite). Knobs: SUITE [bookworm], MIRROR, SECMIRROR, DISK_MIB [2048], ESP_MIB [100].
+# Outputs in OUTDIR: base.qcow2 (tests boot copy-on-write overlays on it), image.env (kernel
+# version, UUIDs, suite) and modules/ (four of the kernel's own module files, for the MOK test).
+# Knobs: SUITE [bookworm], MIRROR, SECMIRROR, DISK_MIB [2048], ESP_MIB [100].
 # The guest side of the tier (boottest.service + boottest-hook) is described in tests/boot/README.md.
 set -euo pipefail
 
@@ -71,6 +72,17 @@ mmdebstrap --variant=minbase --include="$PKGS" \
 KVER=$(basename "$(ls -1 "$ROOTFS"/boot/vmlinuz-* | sort -V | tail -1)")
 KVER=${KVER#vmlinuz-}
 stamp "kernel $KVER"
+
+# In-tree modules with no dependencies that nothing loads at boot: the host strips Debian's
+# signature and re-signs them (MOK key, another key, none) for the Secure Boot MOK test
+# (tests/boot/machine.py: mok_modules). Copied out here: the host cannot read the disk image.
+mkdir -p "$OUT/modules"
+for m in dummy ifb nlmon veth; do
+    f=$ROOTFS/lib/modules/$KVER/kernel/drivers/net/$m.ko
+    grep -q "^kernel/drivers/net/$m.ko:\s*$" "$ROOTFS/lib/modules/$KVER/modules.dep" \
+        || { echo "build.sh: $f missing or has dependencies" >&2; exit 1; }
+    cp "$f" "$OUT/modules/"
+done
 
 # ---------------------------------------------------------------- 2. configure the tree
 echo boottest > "$ROOTFS/etc/hostname"
