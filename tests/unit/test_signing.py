@@ -213,3 +213,30 @@ def test_signer_prefix_is_the_constant_part(owner: tuple[Path, Path]) -> None:
         der = signing.cms_signature(signer.skid, value)
         assert der.startswith(signer.prefix()) and len(der) == signer.sig_len()
         assert signer.skid in signer.prefix()
+
+
+def test_update_refuses_a_malformed_bundle_before_the_kernel(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.bundle"
+    bad.write_bytes(b"\x00" * 10)
+    run = lockdownctl("enforce", "update", str(bad), "--dry-run")
+    assert run.code == 2 and str(bad) in run.err and run.err.count("\n") == 1
+
+
+def test_signed_by_needs_the_seal(owner: tuple[Path, Path]) -> None:
+    run = lockdownctl("enforce", "apply", str(REPO / "examples/integrity.yaml"), "--signed-by", str(owner[1]),
+                      "--dry-run")
+    assert run.code == 2 and "--signed-by needs --seal" in run.err
+
+
+def test_kfuncs_are_found_in_btf(tmp_path: Path, host_btf: Path) -> None:
+    """Detection reads the BTF: the build host's kernel has the four kfuncs; a
+    kernel without them (here a BTF with only bpf_key_put) is exit 3 naming the rest.
+    (The VM tier loads the gate on Debian's 6.1, 6.12 and 7.3.)"""
+    from lockdownctl.bpf import gate
+    from lockdownctl.errors import FeatureMissing
+    from tests.unit.btfgen import build_btf
+
+    gate.require_kfuncs(str(host_btf))
+    (tmp_path / "v").write_bytes(build_btf({"lockdown_reason": [("LOCKDOWN_NONE", 0)]}, funcs=("bpf_key_put",)))
+    with pytest.raises(FeatureMissing, match="bpf_verify_pkcs7_signature, bpf_lookup_user_key"):
+        gate.require_kfuncs(str(tmp_path / "v"))
