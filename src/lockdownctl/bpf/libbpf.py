@@ -107,6 +107,8 @@ _SIGNATURES: dict[str, tuple[object, list[object]]] = {
     "bpf_program__name": (_S, [_P]),
     "bpf_obj_get_opts": (_I, [_S, _P]),
     "bpf_program__attach_cgroup": (_P, [_P, _I]),
+    # the gate (gate.py)
+    "bpf_map__reuse_fd": (_I, [_P, _I]),
 }
 
 
@@ -435,3 +437,9 @@ def link_info(fd: int) -> BpfLinkInfo:
     size = ctypes.c_uint32(ctypes.sizeof(info))
     _check(lib().bpf_obj_get_info_by_fd(fd, ctypes.byref(info), ctypes.byref(size)), "link info")
     return info
+
+
+def map_reuse_fd(map_ptr: int, fd: int) -> None:
+    """Before load: make the object's map ``map_ptr`` this existing map (the
+    gate writes the enforcer's own policy maps)."""
+    _check(lib().bpf_map__reuse_fd(map_ptr, fd), "reuse a map fd")

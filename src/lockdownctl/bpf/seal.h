@@ -24,6 +24,8 @@ struct ld_seal_config {
 	__u32 link_ids[LD_SEAL_MAX];	/* the enforcer's link (0: unused) */
 	__u32 map_ids[LD_SEAL_MAX];	/* maps that hold the policy */
 	__u64 link_pin_inos[LD_SEAL_MAX]; /* pins of links: no writable open */
+	/* Signed seal (gate.bpf.c): maps that grant no new fd at all, read-only included. */
+	__u32 any_fd_map_ids[LD_SEAL_MAX];
 };
 
 /*

@@ -24,6 +24,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="seal the policy: nobody, root included, can lower or remove it until reboot")
     apply.add_argument("--root", metavar="PATH", default="/",
                        help="resolve users, cgroups and executables below PATH (only with --dry-run)")
+    apply.add_argument("--signed-by", metavar="CERT", help="with --seal: allow later updates (enforce update) "
+                       "signed by this certificate's key only, checked in the kernel")
+    apply.add_argument("--trust", choices=("user", "secondary", "platform"), default="user",
+                       help="where the kernel finds --signed-by's key: a keyring lockdownctl creates (user, "
+                       "weaker), or the enrolled .secondary_trusted_keys / .platform keyring")
+    apply.add_argument("--version", metavar="N", type=int, default=0,
+                       help="with --signed-by: the lowest bundle version is N+1 (anti-rollback floor)")
+    update = actions.add_parser("update", help="apply a signed policy bundle to a signed seal")
+    update.add_argument("bundle", metavar="BUNDLE", help="bundle file (lockdownctl policy sign)")
+    update.add_argument("--dry-run", action="store_true", help="check the bundle's form, change nothing")
     actions.add_parser("status", help="the enforced policy, counters per reason and verdict, ring-buffer drops")
     events = actions.add_parser("events", help="denials and audits the enforcer recorded")
     events.add_argument("--follow", action="store_true", help="keep printing new events until interrupted")
@@ -31,13 +41,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     remove.add_argument("--dry-run", action="store_true", help="show what would be removed, change nothing")
     from . import color_option
 
-    for sub in (apply, actions.choices["status"], events, remove):
+    for sub in (apply, actions.choices["status"], events, remove, update):
         sub.add_argument("--json", action="store_true", help="print JSON instead of text")
         color_option(sub)
 
 
 def run(args: argparse.Namespace) -> Result:
-    return {"apply": _apply, "status": _status, "events": _events, "remove": _remove}[args.action](args)
+    return {"apply": _apply, "status": _status, "events": _events, "remove": _remove,
+            "update": _update}[args.action](args)
 
 
 # --- apply -------------------------------------------------------------------------
@@ -48,7 +59,8 @@ def _apply(args: argparse.Namespace) -> Result:
     from ..output import Result
     from ..root import Root
 
-    done = apply(args.policy, audit=args.audit, seal_it=args.seal, dry_run=args.dry_run, root=Root(args.root))
+    done = apply(args.policy, audit=args.audit, seal_it=args.seal, dry_run=args.dry_run, root=Root(args.root),
+                 signed_by=args.signed_by, trust=args.trust, version=args.version)
     return Result("enforce", done.data, _render_apply, warnings=done.warnings)
 
 
@@ -76,6 +88,10 @@ def _render_apply(data: dict[str, Any], s: Style) -> str:
     if data.get("seal"):
         lines.append(f"Sealed:     {s.bold('until reboot')} (nobody can lower or remove this policy now; "
                      "recovery: boot without it, see lockdownctl(8))")
+    if data.get("signed"):
+        sig = data["signed"]
+        lines.append(f"Signed:     updates signed by key {sig['key_id']} only, version > {sig['version']} "
+                     f"({sig['trust']} keyring{', weaker: root can clear it' if sig['trust'] == 'user' else ''})")
     elif data["policy"].get("seal") and data["action"] == "dry-run":
         lines.append("Sealed:     would be sealed until reboot")
     from ..protection import text
@@ -106,6 +122,12 @@ def _render_status(data: dict[str, Any], s: Style) -> str:
              f"id {data['policy_id']}{', scoped to a cgroup' if data['scoped'] else ''})"]
     if data.get("sealed"):
         lines.append(f"Sealed:     {s.bold('until reboot')}, since {data['sealed_at']}")
+    if data.get("signed"):
+        sig = data["signed"]
+        refused = ", ".join(f"{n} {why}" for why, n in sig["refused"].items()) or "none"
+        lines.append(f"Signed:     key {sig['key_id']}, version {sig['version']}, {sig['accepted']} update(s) "
+                     f"accepted, refused: {refused}")
+        lines.append(f"Anchor:     {sig['anchor_strength']}")
     denied = [r for r, v in data["verdicts"].items() if v == "deny"]
     lines.append(f"Denies:     {', '.join(denied) or '-'}")
     ex = ", ".join(f"{n} {k}" for k, n in data["exceptions"].items() if n)
@@ -179,6 +201,23 @@ def _events(args: argparse.Namespace) -> Result:
         followed.json_lines = True  # the envelope is one more line of the JSON lines
         return followed
     return Result("enforce", {"events": collected}, lambda d, _s: "\n".join(render_event(e) for e in d["events"]))
+
+
+# --- update ------------------------------------------------------------------------
+
+
+def _update(args: argparse.Namespace) -> Result:
+    from ..bpf.enforcer import require_root
+    from ..bpf.gate import update
+    from ..output import Result
+
+    if not args.dry_run:
+        require_root()
+    data = update(args.bundle, dry_run=args.dry_run)
+    return Result("enforce", data, lambda d, _s: (
+        f"{d['bundle']}: version {d['version']} would be handed to the gate (dry run; active version "
+        f"{d['previous_version']})" if d["dry_run"] else
+        f"{d['bundle']}: applied, version {d['previous_version']} -> {d['active_version']}"))
 
 
 # --- remove ------------------------------------------------------------------------
