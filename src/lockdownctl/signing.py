@@ -48,6 +48,7 @@ from .bpf.abi import (
 )
 from .bpf.resolve import Resolved
 from .errors import EXIT_FINDINGS, InputError, LockdownctlError
+from .policy import Policy
 from .reasons import Catalogue
 
 # --- DER, the few shapes a CMS SignedData needs ------------------------------------
@@ -209,6 +210,15 @@ def local_machine_id(root: str = "/") -> str:
 # --- compile, sign, verify ---------------------------------------------------------------
 
 
+def check_signable(policy: Policy) -> None:
+    """Refuse what a bundle cannot carry before anything is resolved (a path
+    exception whose file is absent here would otherwise be skipped silently)."""
+    for exc in policy.exceptions:
+        if exc.kind == "path":
+            raise InputError(f"{policy.source}:{exc.line}: a signed policy cannot have path exceptions (a debugfs "
+                             "file's inode is new on every mount; the gate empties them: docs/signed-policy.md)")
+
+
 def compile_payload(resolved: Resolved, cat: Catalogue, version: int, host: int, source: str) -> LdGatePayload:
     """The payload for a resolved policy: one generation's map contents."""
     if resolved.scope:
@@ -221,6 +231,8 @@ def compile_payload(resolved: Resolved, cat: Catalogue, version: int, host: int,
     for value, code in enumerate(resolved.table):
         p.verdict[value] = code
     for kind, entries in resolved.exceptions.items():
+        if kind == "path":
+            continue  # none (check_signable); the gate empties the new slot's
         if kind in ("exe", "cgroup") and not host:
             raise InputError(f"{source}: {kind} exceptions are ids of the host that resolves them "
                              f"({entries[0][2]}): sign with --host MACHINE_ID on that host")

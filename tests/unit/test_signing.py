@@ -240,3 +240,29 @@ def test_kfuncs_are_found_in_btf(tmp_path: Path, host_btf: Path) -> None:
     (tmp_path / "v").write_bytes(build_btf({"lockdown_reason": [("LOCKDOWN_NONE", 0)]}, funcs=("bpf_key_put",)))
     with pytest.raises(FeatureMissing, match="bpf_verify_pkcs7_signature, bpf_lookup_user_key"):
         gate.require_kfuncs(str(tmp_path / "v"))
+
+
+def test_a_path_exception_cannot_be_signed(tmp_path: Path, owner: tuple[Path, Path], host_btf: Path) -> None:
+    """A debugfs file's inode is new on every mount: a bundle carries no path exception
+    (the gate empties the new slot's, docs/signed-policy.md)."""
+    run = lockdownctl("policy", "sign", str(REPO / "examples" / "dyndbg.yaml"), "--key", str(owner[0]), "--cert",
+                      str(owner[1]), "--version", "2", "--btf", str(host_btf), "-o", str(tmp_path / "b"))
+    assert run.code == 2 and "cannot have path exceptions" in run.err, run.err
+    assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize(("why", "err", "kind", "errno_name"), [
+    (0, 0, "update-accepted", None), (4, -116, "update-refused", "ESTALE"),
+    (3, -129, "update-refused", "EKEYREJECTED")])
+def test_gate_event_says_who_and_why(why: int, err: int, kind: str, errno_name: str | None) -> None:
+    """enforce events shows the gate's ring-buffer records (struct ld_gate_event)."""
+    from lockdownctl.bpf import gate
+
+    rec = abi.LdGateEvent(time_ns=2_500_000_000, version=7, current=6, pid=42, uid=0, why=why, err=err,
+                          comm=b"lockdownctl")
+    e = gate.decode_event(bytes(rec))
+    assert (e["kind"], e["errno"], e["why"]) == (kind, errno_name, abi.GATE_REASONS[why][0])
+    assert (e["pid"], e["comm"], e["version"], e["active_version"], e["time"]) == (42, "lockdownctl", 7, 6, 2.5)
+    line = gate.render_event(e)
+    assert kind in line and "pid 42 (lockdownctl)" in line and (errno_name or "") in line
+    assert (errno_name is None) == ("(E" not in line)

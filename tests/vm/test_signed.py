@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ctypes
 import datetime
+import errno
 import json
 import os
 import subprocess
@@ -264,3 +265,74 @@ def test_bytes_flipped_during_the_check(signed: dict[str, Any]) -> None:
     else:
         assert info.version == 2 and run_probe() == signed["accepted"]
     assert set(outcomes) <= {"accepted", os.strerror(116), os.strerror(129)}  # ESTALE, EKEYREJECTED
+
+
+DEBUGFS_DENIED = """version: 1
+profile: none
+reasons:
+  debugfs: deny
+{exceptions}"""
+CONTROL_EXEMPT = """exceptions:
+  - name: dyndbg
+    path: /sys/kernel/debug/dynamic_debug/control
+    allow: [debugfs]
+"""
+
+
+def opens(path: str) -> str:
+    try:
+        open(path).close()
+    except OSError as exc:
+        return errno.errorcode[exc.errno or 0]
+    return "ok"
+
+
+@pytest.mark.guest(kernel="all", level="none")
+@pytest.mark.one_way(step=1, why="seals the enforcer (signed) until reboot")
+def test_no_path_exception_survives_a_signed_update(tmp_path: Path) -> None:
+    """Sealed with a debugfs path exception, then a signed update without one: the gate
+    empties the new slot's path_exceptions and paths[new] (a bundle carries none), so the
+    once exempt file is denied afterwards. At level none: only the enforcer denies debugfs."""
+    from tests.vm.test_dyndbg import CONTROL, debugfs, other_debugfs_file
+
+    status = lockdownctl("enforce", "status", "--json")
+    if status.code == 0 and status.json()["data"].get("sealed"):
+        # The full matrix has one boot per kernel and level: test_seal.py (also step 1, file
+        # order) seals the level-none boot first, and a seal is until reboot.
+        pytest.skip("this boot is sealed already (test_seal.py): select this test alone for a boot of its own")
+    debugfs()
+    other = other_debugfs_file()
+    owner = make_owner(tmp_path, "owner")
+    with_path, without = tmp_path / "with-path.yaml", tmp_path / "without.yaml"
+    with_path.write_text(DEBUGFS_DENIED.format(exceptions=CONTROL_EXEMPT))
+    without.write_text(DEBUGFS_DENIED.format(exceptions=""))
+    run = lockdownctl("enforce", "apply", str(with_path), "--seal", "--signed-by", owner[1], "--json")
+    assert run.code == 0, run.err
+    assert opens(CONTROL) == "ok" and opens(other) == "EPERM"
+    assert lockdownctl("enforce", "status", "--json").json()["data"]["exceptions"]["path"] == 1
+
+    # A bundle cannot carry the path exception; the one without it is signed and applied.
+    assert lockdownctl("policy", "sign", str(with_path), "--key", owner[0], "--cert", owner[1], "--version",
+                       "1", "-o", str(tmp_path / "refused.bundle")).code == 2
+    # Two updates: the second writes the slot the sealed policy used, where the path
+    # exception and paths[slot] were left behind (a stale exemption without the gate's clearing).
+    for version in (1, 2):
+        bundle = tmp_path / f"v{version}.bundle"
+        run = lockdownctl("policy", "sign", str(without), "--key", owner[0], "--cert", owner[1], "--version",
+                          str(version), "-o", str(bundle))
+        assert run.code == 0, run.err
+        code, err = update(tmp_path, bundle.read_bytes(), f"update{version}.bundle")
+        assert code == 0, err
+        assert opens(CONTROL) == "EPERM", f"a path exception survived signed update {version}"
+        assert opens(other) == "EPERM"
+    assert update(tmp_path, (tmp_path / "v1.bundle").read_bytes(), "stale.bundle")[0] == 1
+    info = gate.read_info()
+    assert info.version == 2 and list(info.policy.paths) == [0, 0]
+    # enforce events: the gate's attempts among the enforcer's denials, in time order
+    events = lockdownctl("enforce", "events", "--json").json()["data"]["events"]
+    updates = [(e["kind"], e["version"], e["errno"]) for e in events if e.get("source") == "gate"]
+    assert updates == [("update-accepted", 1, None), ("update-accepted", 2, None), ("update-refused", 1, "ESTALE")]
+    assert any(e.get("reason") == "debugfs" for e in events)
+    assert [e["time"] for e in events] == sorted(e["time"] for e in events)
+    status = lockdownctl("enforce", "status", "--json").json()["data"]
+    assert status["exceptions"]["path"] == 0 and status["signed"]["version"] == 2

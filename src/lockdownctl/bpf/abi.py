@@ -191,7 +191,8 @@ class LdGateInfo(ctypes.Structure):
         ("policy", LdPolicy),
         ("version", ctypes.c_uint64),
         ("accepted", ctypes.c_uint64),
-        ("n_exc", ctypes.c_uint32 * 4),
+        ("n_exc", ctypes.c_uint32 * 5),
+        ("pad", ctypes.c_uint32),
         ("refused", ctypes.c_uint64 * LD_GATE_COUNTERS),
     ]
 

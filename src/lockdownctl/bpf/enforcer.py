@@ -308,8 +308,7 @@ class Enforcer:
         if any(name not in self.fds for name, _k in EXCEPTION_MAPS.values()):
             from . import gate
 
-            counts = dict(zip(gate.KINDS, (int(n) for n in gate.read_info().n_exc), strict=True))
-            return {kind: counts.get(kind, 0) for kind in EXCEPTION_MAPS}  # a bundle carries no path exceptions
+            return dict(zip(gate.KINDS, (int(n) for n in gate.read_info().n_exc), strict=True))
         slot = self.read_policy()["slot"]
         return {kind: sum(1 for k in libbpf.map_keys(self.fds[name], key_type)
                           if k.slot == slot and (kind != "path" or k.ino))  # not the {slot, 0, 0} entry

@@ -86,6 +86,8 @@ EXC_MAP(enf_exe, struct ld_exe_key, 16384);
 EXC_MAP(enf_cgroup, struct ld_id_key, 16384);
 EXC_MAP(enf_uid, struct ld_id_key, 16384);
 EXC_MAP(enf_comm, struct ld_comm_key, 1024);
+/* A bundle carries none: every update empties the new slot's (and its {slot, 0, 0}). */
+EXC_MAP(enf_path, struct ld_exe_key, 1024);
 
 /* Where update requests arrive: user space writes a bundle as its value. */
 struct {
@@ -192,6 +194,7 @@ static __always_inline int install(struct ld_gate_payload *p)
 	bpf_for_each_map_elem(&enf_cgroup, clear_id, &ctx, 0);
 	bpf_for_each_map_elem(&enf_uid, clear_id, &ctx, 0);
 	bpf_for_each_map_elem(&enf_comm, clear_comm, &ctx, 0);
+	bpf_for_each_map_elem(&enf_path, clear_exe, &ctx, 0);
 
 	for (i = 0; i < LD_GATE_MAX_EXC; i++) {
 		struct ld_exe_key k = { .slot = new };
@@ -234,6 +237,7 @@ static __always_inline int install(struct ld_gate_payload *p)
 		pol->verdict[new][i] = p->verdict[i];
 	pol->audit[new] = p->audit ? 1 : 0;
 	pol->scoped[new] = 0;	/* bundles carry no scope (signing.py says why) */
+	pol->paths[new] = 0;	/* nor path exceptions: no file_open mark, no stale exemption */
 	pol->policy_id = p->policy_id;
 	pol->gen = pol->gen + 1;	/* one aligned 32-bit store: the switch */
 	state.version = p->version;
@@ -246,6 +250,7 @@ static __always_inline int install(struct ld_gate_payload *p)
 		in->n_exc[1] = p->n_cgroup;
 		in->n_exc[2] = p->n_uid;
 		in->n_exc[3] = p->n_comm;
+		in->n_exc[4] = 0;
 	}
 	return 0;
 }

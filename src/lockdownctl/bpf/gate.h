@@ -112,7 +112,8 @@ struct ld_gate_info {
 	struct ld_policy policy;
 	__u64 version;
 	__u64 accepted;
-	__u32 n_exc[4];		/* exe, cgroup, uid, comm in the active slot */
+	__u32 n_exc[5];		/* exe, cgroup, uid, comm, path in the active slot */
+	__u32 pad;
 	__u64 refused[LD_GATE_COUNTERS];
 };
 

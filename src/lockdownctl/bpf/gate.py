@@ -23,7 +23,7 @@ from ..reasons import Catalogue
 from ..state.pins import PIN_DIR, STATE_DIR
 from . import enforcer as engine
 from . import hooks, libbpf
-from .abi import EXCEPTION_MAPS, GATE_REASONS, LdGateConfig, LdGateInfo, LdGateState
+from .abi import EXCEPTION_MAPS, GATE_REASONS, LdGateConfig, LdGateEvent, LdGateInfo, LdGateState
 
 PROGRAM = "ldctl_gate_bpf"
 LINK = "gate-link"
@@ -32,7 +32,7 @@ INFO = "gate-info"
 EVENTS = "gate-events"
 # The gate's maps that hold trust: the seal refuses every fd to them.
 STATE_MAPS = (".bss", "staging")
-KINDS = ("exe", "cgroup", "uid", "comm")  # exception kinds a bundle carries (gate.h ld_gate_info.n_exc)
+KINDS = ("exe", "cgroup", "uid", "comm", "path")  # the maps the gate rewrites (gate.h ld_gate_info.n_exc)
 KFUNCS = ("bpf_verify_pkcs7_signature", "bpf_lookup_user_key", "bpf_lookup_system_key", "bpf_key_put")
 # Where the last accepted bundle is kept, for re-application at boot (docs/signed-policy.md).
 LAST_BUNDLE = os.path.join(STATE_DIR, "signed-policy.bundle")
@@ -165,6 +165,24 @@ def load(enforcer: engine.Enforcer, cert: str, trust: str, version: int, cat: Ca
         return Loaded(link_id, os.stat(path).st_ino, ids, data)
     finally:
         obj.close()
+
+
+def decode_event(raw: bytes) -> dict[str, Any]:
+    """One gate ring-buffer record (struct ld_gate_event) as ``enforce events`` shows it."""
+    rec = LdGateEvent.from_buffer_copy(raw[: ctypes.sizeof(LdGateEvent)])
+    why, _name = GATE_REASONS.get(rec.why, (str(rec.why), ""))
+    err = -rec.err
+    return {"kind": "update-accepted" if rec.why == 0 and not err else "update-refused", "source": "gate",
+            "time": rec.time_ns / 1e9, "pid": rec.pid, "uid": rec.uid, "comm": rec.comm.decode("utf-8", "replace"),
+            "version": rec.version, "active_version": rec.current, "why": why,
+            "errno": errno.errorcode.get(err, str(err)) if err else None,
+            "explanation": WHY.get(err, os.strerror(err)) if err else None}
+
+
+def render_event(e: dict[str, Any]) -> str:
+    line = (f"[{e['time']:12.6f}] {e['kind']:15} version {e['version']} (active {e['active_version']}) "
+            f"pid {e['pid']} ({e['comm']}) uid {e['uid']}")
+    return line + (f": {e['why']} ({e['errno']}): {e['explanation']}" if e["errno"] else "")
 
 
 def read_info() -> LdGateInfo:

@@ -178,8 +178,22 @@ def _events(args: argparse.Namespace) -> Result:
         nonlocal stop
         stop = True
 
-    ring = libbpf.RingBuffer(enforcer.fds["events"], on_event)
+    def on_gate_event(raw: bytes) -> None:
+        event = gate.decode_event(raw)
+        printed[0] += 1
+        if args.follow:
+            write_stdout((json.dumps(event) if args.json else gate.render_event(event)) + "\n", flush=True)
+        else:
+            collected.append(event)
+
+    from ..bpf import gate
+    from ..state.pins import PIN_DIR
+
+    rings = [libbpf.RingBuffer(enforcer.fds["events"], on_event)]
+    gate_fd = libbpf.obj_get(os.path.join(PIN_DIR, gate.EVENTS)) if gate.pinned() else None
     try:
+        if gate_fd is not None:  # a signed seal: its update attempts are events too
+            rings.append(libbpf.RingBuffer(gate_fd, on_gate_event))
         if args.follow:
             from ..output.progress import Progress
 
@@ -188,19 +202,26 @@ def _events(args: argparse.Namespace) -> Result:
             signal.signal(signal.SIGINT, on_signal)
             signal.signal(signal.SIGTERM, on_signal)
             while not stop:
-                ring.poll(200)
+                for ring in rings:
+                    ring.poll(200 // len(rings))
             progress.interrupted(f"{printed[0]} event{'s' if printed[0] != 1 else ''} printed")
         else:
-            ring.consume()
+            for ring in rings:
+                ring.consume()
+            collected.sort(key=lambda e: e["time"])  # both rings use bpf_ktime_get_ns()
     finally:
-        ring.close()
+        for ring in rings:
+            ring.close()
+        if gate_fd is not None:
+            os.close(gate_fd)
         enforcer.close()
     if args.follow:
         sys.stdout.flush()
         followed = Result("enforce", None, lambda _d, _s: "")
         followed.json_lines = True  # the envelope is one more line of the JSON lines
         return followed
-    return Result("enforce", {"events": collected}, lambda d, _s: "\n".join(render_event(e) for e in d["events"]))
+    return Result("enforce", {"events": collected}, lambda d, _s: "\n".join(
+        gate.render_event(e) if e.get("source") == "gate" else render_event(e) for e in d["events"]))
 
 
 # --- update ------------------------------------------------------------------------

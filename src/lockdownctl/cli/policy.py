@@ -132,6 +132,7 @@ def _sign(args: argparse.Namespace) -> Result:
     if not cat.from_btf:
         raise FeatureMissing("no kernel BTF to number the reasons by: give the target's with --btf FILE")
     policy = load_policy(args.policy, cat)
+    signing.check_signable(policy)
     resolved = resolve(policy, cat, root)
     host = signing.host_id(args.host) if args.host else 0
     payload = signing.compile_payload(resolved, cat, args.version, host, args.policy)
