@@ -4,6 +4,8 @@
 #   lockdown.bpf.o      the enforcer (lockdown.bpf.c)
 #   seal.bpf.o          the seal (seal.bpf.c), `bpf` LSM hook with 3 arguments
 #   seal-kernarg.bpf.o  the same with the 4-argument `bpf` hook (Linux 6.15+)
+#   gate.bpf.o          the signed-update gate (gate.bpf.c), 3-argument `bpf` hook
+#   gate-kernarg.bpf.o  the same with the 4-argument `bpf` hook
 # lockdownctl/bpf/hooks.py loads the variant whose programs' arguments match
 # the running kernel's BTF. The objects are committed, so installing
 # lockdownctl needs no compiler; tests/host/test_enforcer_host.py runs this
@@ -27,3 +29,6 @@ build() {  # SOURCE OBJECT [CLANG OPTION...]
 build lockdown.bpf.c lockdown.bpf.o
 build seal.bpf.c seal.bpf.o
 build seal.bpf.c seal-kernarg.bpf.o -DLDCTL_BPF_KERNEL_ARG
+# The gate takes a busy flag with cmpxchg: BPF atomics need -mcpu=v3 (Linux 5.12+).
+build gate.bpf.c gate.bpf.o -mcpu=v3
+build gate.bpf.c gate-kernarg.bpf.o -mcpu=v3 -DLDCTL_BPF_KERNEL_ARG

@@ -12,7 +12,7 @@ export LOCKDOWNCTL_VENV="$VENV"
 # promtool (prometheus), node_exporter, and what tests/host/test_deb.py builds and installs the package with
 pkgs="python3-venv libbpf1 libbpf-dev clang llvm bpftool grub-common prometheus prometheus-node-exporter
       debhelper dh-python pybuild-plugin-pyproject python3-all python3-setuptools python3-shtab
-      python3-yaml python3-zstandard python3-pefile python3-prometheus-client lintian mmdebstrap fish zsh"
+      python3-yaml python3-zstandard python3-pefile python3-prometheus-client python3-cryptography openssl lintian mmdebstrap fish zsh"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null | grep -q '^ii' || missing="$missing $p"

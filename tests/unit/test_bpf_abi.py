@@ -16,7 +16,7 @@ import pytest
 
 from lockdownctl.bpf import abi, enforcer, seal
 
-HEADERS = [Path(enforcer.HERE) / "lockdown.h", Path(enforcer.HERE) / "seal.h"]
+HEADERS = [Path(enforcer.HERE) / "lockdown.h", Path(enforcer.HERE) / "seal.h", Path(enforcer.HERE) / "gate.h"]
 STRUCTS = {
     "ld_policy": abi.LdPolicy,
     "ld_exe_key": abi.LdExeKey,
@@ -27,6 +27,15 @@ STRUCTS = {
     "ld_seal_config": seal.LdSealConfig,
     "ld_seal_self": seal.LdSealSelf,
     "ld_tamper_event": seal.LdTamperEvent,
+    "ld_gate_exe": abi.LdGateExe,
+    "ld_gate_id": abi.LdGateId,
+    "ld_gate_comm": abi.LdGateComm,
+    "ld_gate_payload": abi.LdGatePayload,
+    "ld_gate_bundle": abi.LdGateBundle,
+    "ld_gate_config": abi.LdGateConfig,
+    "ld_gate_state": abi.LdGateState,
+    "ld_gate_info": abi.LdGateInfo,
+    "ld_gate_event": abi.LdGateEvent,
 }
 CONSTANTS = {
     "LD_MAX_REASONS": abi.LD_MAX_REASONS, "LD_ALLOW": abi.LD_ALLOW, "LD_DENY": abi.LD_DENY,
@@ -37,6 +46,10 @@ CONSTANTS = {
     "LD_MARK_TTL_NS": abi.LD_MARK_TTL_NS, "LD_SEAL_MAX": seal.LD_SEAL_MAX, "LD_SEAL_MAX_DEVS": seal.LD_SEAL_MAX_DEVS,
     "LD_SEAL_NRULES": seal.LD_SEAL_NRULES, "LD_SEAL_COUNTER_DROPS": seal.LD_SEAL_COUNTER_DROPS,
     "LD_SEAL_COMM_LEN": seal.LD_SEAL_COMM_LEN,
+    "LD_GATE_MAGIC": abi.LD_GATE_MAGIC, "LD_GATE_FORMAT": abi.LD_GATE_FORMAT,
+    "LD_GATE_MAX_EXC": abi.LD_GATE_MAX_EXC, "LD_GATE_MAX_SIG": abi.LD_GATE_MAX_SIG,
+    "LD_GATE_MAX_PREFIX": abi.LD_GATE_MAX_PREFIX, "LD_GATE_COUNTERS": abi.LD_GATE_COUNTERS,
+    **{f"LD_GATE_R_{name.upper()}": i for i, (name, _e) in abi.GATE_REASONS.items() if i},
 }
 
 

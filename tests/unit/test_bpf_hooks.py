@@ -71,7 +71,8 @@ def declared_programs(path: Path) -> dict[str, hooks.Program]:
                 name = die.attributes.get("DW_AT_name")
                 if die.tag == "DW_TAG_subprogram" and name:
                     params = [
-                        (_spell(p.get_DIE_from_attribute("DW_AT_type")), p.attributes["DW_AT_name"].value.decode())
+                        (_spell(p.get_DIE_from_attribute("DW_AT_type")),
+                         p.attributes["DW_AT_name"].value.decode() if "DW_AT_name" in p.attributes else "")
                         for p in die.iter_children() if p.tag == "DW_TAG_formal_parameter"]
                     if name.value.decode().startswith("____"):
                         inner[name.value.decode()[4:]] = params

@@ -43,7 +43,7 @@ def test_bash(scripts: Path) -> None:
     script = scripts / "lockdownctl.bash"
     assert set(bash_complete(script, "lockdownctl ")) >= set(VERBS)
     assert bash_complete(script, "lockdownctl metrics --t") == ["--textfile"]
-    assert set(bash_complete(script, "lockdownctl enforce ")) == {"apply", "status", "events", "remove"}
+    assert set(bash_complete(script, "lockdownctl enforce ")) == {"apply", "status", "events", "remove", "update"}
     assert sorted(bash_complete(script, "lockdownctl check --color ")) == ["always", "auto", "never"]
 
 
@@ -64,7 +64,7 @@ def test_fish(scripts: Path) -> None:
     assert fish_complete(script, "lockdownctl --v") == ["--version"]
     assert fish_complete(script, "lockdownctl metrics --t") == ["--textfile"]
     assert fish_complete(script, "lockdownctl status --format ") == ["nfd", "text"]
-    assert fish_complete(script, "lockdownctl enforce ") == ["apply", "events", "remove", "status"]
+    assert fish_complete(script, "lockdownctl enforce ") == ["apply", "events", "remove", "status", "update"]
     # The action's own options, not the status verb's (the word "status" is also an action).
     assert fish_complete(script, "lockdownctl enforce status --") == ["--color", "--json"]
     assert fish_complete(script, "lockdownctl watch --color ") == ["always", "auto", "never"]

@@ -32,7 +32,8 @@ def test_one_way_steps_run_last_in_step_order(kernel: str, tmp_path: Path) -> No
     ids = collected(kernel, tmp_path)
     sealing = [i for i, n in enumerate(ids) if n.startswith("tests/vm/test_seal.py::test_seal")
                or "::test_the_seal_protects_it" in n or "::test_sealed_refusals" in n
-               or "::test_tamper_counters_equal_events" in n]
+               or "::test_tamper_counters_equal_events" in n
+               or "::test_no_path_exception_survives_a_signed_update" in n]
     raising = [i for i, n in enumerate(ids) if "test_enable_now.py::" in n]
     ordinary = [i for i in range(len(ids)) if i not in sealing and i not in raising]
     assert sealing and ordinary

@@ -101,6 +101,115 @@ class LdMark(ctypes.Structure):
     ]
 
 
+# Mirrors of gate.h: the signed policy bundle and the gate's state (gate.bpf.c).
+LD_GATE_MAGIC = 0x4253444C
+LD_GATE_FORMAT = 1
+LD_GATE_MAX_EXC = 32
+LD_GATE_MAX_SIG = 1024
+LD_GATE_MAX_PREFIX = 256
+LD_GATE_COUNTERS = 16
+# Why the gate refused: index -> (name, errno name the update fails with).
+GATE_REASONS = {
+    0: ("accepted", ""),
+    1: ("format", "EBADMSG"),
+    2: ("signer", "EKEYREJECTED"),
+    3: ("signature", "EKEYREJECTED"),
+    4: ("stale", "ESTALE"),
+    5: ("host", "EBADMSG"),
+    6: ("reasons", "EBADMSG"),
+    7: ("nokey", "ENOKEY"),
+    8: ("busy", "EBUSY"),
+    9: ("fault", "EFAULT"),
+    10: ("write", "EIO"),
+}
+
+
+class LdGateExe(ctypes.Structure):
+    _fields_ = [("dev", ctypes.c_uint32), ("pad", ctypes.c_uint32), ("ino", ctypes.c_uint64),
+                ("mask", ctypes.c_uint64)]
+
+
+class LdGateId(ctypes.Structure):
+    _fields_ = [("id", ctypes.c_uint64), ("mask", ctypes.c_uint64)]
+
+
+class LdGateComm(ctypes.Structure):
+    _fields_ = [("comm", ctypes.c_char * LD_COMM_LEN), ("mask", ctypes.c_uint64)]
+
+
+class LdGatePayload(ctypes.Structure):
+    _fields_ = [
+        ("magic", ctypes.c_uint32),
+        ("format", ctypes.c_uint32),
+        ("version", ctypes.c_uint64),
+        ("host_id", ctypes.c_uint64),
+        ("reasons_id", ctypes.c_uint64),
+        ("policy_id", ctypes.c_uint64),
+        ("audit", ctypes.c_uint8),
+        ("pad", ctypes.c_uint8 * 3),
+        ("n_exe", ctypes.c_uint32),
+        ("n_cgroup", ctypes.c_uint32),
+        ("n_uid", ctypes.c_uint32),
+        ("n_comm", ctypes.c_uint32),
+        ("pad2", ctypes.c_uint32),
+        ("verdict", ctypes.c_uint8 * LD_MAX_REASONS),
+        ("exe", LdGateExe * LD_GATE_MAX_EXC),
+        ("cgroup", LdGateId * LD_GATE_MAX_EXC),
+        ("uid", LdGateId * LD_GATE_MAX_EXC),
+        ("comm", LdGateComm * LD_GATE_MAX_EXC),
+    ]
+
+
+class LdGateBundle(ctypes.Structure):
+    _fields_ = [
+        ("magic", ctypes.c_uint32),
+        ("sig_len", ctypes.c_uint32),
+        ("payload", LdGatePayload),
+        ("sig", ctypes.c_uint8 * LD_GATE_MAX_SIG),
+    ]
+
+
+class LdGateConfig(ctypes.Structure):
+    _fields_ = [
+        ("host_id", ctypes.c_uint64),
+        ("reasons_id", ctypes.c_uint64),
+        ("keyring", ctypes.c_uint64),
+        ("system", ctypes.c_uint32),
+        ("prefix_len", ctypes.c_uint32),
+        ("sig_len", ctypes.c_uint32),
+        ("pad", ctypes.c_uint32),
+        ("prefix", ctypes.c_uint8 * LD_GATE_MAX_PREFIX),
+    ]
+
+
+class LdGateState(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint64), ("busy", ctypes.c_uint32), ("pad", ctypes.c_uint32)]
+
+
+class LdGateInfo(ctypes.Structure):
+    _fields_ = [
+        ("policy", LdPolicy),
+        ("version", ctypes.c_uint64),
+        ("accepted", ctypes.c_uint64),
+        ("n_exc", ctypes.c_uint32 * 5),
+        ("pad", ctypes.c_uint32),
+        ("refused", ctypes.c_uint64 * LD_GATE_COUNTERS),
+    ]
+
+
+class LdGateEvent(ctypes.Structure):
+    _fields_ = [
+        ("time_ns", ctypes.c_uint64),
+        ("version", ctypes.c_uint64),
+        ("current", ctypes.c_uint64),
+        ("pid", ctypes.c_uint32),
+        ("uid", ctypes.c_uint32),
+        ("why", ctypes.c_uint32),
+        ("err", ctypes.c_int32),
+        ("comm", ctypes.c_char * LD_COMM_LEN),
+    ]
+
+
 # Exception kind -> (pin name, key type)
 EXCEPTION_MAPS: dict[str, tuple[str, type[ctypes.Structure]]] = {
     "exe": ("exe_exceptions", LdExeKey),

@@ -48,8 +48,15 @@ def check_kernel(cat: Catalogue) -> None:
 
 
 def apply(path: str, *, audit: bool = False, seal_it: bool = False, dry_run: bool = False,
-          root: Root | None = None) -> Applied:
+          root: Root | None = None, signed_by: str | None = None, trust: str = "user",
+          version: int = 0) -> Applied:
     root = root or Root("/")
+    if signed_by and not seal_it:
+        raise InputError("--signed-by needs --seal: signed updates are how a sealed policy changes")
+    if signed_by:
+        from .. import signing
+
+        signing.load_cert(signed_by)  # a usable certificate before anything is loaded (exit 2)
     if not dry_run and not root.live:
         raise InputError(f"{root.path}: enforce apply loads into the running kernel: --root only with --dry-run")
     cat = catalogue(root=root.path)
@@ -80,6 +87,10 @@ def apply(path: str, *, audit: bool = False, seal_it: bool = False, dry_run: boo
             except BaseException:
                 enforcer.close()
                 raise
+        if signed_by:
+            from . import gate
+
+            gate.require_kfuncs()  # exit 3 before anything one-way
         if enforcer is None or policy.seal:
             try:
                 require_bpf_lsm(root)
@@ -117,7 +128,7 @@ def apply(path: str, *, audit: bool = False, seal_it: bool = False, dry_run: boo
         return Applied(data, warnings)
     if enforcer is None or policy.seal:
         data["action"] = "loaded" if enforcer is None else "replaced"
-        enforcer, data["mounted_bpffs"] = _load_new(resolved, policy.seal, enforcer)
+        enforcer, data["mounted_bpffs"] = _load_new(resolved, policy.seal, enforcer, signed=bool(signed_by))
     else:
         current = load_state()
         # The kernel's own policy id too: a kill between the switch and the state
@@ -130,16 +141,29 @@ def apply(path: str, *, audit: bool = False, seal_it: bool = False, dry_run: boo
     try:
         data["active"] = enforcer.read_policy()["gen"]
         data["proof"] = prove(enforcer, table, kernel_level, cat)
+        loaded_gate = None
+        if signed_by:
+            from . import gate
+
+            try:
+                loaded_gate = gate.load(enforcer, signed_by, trust, version, cat)
+            except BaseException:
+                enforcer.close()
+                enforcer = None
+                remove_pins()  # nothing sealed, nothing left loaded
+                raise
+            data["signed"] = loaded_gate.data
         if policy.seal and data["proof"]["verified"]:  # never seal a program that does not run
-            data["seal"] = seal.seal(enforcer)
+            data["seal"] = seal.seal(enforcer, loaded_gate)
     finally:
-        enforcer.close()
+        if enforcer is not None:
+            enforcer.close()
     save_state({"policy_file": os.path.abspath(path), "policy": policy.to_dict(),
                 "policy_id": data["policy_id"], "verdicts": table, "digest": resolved.digest(),
                 "exceptions": {k: [label for _i, _m, label in v] for k, v in resolved.exceptions.items()},
                 "paths": resolved.paths,
                 "scope": resolved.scope, "mode": policy.mode, "profile": policy.profile,
-                "sealed": "seal" in data, "proof": data["proof"],
+                "sealed": "seal" in data, "proof": data["proof"], "signed": data.get("signed"),
                 "sealed_at": iso(data["seal"]["sealed_at"]) if "seal" in data else None})
     return Applied(data, warnings)
 
@@ -222,19 +246,20 @@ def _program_fd(enforcer: Enforcer) -> int:
         os.close(link)
 
 
-def _load_new(resolved: Resolved, sealing: bool, previous: Enforcer | None) -> tuple[Enforcer, bool]:
+def _load_new(resolved: Resolved, sealing: bool, previous: Enforcer | None,
+              signed: bool = False) -> tuple[Enforcer, bool]:
     """Load, fill, attach and pin a new enforcer; with ``sealing`` its policy is
     frozen before attach. A ``previous`` (unsealed) enforcer stays attached until
     the new one is: its link is held open while its pins are replaced."""
     if sealing:
         seal.check_loadable()  # the kernel's verdict on the seal before anything one-way
-    enforcer = Enforcer.load(sealed=sealing)
+    enforcer = Enforcer.load(sealed=sealing, signed=signed)
     replacing = previous is not None
     staged = old_gone = False
     try:
         enforcer.write_policy(resolved)
         if sealing:
-            seal.freeze(enforcer)
+            seal.freeze(enforcer, signed)
         if previous is None:
             unpin_dir(PIN_DIR)  # what a killed first load pinned without its link (nothing runs)
             mounted = enforcer.attach_and_pin()

@@ -103,13 +103,17 @@ class Enforcer:
     # --- lifecycle ------------------------------------------------------------
 
     @classmethod
-    def load(cls, sealed: bool = False) -> Enforcer:
+    def load(cls, sealed: bool = False, signed: bool = False) -> Enforcer:
         """Open and load the object (not attached yet).
 
         ``sealed``: the policy map too is BPF_F_RDONLY_PROG (no program may
         write it), which the kernel pairs with no writable mapping: the policy
-        is then written with map updates, before attach only (seal.py)."""
+        is then written with map updates, before attach only (seal.py).
+        ``signed``: no policy map is BPF_F_RDONLY_PROG, so the signed-update
+        gate (gate.py) can write them; the seal then refuses every fd to them."""
         def prepare(obj: libbpf.Object) -> None:
+            if signed:
+                return
             for pin in POLICY_MAPS:
                 # fd arrays take no access flags (programs cannot write them); the
                 # policy .bss is written through a writable mapping unless sealed.
@@ -120,7 +124,7 @@ class Enforcer:
                           "lockdownctl status shows why (BPF LSM section)")
         fds = {pin: libbpf.map_fd(obj.map(name)) for pin, name in MAPS.items()}
         enforcer = cls(fds, obj)
-        enforcer.policy_by_update = sealed
+        enforcer.policy_by_update = sealed and not signed
         return enforcer
 
     @classmethod
@@ -144,6 +148,15 @@ class Enforcer:
                     fds[pin] = libbpf.obj_get(path)
                 except PermissionError:  # sealed: the policy maps grant read-only fds only
                     fds[pin] = libbpf.obj_get_readonly(path)
+            except PermissionError:
+                from . import gate
+
+                if gate.pinned():  # a signed seal grants no fd at all: read the gate's mirror
+                    continue
+                for fd in fds.values():
+                    os.close(fd)
+                raise LockdownctlError(f"{PIN_DIR}/{pin}: permission denied: the pinned enforcer is "
+                                       "incomplete") from None
             except OSError as exc:
                 for fd in fds.values():
                     os.close(fd)
@@ -220,6 +233,14 @@ class Enforcer:
         return mem, LdPolicy.from_buffer(mem)
 
     def read_policy(self) -> dict[str, Any]:
+        if "policy" not in self.fds:  # a signed seal: the gate's mirror (gate.py)
+            from . import gate
+
+            mirror = gate.read_info().policy
+            slot = mirror.gen & 1
+            return {"gen": mirror.gen, "slot": slot, "policy_id": mirror.policy_id, "sealed": mirror.sealed,
+                    "audit": bool(mirror.audit[slot]), "scoped": bool(mirror.scoped[slot]),
+                    "table": list(mirror.verdict[slot])}
         mem, pol = self._policy_view(writable=False)
         try:
             slot = pol.gen & 1
@@ -294,6 +315,10 @@ class Enforcer:
 
     def exceptions(self) -> dict[str, int]:
         """Entries per exception map in the active slot."""
+        if any(name not in self.fds for name, _k in EXCEPTION_MAPS.values()):
+            from . import gate
+
+            return dict(zip(gate.KINDS, (int(n) for n in gate.read_info().n_exc), strict=True))
         slot = self.read_policy()["slot"]
         return {kind: sum(1 for k in libbpf.map_keys(self.fds[name], key_type)
                           if k.slot == slot and (kind != "path" or k.ino))  # not the {slot, 0, 0} entry
@@ -397,7 +422,10 @@ def describe(bpf_lsm: BpfLsm | None = None) -> dict[str, Any]:
                 for v, c in enumerate(per_reason) if any(c)}
     state = pins.load_state() or {}
     paths = [{**entry, "stale": stale_path(entry)} for entry in state.get("paths", []) if isinstance(entry, dict)]
-    return {
+    from . import gate
+
+    signed = gate.describe() if gate.pinned() else None
+    return {"signed": signed,
         "loaded": True, "pin_dir": pins.PIN_DIR, "generation": live["gen"],
         "policy_id": f"{live['policy_id']:016x}",
         "mode": "audit" if live["audit"] else "enforce", "scoped": live["scoped"], "sealed": bool(live["sealed"]),

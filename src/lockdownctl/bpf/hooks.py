@@ -81,6 +81,10 @@ VARIANTS: dict[str, tuple[Variant, ...]] = {
         Variant("seal-kernarg.bpf.o", (Program("ldctl_seal_bpf", "bpf", _args(*_BPF_ARGS, "bool kernel")),
                                        *_SEAL_COMMON)),
     ),
+    "gate": (  # SEC("lsm.s/bpf"): sleepable, same arguments
+        Variant("gate.bpf.o", (Program("ldctl_gate_bpf", "bpf", _args(*_BPF_ARGS)),)),
+        Variant("gate-kernarg.bpf.o", (Program("ldctl_gate_bpf", "bpf", _args(*_BPF_ARGS, "bool kernel")),)),
+    ),
 }
 
 # Integer spellings by size: a program may read an enum or a typedef'd

@@ -110,6 +110,8 @@ _SIGNATURES: dict[str, tuple[object, list[object]]] = {
     "bpf_program__fd": (_I, [_P]),
     "bpf_prog_get_fd_by_id": (_I, [ctypes.c_uint32]),
     "bpf_enable_stats": (_I, [ctypes.c_int]),
+    # the gate (gate.py)
+    "bpf_map__reuse_fd": (_I, [_P, _I]),
 }
 
 
@@ -487,3 +489,9 @@ def enable_stats() -> int:
     """BPF_ENABLE_STATS(BPF_STATS_RUN_TIME): run counts and times are kept for every
     program while the returned fd is open."""
     return _check(lib().bpf_enable_stats(BPF_STATS_RUN_TIME), "BPF_ENABLE_STATS")
+
+
+def map_reuse_fd(map_ptr: int, fd: int) -> None:
+    """Before load: make the object's map ``map_ptr`` this existing map (the
+    gate writes the enforcer's own policy maps)."""
+    _check(lib().bpf_map__reuse_fd(map_ptr, fd), "reuse a map fd")

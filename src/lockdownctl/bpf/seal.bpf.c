@@ -221,7 +221,21 @@ int BPF_PROG(ldctl_seal_bpf, int cmd, union bpf_attr *attr, unsigned int size, i
 	return 0;
 }
 
-/* A writable fd to a map that holds the policy (by id or by pin). */
+static __always_inline int any_fd_refused(__u32 id)
+{
+#pragma unroll
+	for (int i = 0; i < LD_SEAL_MAX; i++)
+		if (id && cfg.any_fd_map_ids[i] == id)
+			return 1;
+	return 0;
+}
+
+/*
+ * A writable fd to a map that holds the policy (by id or by pin). Under a
+ * signed seal (gate.bpf.c) any fd to the policy maps and the gate's state:
+ * programs may write those maps (the gate does), and the verifier lets a
+ * program write a map through a read-only fd (it decides by map flags).
+ */
 SEC("lsm/bpf_map")
 int BPF_PROG(ldctl_seal_bpf_map, struct bpf_map *map, unsigned int fmode, int ret)
 {
@@ -229,6 +243,8 @@ int BPF_PROG(ldctl_seal_bpf_map, struct bpf_map *map, unsigned int fmode, int re
 		return ret;
 	if ((fmode & FMODE_WRITE) && has_u32(cfg.map_ids, self.map_ids, map->id))
 		return refuse(LD_SEAL_RULE_MAP_WRITE_FD, map->id, fmode);
+	if (any_fd_refused(map->id))
+		return refuse(LD_SEAL_RULE_MAP_ANY_FD, map->id, fmode);
 	return 0;
 }
 

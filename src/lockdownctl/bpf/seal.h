@@ -24,6 +24,8 @@ struct ld_seal_config {
 	__u32 link_ids[LD_SEAL_MAX];	/* the enforcer's link (0: unused) */
 	__u32 map_ids[LD_SEAL_MAX];	/* maps that hold the policy */
 	__u64 link_pin_inos[LD_SEAL_MAX]; /* pins of links: no writable open */
+	/* Signed seal (gate.bpf.c): maps that grant no new fd at all, read-only included. */
+	__u32 any_fd_map_ids[LD_SEAL_MAX];
 };
 
 /*
@@ -57,7 +59,8 @@ struct ld_seal_self {
 #define LD_SEAL_RULE_MOUNT 10		/* sb_mount onto or of the bpffs */
 #define LD_SEAL_RULE_MOVE_MOUNT 11	/* move_mount onto the bpffs */
 #define LD_SEAL_RULE_SYSCTL 12		/* cgroup/sysctl: kernel.ftrace_enabled written */
-#define LD_SEAL_NRULES 13
+#define LD_SEAL_RULE_MAP_ANY_FD 13	/* bpf_map: any fd to a map the gate writes (signed seal) */
+#define LD_SEAL_NRULES 14
 /* The last counter: events the ring buffer had no room for. */
 #define LD_SEAL_COUNTER_DROPS LD_SEAL_NRULES
 #define LD_SEAL_COUNTERS_LEN (LD_SEAL_NRULES + 1)

@@ -96,6 +96,7 @@ RULES = (
     Rule("move-mount-onto-bpffs", "move_mount", "moving a mount onto the bpffs", "device"),
     Rule("sysctl-ftrace-enabled", "cgroup/sysctl", "writing kernel.ftrace_enabled (would stop every trampoline)",
          "-"),
+    Rule("map-any-fd", "bpf_map", "any fd, read-only too, to a map the gate writes (signed seal)", "map id"),
 )
 LD_SEAL_NRULES = len(RULES)
 LD_SEAL_COUNTER_DROPS = LD_SEAL_NRULES
@@ -111,6 +112,7 @@ class LdSealConfig(ctypes.Structure):
         ("link_ids", ctypes.c_uint32 * LD_SEAL_MAX),
         ("map_ids", ctypes.c_uint32 * LD_SEAL_MAX),
         ("link_pin_inos", ctypes.c_uint64 * LD_SEAL_MAX),
+        ("any_fd_map_ids", ctypes.c_uint32 * LD_SEAL_MAX),
     ]
 
 
@@ -190,7 +192,7 @@ def _mount_devs() -> list[int]:
     return devs
 
 
-def _config(enforcer: engine.Enforcer) -> LdSealConfig:
+def _config(enforcer: engine.Enforcer, gate: Any = None) -> LdSealConfig:
     cfg = LdSealConfig()
     for i, pin in enumerate(engine.LINK_PINS.values()):  # locked_down's, then file_open's and inode_setattr's
         link_path = os.path.join(PIN_DIR, pin)
@@ -207,6 +209,13 @@ def _config(enforcer: engine.Enforcer) -> LdSealConfig:
     cfg.pin_dir_ino = st.st_ino
     for i, dev in enumerate(_mount_devs()):
         cfg.mount_devs[i] = dev
+    if gate is not None:  # a signed seal (gate.py): the gate's link, and no fd at all to what it writes
+        gate_slot = len(engine.LINK_PINS)  # after the enforcer's links (locked_down, file_open, inode_setattr)
+        cfg.link_ids[gate_slot] = gate.link_id
+        cfg.link_pin_inos[gate_slot] = gate.link_pin_ino
+        ids = [libbpf.map_info(enforcer.fds[pin]).id for pin in engine.POLICY_MAPS] + gate.any_fd_map_ids
+        for i, map_id in enumerate(ids):
+            cfg.any_fd_map_ids[i] = map_id
     try:
         cfg.map_elem_iter_btf_id = libbpf.find_vmlinux_btf_id("bpf_map_elem", BPF_TRACE_ITER)
     except OSError:
@@ -230,19 +239,26 @@ def check_loadable() -> None:
     _open(LdSealConfig()).close()
 
 
-def freeze(enforcer: engine.Enforcer) -> int:
+def freeze(enforcer: engine.Enforcer, signed: bool = False) -> int:
     """Mark a loaded, not yet attached enforcer sealed (now) and freeze its
-    policy maps: from here on its policy cannot change. Returns the time."""
+    policy maps: from here on its policy cannot change. Returns the time.
+
+    ``signed``: the policy (.bss) map stays unfrozen: libbpf holds a writable
+    mapping of it while the object is open, which BPF_MAP_FREEZE refuses
+    (EBUSY); the gate writes it from BPF, and the signed seal refuses every
+    fd to it, so no system call can reach it either."""
     since = int(time.time())
     enforcer.mark_sealed(since)
     for pin in engine.POLICY_MAPS:
-        libbpf.map_freeze(enforcer.fds[pin])
+        if not (signed and pin == "policy"):
+            libbpf.map_freeze(enforcer.fds[pin])
     return since
 
 
-def seal(enforcer: engine.Enforcer) -> dict[str, Any]:
-    """Load and attach the seal over the pinned, frozen enforcer ``enforcer``. One way."""
-    cfg = _config(enforcer)
+def seal(enforcer: engine.Enforcer, gate: Any = None) -> dict[str, Any]:
+    """Load and attach the seal over the pinned, frozen enforcer ``enforcer``
+    (and the signed-update ``gate``, a gate.Loaded, if any). One way."""
+    cfg = _config(enforcer, gate)
     obj = _open(cfg)
     try:
         own = LdSealSelf(sealed_at=time.time_ns())

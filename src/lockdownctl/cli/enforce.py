@@ -24,6 +24,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="seal the policy: nobody, root included, can lower or remove it until reboot")
     apply.add_argument("--root", metavar="PATH", default="/",
                        help="resolve users, cgroups and executables below PATH (only with --dry-run)")
+    apply.add_argument("--signed-by", metavar="CERT", help="with --seal: allow later updates (enforce update) "
+                       "signed by this certificate's key only, checked in the kernel")
+    apply.add_argument("--trust", choices=("user", "secondary", "platform"), default="user",
+                       help="where the kernel finds --signed-by's key: a keyring lockdownctl creates (user, "
+                       "weaker), or the enrolled .secondary_trusted_keys / .platform keyring")
+    apply.add_argument("--version", metavar="N", type=int, default=0,
+                       help="with --signed-by: the lowest bundle version is N+1 (anti-rollback floor)")
+    update = actions.add_parser("update", help="apply a signed policy bundle to a signed seal")
+    update.add_argument("bundle", metavar="BUNDLE", help="bundle file (lockdownctl policy sign)")
+    update.add_argument("--dry-run", action="store_true", help="check the bundle's form, change nothing")
     actions.add_parser("status", help="the enforced policy, counters per reason and verdict, ring-buffer drops")
     events = actions.add_parser("events", help="denials and audits the enforcer recorded, and tamper attempts "
                                 "the seal refused")
@@ -32,13 +42,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     remove.add_argument("--dry-run", action="store_true", help="show what would be removed, change nothing")
     from . import color_option
 
-    for sub in (apply, actions.choices["status"], events, remove):
+    for sub in (apply, actions.choices["status"], events, remove, update):
         sub.add_argument("--json", action="store_true", help="print JSON instead of text")
         color_option(sub)
 
 
 def run(args: argparse.Namespace) -> Result:
-    return {"apply": _apply, "status": _status, "events": _events, "remove": _remove}[args.action](args)
+    return {"apply": _apply, "status": _status, "events": _events, "remove": _remove,
+            "update": _update}[args.action](args)
 
 
 # --- apply -------------------------------------------------------------------------
@@ -50,7 +61,8 @@ def _apply(args: argparse.Namespace) -> Result:
     from ..output import Result
     from ..root import Root
 
-    done = apply(args.policy, audit=args.audit, seal_it=args.seal, dry_run=args.dry_run, root=Root(args.root))
+    done = apply(args.policy, audit=args.audit, seal_it=args.seal, dry_run=args.dry_run, root=Root(args.root),
+                 signed_by=args.signed_by, trust=args.trust, version=args.version)
     proof = done.data.get("proof")
     warnings = list(done.warnings)
     code = EXIT_OK
@@ -97,6 +109,10 @@ def _render_apply(data: dict[str, Any], s: Style) -> str:
     if data.get("seal"):
         lines.append(f"Sealed:     {s.bold('until reboot')} (nobody can lower or remove this policy now; "
                      "recovery: boot without it, see lockdownctl(8))")
+    if data.get("signed"):
+        sig = data["signed"]
+        lines.append(f"Signed:     updates signed by key {sig['key_id']} only, version > {sig['version']} "
+                     f"({sig['trust']} keyring{', weaker: root can clear it' if sig['trust'] == 'user' else ''})")
     elif data["policy"].get("seal") and data["action"] == "dry-run":
         lines.append("Sealed:     would be sealed until reboot")
     from ..protection import text
@@ -127,6 +143,12 @@ def _render_status(data: dict[str, Any], s: Style) -> str:
              f"id {data['policy_id']}{', scoped to a cgroup' if data['scoped'] else ''})"]
     if data.get("sealed"):
         lines.append(f"Sealed:     {s.bold('until reboot')}, since {data['sealed_at']}")
+    if data.get("signed"):
+        sig = data["signed"]
+        refused = ", ".join(f"{n} {why}" for why, n in sig["refused"].items()) or "none"
+        lines.append(f"Signed:     key {sig['key_id']}, version {sig['version']}, {sig['accepted']} update(s) "
+                     f"accepted, refused: {refused}")
+        lines.append(f"Anchor:     {sig['anchor_strength']}")
     denied = [r for r, v in data["verdicts"].items() if v == "deny"]
     lines.append(f"Denies:     {', '.join(denied) or '-'}")
     ex = ", ".join(f"{n} {k}" for k, n in data["exceptions"].items() if n)
@@ -177,10 +199,10 @@ def _events(args: argparse.Namespace) -> Result:
     printed = [0]
     stop = False
 
-    def emit(event: dict[str, Any]) -> None:
+    def emit(event: dict[str, Any], render: Any = render_event) -> None:
         printed[0] += 1
         if args.follow:
-            write_stdout((json.dumps(event) if args.json else render_event(event)) + "\n")
+            write_stdout((json.dumps(event) if args.json else render(event)) + "\n")
         else:
             collected.append(event)
 
@@ -190,15 +212,28 @@ def _events(args: argparse.Namespace) -> Result:
     def on_tamper(raw: bytes) -> None:
         emit(tamper.decode(raw))
 
+    def on_gate_event(raw: bytes) -> None:
+        emit(gate.decode_event(raw), gate.render_event)
+
     def on_signal(_signo: int, _frame: object) -> None:
         nonlocal stop
         stop = True
 
+    from ..bpf import gate
+    from ..state.pins import PIN_DIR
+
     ring = libbpf.RingBuffer(enforcer.fds["events"], on_event)
-    seal_fd = seal_ring = None
+    others: list[Any] = []  # the seal's tamper records and a signed seal's update attempts
+    fds: list[int] = []
     try:
         seal_fd = open_tamper_events()  # the seal's ring buffer, when sealed
-        seal_ring = libbpf.RingBuffer(seal_fd, on_tamper) if seal_fd is not None else None
+        if seal_fd is not None:
+            fds.append(seal_fd)
+            others.append(libbpf.RingBuffer(seal_fd, on_tamper))
+        if gate.pinned():  # a signed seal: its update attempts are events too
+            gate_fd = libbpf.obj_get(os.path.join(PIN_DIR, gate.EVENTS))
+            fds.append(gate_fd)
+            others.append(libbpf.RingBuffer(gate_fd, on_gate_event))
         if args.follow:
             from ..output.progress import Progress
 
@@ -210,24 +245,24 @@ def _events(args: argparse.Namespace) -> Result:
             delivered = 0
             while not stop:
                 delivered += ring.poll(200)
-                if seal_ring is not None:  # tamper attempts are rare: looked at every 200 ms
-                    seal_ring.consume()
+                for other in others:  # tamper and update attempts are rare: looked at every 200 ms
+                    other.consume()
                 write_stdout("", flush=True)  # once per batch: a flood is not one write(2) per event
             delivered += ring.consume()  # what was buffered when the signal came
-            if seal_ring is not None:
-                seal_ring.consume()
+            for other in others:
+                other.consume()
             dropped = enforcer.counters()[1] - drops_before
             progress.interrupted(f"{printed[0]} event{'s' if printed[0] != 1 else ''} printed")
         else:
             ring.consume()
-            if seal_ring is not None:
-                seal_ring.consume()
+            for other in others:
+                other.consume()
     finally:
         ring.close()
-        if seal_ring is not None:
-            seal_ring.close()
-        if seal_fd is not None:
-            os.close(seal_fd)
+        for other in others:
+            other.close()
+        for fd in fds:
+            os.close(fd)
         enforcer.close()
     if args.follow:
         sys.stdout.flush()
@@ -235,8 +270,26 @@ def _events(args: argparse.Namespace) -> Result:
         result = Result("enforce", {"delivered": delivered, "dropped": dropped}, lambda _d, _s: "")
         result.json_lines = True  # after JSON lines, the envelope is one line too
         return result
-    collected.sort(key=lambda e: float(e["time"]))  # two ring buffers, one clock
-    return Result("enforce", {"events": collected}, lambda d, _s: "\n".join(render_event(e) for e in d["events"]))
+    collected.sort(key=lambda e: float(e["time"]))  # every ring uses bpf_ktime_get_ns()
+    return Result("enforce", {"events": collected}, lambda d, _s: "\n".join(
+        gate.render_event(e) if e.get("source") == "gate" else render_event(e) for e in d["events"]))
+
+
+# --- update ------------------------------------------------------------------------
+
+
+def _update(args: argparse.Namespace) -> Result:
+    from ..bpf.enforcer import require_root
+    from ..bpf.gate import update
+    from ..output import Result
+
+    if not args.dry_run:
+        require_root()
+    data = update(args.bundle, dry_run=args.dry_run)
+    return Result("enforce", data, lambda d, _s: (
+        f"{d['bundle']}: version {d['version']} would be handed to the gate (dry run; active version "
+        f"{d['previous_version']})" if d["dry_run"] else
+        f"{d['bundle']}: applied, version {d['previous_version']} -> {d['active_version']}"))
 
 
 # --- remove ------------------------------------------------------------------------
