@@ -5,7 +5,7 @@
 case $BOOTTEST_BOOT in
 1)
     read_devmem devmem_before
-    record apply lockdownctl enforce apply /root/lockdownctl/examples/integrity.yaml --seal --json
+    record apply lockdownctl enforce apply "$BOOTTEST_SRC/examples/integrity.yaml" --seal --json
     read_devmem devmem_sealed
     # Project processes that hold the enforcer's maps: a unit following its events and a watcher.
     record events_unit systemd-run --unit=lockdownctl-events lockdownctl enforce events --follow
