@@ -20,10 +20,9 @@ ROOTS = Path(__file__).resolve().parents[1] / "data" / "roots"
 
 
 def _report(observations: list[dict[str, Any]]) -> dict[str, Any]:
-    ready = [p for p in sorted(ROOTS.iterdir())
-             if p.is_dir() and check(Root(str(p)), "integrity")["verdict"] == "ready"]
-    assert ready, "a fixture root that is ready for integrity"
-    data = check(Root(str(ready[0])), "integrity")
+    reports = (check(Root(str(p)), "integrity") for p in sorted(ROOTS.iterdir()) if p.is_dir())
+    data = next((r for r in reports if r["verdict"] == "ready"), None)
+    assert data is not None, "a fixture root that is ready for integrity"
     merge_observed(data, observations, catalogue(), "enforcer audit, 3 s")
     data["measured"] = {"seconds": 3.2, "requested": 60, "interrupted": True, "events": len(observations),
                         "drops": 0, "audited": len(observations)}
