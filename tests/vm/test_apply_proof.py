@@ -1,6 +1,6 @@
-"""`enforce apply` proves the program runs (issue #18): the kernel's run count of the
-enforcer's program before and after apply itself makes the kernel ask
-security_locked_down() (bpf/apply.py ``prove``).
+"""`enforce apply` proves the program runs (issue #18): the calls the enforcer's
+program counted for the applier (lockdown.h struct ld_proof) before and after
+apply itself makes the kernel ask security_locked_down() (bpf/apply.py ``prove``).
 
 The proof is checked for being real by making it fail on a real kernel, no mock:
 
@@ -12,7 +12,8 @@ The proof is checked for being real by making it fail on a real kernel, no mock:
   without the kernel asking lockdown: nothing calls the hook, so nothing is proven.
 
 In both, apply exits 3, says why, carries the run counts in its JSON, and
-leaves the policy attached (fail closed: see bpf/apply.py).
+leaves the policy attached (fail closed: see bpf/apply.py). The proof counts for
+the applier's own process only, and leaves the program's hot path as it found it.
 
 A policy scoped to a cgroup that excludes the applier still proves: the
 program runs for every task and decides scope itself.
@@ -20,6 +21,7 @@ program runs for every task and decides scope itself.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import subprocess
@@ -31,7 +33,9 @@ from typing import Any
 import pytest
 
 from lockdownctl.bpf import enforcer as engine
-from lockdownctl.state.pins import STATE
+from lockdownctl.bpf import libbpf
+from lockdownctl.bpf.abi import LdProof
+from lockdownctl.state.pins import PIN_DIR, STATE
 from tests.conftest import lockdownctl_inproc as lockdownctl
 from tests.vm.test_enforcer import cgroup, enforcer, scoped_policy, write_policy
 
@@ -41,8 +45,8 @@ ENV = {**os.environ, "PYTHONPATH": str(Path(engine.HERE).parents[1])}
 
 
 def check_proof(proof: dict[str, Any]) -> None:
-    assert proof["method"] == "run-count"
-    assert proof["verified"] is (proof["run_count_after"] > proof["run_count_before"])
+    assert proof["method"] == "call-count"
+    assert proof["verified"] is (proof["calls_after"] > proof["calls_before"])
     assert proof["triggers"], proof
 
 
@@ -57,7 +61,16 @@ def test_apply_proves_the_program_runs(cgroup: str, enforcer: None, tmp_path: Pa
     # the state file keeps the evidence; the text says it
     assert json.loads(Path(STATE).read_text())["proof"]["verified"] is True
     again = lockdownctl("enforce", "apply", write_policy(tmp_path, scoped_policy(cgroup, "  tracefs: deny\n")))
-    assert again.code == 0 and "Proof:      the program runs: run count " in again.out, again.out
+    assert again.code == 0, again.err
+    assert "Proof:      the program runs: calls counted for this process 0 -> 1" in again.out, again.out
+    # and the program counts for nobody once apply is done: the tgid is back to 0
+    fd = libbpf.obj_get(os.path.join(PIN_DIR, "proof"))
+    try:
+        got = LdProof()
+        assert libbpf.map_lookup(fd, ctypes.c_uint32(0), got)
+        assert got.tgid == 0, (got.tgid, got.hits)
+    finally:
+        os.close(fd)
 
 
 @pytest.mark.guest(kernel="all", level="none")
@@ -80,7 +93,7 @@ def failed_apply(run: subprocess.CompletedProcess[str]) -> dict[str, Any]:
     assert env["exit_code"] == 3 and env["status"] != "ok"
     proof: dict[str, Any] = env["data"]["proof"]
     check_proof(proof)
-    assert not proof["verified"] and proof["run_count_after"] == proof["run_count_before"]
+    assert not proof["verified"] and proof["calls_after"] == proof["calls_before"]
     assert any("NOT proven to run" in w and "stays attached" in w for w in env["warnings"]), env["warnings"]
     return proof
 

@@ -34,7 +34,10 @@ MAPS = {
     "scope_cgroup": "scope_cgroup",
     "counters": "counters",
     "events": "events",
+    "proof": ".data.proof",
 }
+# Pins an enforcer pinned by an older lockdownctl may lack (it stays usable).
+OPTIONAL_PINS = ("proof",)
 # The maps whose contents are the policy: the program only reads them
 # (BPF_F_RDONLY_PROG, so no other program can write them either), and the
 # seal freezes them (seal.py). task_marks is written by the programs alone
@@ -56,6 +59,10 @@ class LdPolicy(ctypes.Structure):
         ("pad", ctypes.c_uint8 * 2),
         ("verdict", (ctypes.c_uint8 * LD_MAX_REASONS) * 2),
     ]
+
+
+class LdProof(ctypes.Structure):
+    _fields_ = [("tgid", ctypes.c_uint32), ("pad", ctypes.c_uint32), ("hits", ctypes.c_uint64)]
 
 
 class LdExeKey(ctypes.Structure):

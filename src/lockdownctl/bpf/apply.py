@@ -16,12 +16,13 @@ asks for is not applied (the seal would keep a program that does not run).
 
 from __future__ import annotations
 
+import ctypes
 import os
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..btf import VMLINUX_BTF
-from ..errors import FeatureMissing, InputError
+from ..errors import FeatureMissing, InputError, LockdownctlError
 from ..host.securityfs import read_securityfs
 from ..levels import level_rank
 from ..policy import Policy, load_policy, verdicts
@@ -30,7 +31,8 @@ from ..root import Root
 from ..state.bpf_lsm import bpf_lsm_state, require_bpf_lsm, why_not
 from ..state.pins import LINK_PIN, PIN_DIR, load_state, pinned, save_state
 from . import libbpf, seal
-from .enforcer import PROGRAM, STAGING_DIR, Enforcer, iso, remove_pins, require_root, unpin_dir
+from .abi import LdProof
+from .enforcer import STAGING_DIR, Enforcer, iso, remove_pins, require_root, unpin_dir
 from .resolve import Resolved, resolve
 
 
@@ -180,52 +182,63 @@ PROOF_TRIGGERS = (("kcore", "/proc/kcore", os.O_RDONLY), ("tracefs", "/sys/kerne
 
 
 def prove(enforcer: Enforcer, table: dict[str, str], kernel_level: str | None, cat: Catalogue) -> dict[str, Any]:
-    """Evidence that the attached program runs: its run count before and after
-    this process makes the kernel call security_locked_down() once.
+    """Evidence that the attached program runs: the calls it counted for this
+    process while this process made the kernel call security_locked_down().
 
-    Why the run count: it is the kernel's own count of the program's
-    invocations (bpf_prog_info.run_cnt, kept while a BPF_ENABLE_STATS fd is
-    open), so it proves the hook reaches this very program whatever the policy
-    says about the trigger's reason: allowed (the hot path, no event),
-    denied, audited, excepted or out of scope. An event would need a reason
-    the policy denies or audits for this process, and would add the applier's
-    own denial to every log. BPF_ENABLE_STATS rather than the sysctl
-    kernel.bpf_stats_enabled: the fd ends with this process, so a crash cannot
-    leave statistics (and their cost) switched on for every program.
+    Why a count the program keeps (lockdown.h struct ld_proof): it proves the
+    hook reaches this very program whatever the policy says about the
+    trigger's reason: allowed (the hot path, no event), denied, audited,
+    excepted or out of scope. An event would need a reason the policy denies
+    or audits for this process, and would add the applier's own denial to
+    every log. Not the kernel's run count (bpf_prog_info.run_cnt): it is kept
+    only while statistics are on, and BPF_ENABLE_STATS patches a static key
+    into every trampoline's entry and exit while other CPUs run them (the
+    file_open program runs on every open); guests under QEMU's TCG died of it
+    (int3 Oops, soft lockups in update_prog_stats). Counted for this process
+    only, so nothing else's calls can stand in for the proof.
     """
     by_id = {r.id: r for r in cat.reasons}
     if kernel_level == "confidentiality":
         # Every reason is denied by the kernel before any LSM program is asked.
         return {"verified": True, "method": "kernel-level", "kernel_level": kernel_level,
                 "note": "the kernel at confidentiality denies every reason itself: the program is never asked"}
+    fd = enforcer.fds.get("proof")
+    if fd is None:
+        return {"verified": False, "method": "call-count", "calls_before": 0, "calls_after": 0, "triggers": [],
+                "why": (f"the loaded enforcer has no proof map ({PIN_DIR}/proof): it was loaded by an older "
+                        "lockdownctl; `lockdownctl enforce remove` and apply again to prove it runs")}
     usable = []
     for reason, path, flags in PROOF_TRIGGERS:
         r = by_id.get(reason)
         if r is None or r.value is None or not os.path.exists(path):
             continue
         usable.append((table.get(reason) != "allow", reason, path, flags))  # allowed first: no event
-    prog_fd = _program_fd(enforcer)
-    stats = libbpf.enable_stats()
+
+    def calls() -> int:
+        got = LdProof()
+        if not libbpf.map_lookup(fd, ctypes.c_uint32(0), got):
+            raise LockdownctlError(f"{PIN_DIR}/proof: the proof map has no element 0")
+        return int(got.hits)
+
+    libbpf.map_update(fd, ctypes.c_uint32(0), LdProof(tgid=os.getpid(), hits=0))
     try:
-        before = libbpf.prog_info(prog_fd).run_cnt
-        tried = []
+        before = calls()
+        tried: list[dict[str, Any]] = []
+        after = before
         for _denied, reason, path, flags in sorted(usable):
             try:
                 os.close(os.open(path, flags | os.O_CLOEXEC))
                 result = "opened"
             except OSError as exc:
                 result = os.strerror(exc.errno or 0)
-            after = libbpf.prog_info(prog_fd).run_cnt
-            tried.append({"reason": reason, "path": path, "result": result, "run_count_after": after})
+            after = calls()
+            tried.append({"reason": reason, "path": path, "result": result, "calls_after": after})
             if after > before:
                 break
-        after = libbpf.prog_info(prog_fd).run_cnt
     finally:
-        os.close(stats)
-        if enforcer.obj is None:
-            os.close(prog_fd)
-    out: dict[str, Any] = {"verified": after > before, "method": "run-count", "run_count_before": before,
-                           "run_count_after": after, "triggers": tried}
+        libbpf.map_update(fd, ctypes.c_uint32(0), LdProof(tgid=0, hits=0))  # the hot path skips it again
+    out: dict[str, Any] = {"verified": after > before, "method": "call-count", "calls_before": before,
+                           "calls_after": after, "triggers": tried}
     if not usable:
         out["why"] = (f"no trigger available: none of {', '.join(p for _r, p, _f in PROOF_TRIGGERS)} exists, so this "
                       "process could not call the hook")
@@ -233,17 +246,6 @@ def prove(enforcer: Enforcer, table: dict[str, str], kernel_level: str | None, c
         out["why"] = ("the program did not run when this process called security_locked_down() "
                       f"({', '.join(t['reason'] for t in tried)}): the hook does not reach it")
     return out
-
-
-def _program_fd(enforcer: Enforcer) -> int:
-    """The enforcer's program: from the object just loaded, else through its pinned link."""
-    if enforcer.obj is not None:
-        return libbpf.program_fd(enforcer.obj.program(PROGRAM))
-    link = libbpf.obj_get(os.path.join(PIN_DIR, LINK_PIN))
-    try:
-        return libbpf.prog_get_fd_by_id(libbpf.link_info(link).prog_id)
-    finally:
-        os.close(link)
 
 
 def _load_new(resolved: Resolved, sealing: bool, previous: Enforcer | None,

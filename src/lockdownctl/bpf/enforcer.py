@@ -31,6 +31,7 @@ from .abi import (
     LD_MAX_REASONS,
     LD_NCOUNTERS,
     MAPS,
+    OPTIONAL_PINS,
     PROGRAM_WRITTEN,
     VERDICT_CODES,
     LdExeKey,
@@ -157,6 +158,13 @@ class Enforcer:
                     os.close(fd)
                 raise LockdownctlError(f"{PIN_DIR}/{pin}: permission denied: the pinned enforcer is "
                                        "incomplete") from None
+            except FileNotFoundError:
+                if pin in OPTIONAL_PINS:
+                    continue
+                for fd in fds.values():
+                    os.close(fd)
+                raise LockdownctlError(f"{PIN_DIR}/{pin}: not found: the pinned enforcer is incomplete "
+                                       "(lockdownctl enforce remove cleans it up)") from None
             except OSError as exc:
                 for fd in fds.values():
                     os.close(fd)

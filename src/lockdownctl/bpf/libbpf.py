@@ -107,9 +107,6 @@ _SIGNATURES: dict[str, tuple[object, list[object]]] = {
     "bpf_program__name": (_S, [_P]),
     "bpf_obj_get_opts": (_I, [_S, _P]),
     "bpf_program__attach_cgroup": (_P, [_P, _I]),
-    "bpf_program__fd": (_I, [_P]),
-    "bpf_prog_get_fd_by_id": (_I, [ctypes.c_uint32]),
-    "bpf_enable_stats": (_I, [ctypes.c_int]),
     # the gate (gate.py)
     "bpf_map__reuse_fd": (_I, [_P, _I]),
 }
@@ -440,55 +437,6 @@ def link_info(fd: int) -> BpfLinkInfo:
     size = ctypes.c_uint32(ctypes.sizeof(info))
     _check(lib().bpf_obj_get_info_by_fd(fd, ctypes.byref(info), ctypes.byref(size)), "link info")
     return info
-
-
-# --- proof of enforcement (bpf/apply.py) -----------------------------------------
-
-BPF_STATS_RUN_TIME = 0  # enum bpf_stats_type
-
-
-class BpfProgInfo(ctypes.Structure):
-    """struct bpf_prog_info up to recursion_misses (tests/unit/test_bpf_abi.py compares the
-    offsets with the system's linux/bpf.h)."""
-
-    _fields_ = [
-        ("type", ctypes.c_uint32), ("id", ctypes.c_uint32), ("tag", ctypes.c_uint8 * 8),
-        ("jited_prog_len", ctypes.c_uint32), ("xlated_prog_len", ctypes.c_uint32),
-        ("jited_prog_insns", ctypes.c_uint64), ("xlated_prog_insns", ctypes.c_uint64),
-        ("load_time", ctypes.c_uint64), ("created_by_uid", ctypes.c_uint32), ("nr_map_ids", ctypes.c_uint32),
-        ("map_ids", ctypes.c_uint64), ("name", ctypes.c_char * 16), ("ifindex", ctypes.c_uint32),
-        ("gpl_compatible", ctypes.c_uint32), ("netns_dev", ctypes.c_uint64), ("netns_ino", ctypes.c_uint64),
-        ("nr_jited_ksyms", ctypes.c_uint32), ("nr_jited_func_lens", ctypes.c_uint32),
-        ("jited_ksyms", ctypes.c_uint64), ("jited_func_lens", ctypes.c_uint64), ("btf_id", ctypes.c_uint32),
-        ("func_info_rec_size", ctypes.c_uint32), ("func_info", ctypes.c_uint64), ("nr_func_info", ctypes.c_uint32),
-        ("nr_line_info", ctypes.c_uint32), ("line_info", ctypes.c_uint64), ("jited_line_info", ctypes.c_uint64),
-        ("nr_jited_line_info", ctypes.c_uint32), ("line_info_rec_size", ctypes.c_uint32),
-        ("jited_line_info_rec_size", ctypes.c_uint32), ("nr_prog_tags", ctypes.c_uint32),
-        ("prog_tags", ctypes.c_uint64), ("run_time_ns", ctypes.c_uint64), ("run_cnt", ctypes.c_uint64),
-        ("recursion_misses", ctypes.c_uint64),
-    ]
-
-
-def prog_info(fd: int) -> BpfProgInfo:
-    info = BpfProgInfo()
-    size = ctypes.c_uint32(ctypes.sizeof(info))
-    _check(lib().bpf_obj_get_info_by_fd(fd, ctypes.byref(info), ctypes.byref(size)), "program info")
-    return info
-
-
-def program_fd(prog_ptr: int) -> int:
-    """The fd of a loaded object's program (owned by the object: do not close)."""
-    return _check(lib().bpf_program__fd(prog_ptr), "program fd")
-
-
-def prog_get_fd_by_id(prog_id: int) -> int:
-    return _check(lib().bpf_prog_get_fd_by_id(prog_id), f"program {prog_id}")
-
-
-def enable_stats() -> int:
-    """BPF_ENABLE_STATS(BPF_STATS_RUN_TIME): run counts and times are kept for every
-    program while the returned fd is open."""
-    return _check(lib().bpf_enable_stats(BPF_STATS_RUN_TIME), "BPF_ENABLE_STATS")
 
 
 def map_reuse_fd(map_ptr: int, fd: int) -> None:

@@ -9,7 +9,8 @@
  *
  * Rules kept here:
  * - a non-zero `ret` (someone already denied) is passed through unchanged;
- * - the allowed hot path is one table load, no helper call;
+ * - the allowed hot path is two loads (the proof's tgid, the verdict), no
+ *   helper call;
  * - kernel structures are read with BTF-typed direct loads, never with
  *   bpf_probe_read*(), which lockdown itself refuses at confidentiality
  *   (LOCKDOWN_BPF_READ_KERNEL): the enforcer must work on such kernels;
@@ -38,6 +39,9 @@ struct super_block___ldctl {
 
 /* The policy, in .bss: user space maps it and writes it in place. */
 struct ld_policy policy;
+
+/* enforce apply's proof that this program runs (lockdown.h). */
+struct ld_proof proof SEC(".data.proof") = {};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -213,6 +217,8 @@ int BPF_PROG(ldctl_locked_down, int what, int ret)
 	__u32 reason = what, slot;
 	__u8 verdict;
 
+	if (proof.tgid && proof.tgid == bpf_get_current_pid_tgid() >> 32)
+		__sync_fetch_and_add(&proof.hits, 1);
 	if (ret)
 		return ret;
 	if (reason >= LD_MAX_REASONS)

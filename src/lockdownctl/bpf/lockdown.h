@@ -94,6 +94,21 @@ struct ld_mark {
  */
 #define LD_MARK_TTL_NS 100000000ULL
 
+/*
+ * Evidence that the program runs (enforce apply's proof, bpf/apply.py): while
+ * `tgid` is non-zero, every call the process with that tgid makes counts in
+ * `hits`. Its own map (.data.proof): the policy's .bss is frozen before a
+ * sealed attach, and the proof comes after. It replaces the kernel's run
+ * count, which needs BPF_ENABLE_STATS: that flips bpf_stats_enabled_key, a
+ * static key patched (text_poke_bp) into __bpf_prog_enter/exit, which every
+ * trampoline calls, while other CPUs run them (file_open on every open).
+ */
+struct ld_proof {
+	__u32 tgid;
+	__u32 pad;
+	__u64 hits;
+};
+
 /* One ring-buffer record per denial or audit. */
 struct ld_event {
 	__u64 time_ns;	   /* bpf_ktime_get_ns(): monotonic, like printk (suspend not counted) */

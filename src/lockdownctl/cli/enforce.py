@@ -102,8 +102,8 @@ def _render_apply(data: dict[str, Any], s: Style) -> str:
         trig = proof["triggers"][-1] if proof["triggers"] else None
         how = f" after this process opened {trig['path']} ({trig['reason']})" if trig else ""
         word = s.good("runs") if proof["verified"] else s.bad("did not run")
-        lines.append(f"Proof:      the program {word}: run count {proof['run_count_before']} -> "
-                     f"{proof['run_count_after']}{how}")
+        lines.append(f"Proof:      the program {word}: calls counted for this process {proof['calls_before']} -> "
+                     f"{proof['calls_after']}{how}")
     if data.get("mounted_bpffs"):
         lines.append("Note:       mounted bpffs at /sys/fs/bpf for the pins")
     if data.get("seal"):
