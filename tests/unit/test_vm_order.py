@@ -42,3 +42,36 @@ def test_one_way_steps_run_last_in_step_order(kernel: str, tmp_path: Path) -> No
         assert max(sealing) < min(raising), "the level is raised before the seal tests ran"
     unsealed = [i for i, n in enumerate(ids) if "::test_unsealed_route[" in n]
     assert unsealed and max(unsealed) < min(sealing)
+
+
+PLAN_PLUGIN = """
+def pytest_collection_finish(session):
+    from tests.vm.conftest import guest_node_ids
+    from tests.vm.runner import KERNELS, LEVELS, Target
+    for kernel in KERNELS:
+        for level in LEVELS:
+            for node_id in guest_node_ids(session.items, Target(kernel, level)):
+                print("SENT", node_id)
+"""
+
+
+def test_opt_in_guest_tests_are_skipped_on_the_host_and_never_sent(tmp_path: Path) -> None:
+    """Without their switches opt-in guest tests are skipped by the host with their own
+    reason and are not among the node ids a boot runs: in the guest the condition reads
+    otherwise, and such a test would run there (a kill sweep sealed a guest under later
+    tests that way). The ordinary tests of the same files are still sent."""
+    (tmp_path / "ldctl_plan.py").write_text(PLAN_PLUGIN)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOCKDOWNCTL_")}
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), str(REPO)])
+    files = ["tests/vm/test_apply_crash.py", "tests/vm/test_watch_flood.py", "tests/vm/test_apply_proof.py"]
+    out = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "ldctl_plan",
+                          "--collect-only", "-q", *files], cwd=REPO, env=env, capture_output=True, text=True,
+                         check=True).stdout
+    sent = [line.split()[1] for line in out.splitlines() if line.startswith("SENT ")]
+    assert [n for n in sent if "test_apply_proof.py::" in n], out
+    assert not [n for n in sent if "test_apply_crash.py::" in n or "::test_watch_follow_during_a_kernel_log_flood" in n]
+    env["LOCKDOWNCTL_CRASH_SWEEP"] = "1"
+    out = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "ldctl_plan",
+                          "--collect-only", "-q", *files], cwd=REPO, env=env, capture_output=True, text=True,
+                         check=True).stdout
+    assert [line for line in out.splitlines() if line.startswith("SENT tests/vm/test_apply_crash.py::")], out

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _pytest.skipping import evaluate_skip_marks
 
 from .runner import (
     DEFAULT_TIMEOUT,
@@ -144,9 +145,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             config.hook.pytest_deselected(items=[it for it in items if item_target(it) not in (None, here)])
             items[:] = keep
         return
+    # A test skipped here (an opt-in one: LOCKDOWNCTL_CRASH_SWEEP, ...) stays an
+    # ordinary item, so pytest reports its skip and no guest runs it: in the
+    # guest its condition reads differently, and it would run (and could seal
+    # the guest under later tests).
     items[:] = [
         GuestResultItem.from_parent(it.parent, name=it.name, original=it, target=t)
-        if (t := item_target(it)) is not None and it.parent is not None
+        if (t := item_target(it)) is not None and it.parent is not None and evaluate_skip_marks(it) is None
         else it
         for it in items
     ]
@@ -190,7 +195,7 @@ class GuestRuns:
             return Boot(target, unavailable=str(exc))
         if missing := guest_pytest_problem(python, env):
             return Boot(target, unavailable=missing)
-        node_ids = [it.nodeid for it in session.items if isinstance(it, GuestResultItem) and it.target == target]
+        node_ids = guest_node_ids(session.items, target)
         results = results_dir(target)
         # A hang guard, not a budget: the boot's allowance plus some per test, so
         # that later issues adding guest tests (or a busy host) do not hit it.
@@ -214,6 +219,11 @@ def results_dir(target: Target) -> Path:
         path.mkdir(parents=True)
         return path
     return Path(tempfile.mkdtemp(prefix=f"lockdownctl-vm-{target.name}-"))
+
+
+def guest_node_ids(items: list[pytest.Item], target: Target) -> list[str]:
+    """The node ids a boot of ``target`` runs: its guest tests the host did not skip."""
+    return [it.nodeid for it in items if isinstance(it, GuestResultItem) and it.target == target]
 
 
 class GuestResultItem(pytest.Item):
