@@ -243,7 +243,15 @@ def vng_command(vng: str, kernel: Path, append: str, results: Path, accel: str, 
     # of a panic or a hang, and it costs no measurable time.
     cmd = [vng, "--verbose", "-r", str(kernel), "--rwdir", str(results), "--cwd", "/", "--append", append]
     if accel == "tcg":
-        cmd.append("--disable-kvm")
+        # Round-robin TCG (one host thread for both vCPUs): with QEMU's
+        # multi-threaded TCG (7.2) a vCPU could still execute an int3 that
+        # text_poke_bp() on the other vCPU had already replaced, once the
+        # kernel's sync IPIs were done: "Oops: int3" at the patched site
+        # (bpf_lsm_file_open+0x5 when the file_open trampoline is attached;
+        # __bpf_prog_enter with the BPF stats static key) and soft lockups in
+        # 6.1, 6.12 and 7.3 guests. Real CPUs serialise cross-modified code
+        # as the kernel expects (arch/x86/kernel/alternative.c).
+        cmd += ["--disable-kvm", "--qemu-opts=-accel tcg,thread=single"]  # "=": the value starts with "-"
     return [*cmd, "--", f"sh {script}"]
 
 
