@@ -457,8 +457,11 @@ class Machine:
 
     def qemu_args(self, disk: Path, vars_fd: Path, share: Path | None, src: Path | None) -> list[str]:
         code, _ = FIRMWARE[self.secure_boot]
+        # Round-robin TCG, as tests/vm/runner.py: multi-threaded TCG let a vCPU run
+        # an int3 text_poke_bp() had already replaced (the enforcer's trampolines).
+        accel = "tcg,thread=single" if self.accel == "tcg" else self.accel
         args = [
-            "qemu-system-x86_64", "-accel", self.accel, "-machine", "q35,smm=on",
+            "qemu-system-x86_64", "-accel", accel, "-machine", "q35,smm=on",
             "-m", str(self.mem_mib), "-smp", str(self.smp),
             # Secure Boot needs SMM and a flash the guest OS cannot write behind the firmware's back.
             "-global", "driver=cfi.pflash01,property=secure,value=on", "-global", "ICH9-LPC.disable_s3=1",
