@@ -41,4 +41,22 @@ cd "$repo"
 "$VENV/bin/ruff" check src tests benchmarks fuzz fuzz/run-all
 "$VENV/bin/mypy"
 "$VENV/bin/lint-imports"  # layer contract (pyproject.toml [tool.importlinter])
-exec "$VENV/bin/python" -m pytest "$@"
+[ $# -eq 0 ] || exec "$VENV/bin/python" -m pytest "$@"
+
+# The whole suite. The unit tier on both cores (pytest-xdist); then the host
+# tier; then the VM and boot tiers side by side: each QEMU runs round-robin
+# TCG on one host thread, so on two cores neither waits for the other (the
+# boot tier's output follows the VM tier's). Exit 1 if any tier failed.
+py="$VENV/bin/python"
+status=0
+"$py" -m pytest -n 2 tests/unit || status=1
+"$py" -m pytest tests/host || status=1
+bootlog=$(mktemp /tmp/lockdownctl-boot-tier.XXXXXX)
+"$py" -m pytest -p no:cacheprovider tests/boot >"$bootlog" 2>&1 &
+bootpid=$!
+"$py" -m pytest -p no:cacheprovider tests/vm || status=1
+wait "$bootpid" || status=1
+echo "---------------- tests/boot (ran beside tests/vm) ----------------"
+cat "$bootlog"
+rm -f "$bootlog"
+exit "$status"
