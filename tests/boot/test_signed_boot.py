@@ -107,7 +107,7 @@ def test_signed_policy_anchored_in_firmware_and_reapplied_at_boot(boot_run) -> N
     # The kernel verified it again: the gate's own acceptance, by the unit's process, before sysinit.
     boot_events = gate_events(second, "events_boot")
     assert [(e["kind"], e["version"], e["active_version"]) for e in boot_events] == \
-        [("update-accepted", 2, 0)], boot_events
+        [("update-accepted", 2, 2)], boot_events
     assert boot_events[0]["comm"] == "lockdownctl" and boot_events[0]["time"] * 1e6 < sysinit, boot_events
     assert kcore(second, "kcore_boot") == DENIED
     refused(second.record("update_v1"), "ESTALE")  # older than the floor the boot set
@@ -145,3 +145,30 @@ def test_signed_policy_anchored_in_firmware_and_reapplied_at_boot(boot_run) -> N
     refused(third.record("update_mok"), "EKEYREJECTED")  # the MOK's bundle under the db pin
     assert [(e["kind"], e["version"]) for e in gate_events(third, "events")] == \
         [("update-accepted", 5), ("update-refused", 3)]
+
+
+def test_trust_platform_without_secure_boot(boot_run) -> None:
+    """Secure Boot off (Setup Mode), the same keys in the variable store: what the kernel's
+    .platform holds decides what --trust platform does, and lockdownctl says the anchor is weak."""
+    run = boot_run("signed_nosb.sh", secure_boot=False, mok=True)
+    run.check(boots=1)
+    boot = run.boot(1)
+    assert boot.level == "none"
+    assert boot.record("mokutil").out.startswith("SecureBoot disabled"), boot.record("mokutil").out
+    assert boot.record("sign_db1").rc == 0, boot.record("sign_db1").err
+    rings = keyrings(boot.record("keyrings"))
+    apply = boot.record("apply")
+    if DB_CN not in rings.get(".platform", ""):
+        # The kernel holds no db key: nothing could verify, so nothing is loaded or sealed.
+        assert apply.rc == 2 and "keyring holds no key" in apply.out + apply.err, (rings, apply.out + apply.err)
+        assert data(boot.record("status"))["loaded"] is False
+        return
+    assert apply.rc == 0, apply.out + apply.err
+    signed = data(apply)["signed"]
+    assert signed["secure_boot"] == "disabled" and signed["kernel_key"].startswith(DB_CN + ": "), signed
+    assert "Secure Boot is disabled" in apply.err, apply.err  # the warning
+    status = data(boot.record("status"))
+    assert status["signed"]["anchor_strength"].startswith("weak: a firmware keyring, but Secure Boot is disabled")
+    db1 = boot.record("update_db1")
+    assert db1.rc == 0 and data(db1)["active_version"] == 1, db1.out + db1.err
+    assert boot.record("kcore_before").rc == 0 and boot.record("kcore_after").rc == 1

@@ -325,3 +325,19 @@ def test_anchor_strength_needs_secure_boot(signed: dict[str, str], strength: str
     from lockdownctl.bpf.gate import anchor_strength
 
     assert anchor_strength(signed).startswith(strength)
+
+
+def test_system_ring_found_in_proc_keys(tmp_path: Path) -> None:
+    """/proc/keys as the kernel prints it (security/keys/proc.c: serial, flags, usage, timeout,
+    perm, uid, gid, type, then the type's description; a keyring adds ": N" or ": empty")."""
+    from lockdownctl.bpf.gate import system_ring_serial
+
+    keys = tmp_path / "keys"
+    keys.write_text(
+        "0b2d6a4e I------     1 perm 1f0b0000     0     0 keyring   .secondary_trusted_keys: 2\n"
+        "1d5a2f3c I------     1 perm 1f030000     0     0 asymmetric lockdownctl boot-tier db: 0a1b: X509.rsa 0a1b []\n"
+        "29669809 I------     1 perm 1f0b0000     0     0 keyring   .platform: 1\n"
+        "3a000001 I------     1 perm 1f0b0000     0     0 keyring   .platformx: 1\n")
+    assert system_ring_serial(".platform", str(keys)) == 0x29669809
+    assert system_ring_serial(".secondary_trusted_keys", str(keys)) == 0x0B2D6A4E
+    assert system_ring_serial(".machine", str(keys)) is None

@@ -78,6 +78,7 @@ case $BOOTTEST_BOOT in
     record events lockdownctl enforce events --json
     record status_v2 lockdownctl enforce status --json
     boot_unit $E/owner.crt secondary
+    systemctl daemon-reload
     record verify systemd-analyze verify --man=no /lib/systemd/system/$UNIT
     record execstart systemctl show -p ExecStart,DropInPaths $UNIT
     record enabled systemctl is-enabled $UNIT
