@@ -14,6 +14,9 @@ record dmesg_certs sh -c 'dmesg | grep -E "X.509|integrity:|platform|MODSIGN|mac
 record sign_db1 lockdownctl policy sign "$BOOTTEST_SRC/examples/confidentiality.yaml" --key $M/DB.key \
     --cert $M/DB.crt --version 1 -o /root/db1.bundle --json
 record kcore_before python3 -c 'import os; os.close(os.open("/proc/kcore", os.O_RDONLY)); print("opened")'
+# The MOK is not in the kernel's keyrings without Secure Boot: pinning it is refused, nothing loads.
+record pin_mok_secondary lockdownctl enforce apply "$BOOTTEST_SRC/examples/integrity.yaml" --seal \
+    --signed-by $M/MOK.crt --trust secondary --json
 record apply lockdownctl enforce apply "$BOOTTEST_SRC/examples/integrity.yaml" --seal --signed-by $M/DB.crt \
     --trust platform --json
 record status lockdownctl enforce status --json
