@@ -266,7 +266,8 @@ def mok_modules(image: Image, mok: Mok, dest: Path) -> dict[str, str]:
     """The image's four spare module files (image/build.sh: modules/) for the MOK test, in ``dest``:
     dummy.ko signed with the MOK key, nlmon.ko with a key nobody enrolled, veth.ko with a key
     enrolled in the firmware's db (the kernel's .platform keyring: kexec images, not modules),
-    ifb.ko unsigned; ``dest`` also gets MOK.der and DB.der (for enroll_mok). Returns module -> how
+    ifb.ko unsigned; ``dest`` also gets MOK.der and DB.der (for enroll_mok), and each key as
+    MOK/DB/STRANGER.key and .crt (PEM: signed policies, #19). Returns module -> how
     it was signed."""
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
@@ -282,6 +283,10 @@ def mok_modules(image: Image, mok: Mok, dest: Path) -> dict[str, str]:
         data = sign_module(original, *signers[how]) if how in signers else strip_signature(original)
         (dest / f"{name}.ko").write_bytes(data)
     shutil.copyfile(mok.der, dest / "MOK.der")
+    for how, (k, c) in signers.items():  # the keys as well: signed policies are signed in the guest (#19)
+        (dest / f"{how.upper()}.crt").write_bytes(c.public_bytes(serialization.Encoding.PEM))  # type: ignore[attr-defined]
+        (dest / f"{how.upper()}.key").write_bytes(k.private_bytes(  # type: ignore[attr-defined]
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
     (dest / "DB.der").write_bytes(signers["db"][1].public_bytes(serialization.Encoding.DER))  # type: ignore[attr-defined]
     return plan
 

@@ -266,3 +266,78 @@ def test_gate_event_says_who_and_why(why: int, err: int, kind: str, errno_name: 
     line = gate.render_event(e)
     assert kind in line and "pid 42 (lockdownctl)" in line and (errno_name or "") in line
     assert (errno_name is None) == ("(E" not in line)
+
+
+# --- --bundle: the boot unit's signed bundle (docs/signed-policy.md, "At boot") --------------------
+
+
+def test_bundle_is_checked_before_anything_is_loaded(tmp_path: Path, owner: tuple[Path, Path],
+                                                      other: tuple[Path, Path], host_btf: Path) -> None:
+    from lockdownctl.bpf.apply import check_bundle
+
+    signer = signing.load_cert(str(owner[1]))
+    good = sign(tmp_path, owner, host_btf)
+    assert check_bundle(str(good), signer) == {"file": str(good), "version": 7, "why": None, "state": "verified"}
+    assert check_bundle(str(tmp_path / "none"), signer)["state"] == "absent"  # no update yet: the policy alone
+    tampered = tmp_path / "tampered.bundle"
+    raw = bytearray(good.read_bytes())
+    raw[PAYLOAD_AT + 100] ^= 1
+    tampered.write_bytes(raw)
+    got = check_bundle(str(tampered), signer)
+    assert got["state"] == "refused" and "bad signature" in got["why"], got
+    (tmp_path / "o").mkdir()
+    foreign = sign(tmp_path / "o", other, host_btf)
+    got = check_bundle(str(foreign), signer)
+    assert got["state"] == "refused" and "not signed by the key of this certificate" in got["why"], got
+    garbage = tmp_path / "garbage.bundle"
+    garbage.write_bytes(b"not a bundle")
+    assert check_bundle(str(garbage), signer)["state"] == "refused"
+
+
+def test_dry_run_says_a_tampered_bundle_would_not_be_applied(tmp_path: Path, owner: tuple[Path, Path],
+                                                               host_btf: Path) -> None:
+    good = sign(tmp_path, owner, host_btf)
+    args = ("enforce", "apply", str(REPO / "examples/integrity.yaml"), "--seal", "--signed-by", str(owner[1]),
+            "--dry-run", "--json", "--bundle")
+    run = lockdownctl(*args, str(good))
+    assert run.code == 0, run.err
+    assert run.json()["data"]["bundle"]["state"] == "verified"
+    raw = bytearray(good.read_bytes())
+    raw[PAYLOAD_AT] ^= 1
+    good.write_bytes(raw)
+    run = lockdownctl(*args, str(good))
+    assert run.code == 1 and run.json()["data"]["bundle"]["state"] == "refused", run.out + run.err
+
+
+def test_bundle_needs_signed_by(tmp_path: Path) -> None:
+    run = lockdownctl("enforce", "apply", str(REPO / "examples/integrity.yaml"), "--seal", "--bundle",
+                      str(tmp_path / "x.bundle"), "--dry-run")
+    assert run.code == 2 and "--bundle needs --seal --signed-by" in run.err, run.err
+
+
+@pytest.mark.parametrize(("signed", "strength"), [
+    ({"trust": "user"}, "weak: a root-created user keyring"),
+    ({"trust": "secondary", "secure_boot": "enabled"}, "firmware-anchored keyring under Secure Boot"),
+    ({"trust": "platform", "secure_boot": "disabled"}, "weak: a firmware keyring, but Secure Boot is disabled"),
+    ({"trust": "platform", "secure_boot": "setup-mode"}, "weak: a firmware keyring, but Secure Boot is setup-mode"),
+])
+def test_anchor_strength_needs_secure_boot(signed: dict[str, str], strength: str) -> None:
+    from lockdownctl.bpf.gate import anchor_strength
+
+    assert anchor_strength(signed).startswith(strength)
+
+
+def test_system_ring_found_in_proc_keys(tmp_path: Path) -> None:
+    """/proc/keys as the kernel prints it (security/keys/proc.c: serial, flags, usage, timeout,
+    perm, uid, gid, type, then the type's description; a keyring adds ": N" or ": empty")."""
+    from lockdownctl.bpf.gate import system_ring_serial
+
+    keys = tmp_path / "keys"
+    keys.write_text(
+        "0b2d6a4e I------     1 perm 1f0b0000     0     0 keyring   .secondary_trusted_keys: 2\n"
+        "1d5a2f3c I------     1 perm 1f030000     0     0 asymmetric lockdownctl boot-tier db: 0a1b: X509.rsa 0a1b []\n"
+        "29669809 I------     1 perm 1f0b0000     0     0 keyring   .platform: 1\n"
+        "3a000001 I------     1 perm 1f0b0000     0     0 keyring   .platformx: 1\n")
+    assert system_ring_serial(".platform", str(keys)) == 0x29669809
+    assert system_ring_serial(".secondary_trusted_keys", str(keys)) == 0x0B2D6A4E
+    assert system_ring_serial(".machine", str(keys)) is None

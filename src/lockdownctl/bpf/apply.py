@@ -51,14 +51,24 @@ def check_kernel(cat: Catalogue) -> None:
 
 def apply(path: str, *, audit: bool = False, seal_it: bool = False, dry_run: bool = False,
           root: Root | None = None, signed_by: str | None = None, trust: str = "user",
-          version: int = 0) -> Applied:
+          version: int = 0, bundle: str | None = None) -> Applied:
     root = root or Root("/")
     if signed_by and not seal_it:
         raise InputError("--signed-by needs --seal: signed updates are how a sealed policy changes")
+    if bundle is not None and not signed_by:
+        raise InputError("--bundle needs --seal --signed-by CERT: the bundle must verify against a pinned key")
+    checked: dict[str, Any] | None = None
+    anchor: str | None = None
     if signed_by:
         from .. import signing
 
-        signing.load_cert(signed_by)  # a usable certificate before anything is loaded (exit 2)
+        signer = signing.load_cert(signed_by)  # a usable certificate before anything is loaded (exit 2)
+        if trust != "user" and root.live:  # the kernel must hold the pinned key, or nothing could ever verify
+            from .gate import anchor_key
+
+            anchor = anchor_key(trust, signer.skid)
+        if bundle is not None:  # verified before anything is loaded; never handed on unless it verifies
+            checked = check_bundle(bundle, signer)
     if not dry_run and not root.live:
         raise InputError(f"{root.path}: enforce apply loads into the running kernel: --root only with --dry-run")
     cat = catalogue(root=root.path)
@@ -122,6 +132,8 @@ def apply(path: str, *, audit: bool = False, seal_it: bool = False, dry_run: boo
     warnings += attach(data, policy, cat, kernel_level)[0]  # what the policy really protects (#20)
     if dry_run:
         data["action"] = "dry-run"
+        if checked is not None:
+            data["bundle"] = checked
         if root.live:
             bpf = bpf_lsm_state(root)
             data["can_load"] = bpf["usable"]
@@ -155,6 +167,11 @@ def apply(path: str, *, audit: bool = False, seal_it: bool = False, dry_run: boo
                 remove_pins()  # nothing sealed, nothing left loaded
                 raise
             data["signed"] = loaded_gate.data
+            if trust != "user":
+                data["signed"]["secure_boot"] = _anchor_warning(root, trust, warnings)
+                data["signed"]["kernel_key"] = anchor  # the kernel's own description of the pinned key
+            if checked is not None:
+                data["signed"]["bundle_file"] = checked["file"]
         if policy.seal and data["proof"]["verified"]:  # never seal a program that does not run
             data["seal"] = seal.seal(enforcer, loaded_gate)
     finally:
@@ -167,7 +184,66 @@ def apply(path: str, *, audit: bool = False, seal_it: bool = False, dry_run: boo
                 "scope": resolved.scope, "mode": policy.mode, "profile": policy.profile,
                 "sealed": "seal" in data, "proof": data["proof"], "signed": data.get("signed"),
                 "sealed_at": iso(data["seal"]["sealed_at"]) if "seal" in data else None})
+    if checked is not None:
+        data["bundle"] = _apply_bundle(checked, "seal" in data, warnings)
     return Applied(data, warnings)
+
+
+def check_bundle(path: str, signer: Any) -> dict[str, Any]:
+    """The offline half of --bundle, before anything is loaded: the bundle's form and its
+    signature against --signed-by's certificate (what the gate checks first). An absent file is
+    no update yet (the base policy alone); a bundle that does not verify is never handed to the
+    kernel."""
+    from .. import signing
+    from ..infile import read_bytes
+
+    out: dict[str, Any] = {"file": os.path.abspath(path), "version": None, "why": None}
+    if not os.path.lexists(path):
+        return out | {"state": "absent"}
+    try:
+        parsed = signing.verify(read_bytes(path, "bundle"), signer, path)
+    except LockdownctlError as exc:  # unreadable, malformed, not signed by the pinned key
+        return out | {"state": "refused", "why": str(exc)}
+    return out | {"state": "verified", "version": int(parsed.payload.version)}
+
+
+def _apply_bundle(checked: dict[str, Any], sealed: bool, warnings: list[str]) -> dict[str, Any]:
+    """Hand a bundle that verified offline to the sealed gate, which verifies it again in the
+    kernel; its version becomes the floor. A refusal leaves the sealed base policy in place."""
+    if checked["state"] == "absent":
+        warnings.append(f"{checked['file']}: no signed bundle yet: the base policy alone is sealed "
+                        "(enforce update writes each accepted bundle there)")
+        return checked
+    if checked["state"] == "refused":
+        warnings.append(f"signed bundle NOT applied: {checked['why']}; the base policy is sealed in its place")
+        return checked
+    if not sealed:
+        warnings.append(f"{checked['file']}: not applied: the seal was not applied")
+        return checked | {"state": "not-applied"}
+    from . import gate
+
+    try:
+        done = gate.update(checked["file"])
+    except gate.Refused as exc:  # the kernel's verdict differs from the offline one
+        warnings.append(f"signed bundle NOT applied: {exc}; the base policy is sealed in its place")
+        return checked | {"state": "refused", "why": str(exc)}
+    return checked | {"state": "applied", "active_version": done["active_version"]}
+
+
+def _anchor_warning(root: Root, trust: str, warnings: list[str]) -> str:
+    """A firmware keyring is an anchor only while Secure Boot holds the boot chain: without it,
+    root boots any kernel (one that trusts any key) and, in Setup Mode, writes db from the OS."""
+    from ..host.efivars import read_secure_boot
+
+    state = read_secure_boot(root).state
+    if state != "enabled":
+        warnings.append(f"--trust {trust}: Secure Boot is {state}: the {TRUST_RING[trust]} keyring is no "
+                        "stronger an anchor than the user keyring (root can boot a kernel or enrol "
+                        "firmware keys of its choice)")
+    return state
+
+
+TRUST_RING = {"secondary": ".secondary_trusted_keys", "platform": ".platform"}
 
 
 # Self-triggers for the proof: (reason id, path, open flags). Each open makes

@@ -106,6 +106,80 @@ def make_keyring(cert_der: bytes) -> int:
     return ring
 
 
+KEYCTL_DESCRIBE, KEYCTL_READ = 6, 11
+# bpf_lookup_system_key()'s keyrings by their kernel names (certs/system_keyring.c).
+SYSTEM_RINGS = {"secondary": ".secondary_trusted_keys", "platform": ".platform"}
+PROC_KEYS = "/proc/keys"
+
+
+def _keyctl_bytes(op: int, serial: int) -> bytes:
+    size = 4096
+    while True:
+        buf = ctypes.create_string_buffer(size)
+        n = libc.syscall(SYS_KEYCTL, ctypes.c_int(op), ctypes.c_int(serial), buf, ctypes.c_size_t(size))
+        if n <= size:
+            return buf.raw[:n]
+        size = n
+
+
+def system_ring_serial(name: str, proc_keys: str = PROC_KEYS) -> int | None:
+    """A system keyring's serial from /proc/keys (what `keyctl show %:NAME` resolves): the line of
+    type ``keyring`` whose description is NAME (the kernel appends ": N links")."""
+    try:
+        with open(proc_keys, encoding="utf-8", errors="replace") as fh:
+            lines = fh.read().splitlines()
+    except OSError as exc:
+        raise FeatureMissing(f"{proc_keys}: {exc.strerror}: cannot find the {name} keyring") from None
+    for line in lines:
+        f = line.split(None, 8)
+        if len(f) == 9 and f[7] == "keyring" and f[8].split(":", 1)[0] == name:
+            return int(f[0], 16)
+    return None
+
+
+def anchor_key(trust: str, skid: bytes) -> str:
+    """The key of ``skid`` in the kernel's ``trust`` keyring (searched as bpf_lookup_system_key's
+    verification does: the keyring and the keyrings linked into it, e.g. .machine into
+    .secondary_trusted_keys), as the kernel describes it. InputError when the kernel does not
+    hold it: no bundle could ever verify, so nothing is sealed. x509_key_preparse() describes a
+    certificate's key as "SUBJECT: <hex of its subject key identifier>"."""
+    name = SYSTEM_RINGS[trust]
+    ring = system_ring_serial(name)
+    if ring is None:
+        raise FeatureMissing(f"the kernel has no {name} keyring ({PROC_KEYS}): --trust {trust} cannot verify "
+                             "anything here (CONFIG_SECONDARY_TRUSTED_KEYRING, CONFIG_INTEGRITY_PLATFORM_KEYRING)")
+    suffix = ": " + skid.hex()
+    seen: set[int] = set()
+    todo = [ring]
+    while todo:
+        serial = todo.pop()
+        if serial in seen:
+            continue
+        seen.add(serial)
+        try:
+            raw = _keyctl_bytes(KEYCTL_READ, serial)
+        except OSError as exc:
+            raise FeatureMissing(f"cannot read the kernel's {name} keyring (key {serial}): {exc.strerror}") from None
+        for (member,) in struct_iter(raw):
+            try:
+                desc = _keyctl_bytes(KEYCTL_DESCRIBE, member).rstrip(b"\0").decode("utf-8", "replace")
+            except OSError:
+                continue  # not viewable by root: not a key lockdownctl could name
+            ktype, _uid, _gid, _perm, text = desc.split(";", 4)
+            if ktype == "keyring":
+                todo.append(member)
+            elif ktype == "asymmetric" and text.endswith(suffix):
+                return text
+    raise InputError(f"the kernel's {name} keyring holds no key with the certificate's key id {skid.hex()} "
+                     f"(keyctl show %:{name}): no bundle could verify; nothing was sealed")
+
+
+def struct_iter(raw: bytes) -> Any:
+    import struct
+
+    return struct.iter_unpack("=i", raw[: len(raw) - len(raw) % 4])
+
+
 @dataclass
 class Loaded:
     link_id: int
@@ -204,10 +278,18 @@ def describe() -> dict[str, Any]:
     signed = state.get("signed") or {}
     return {"version": info.version, "accepted": info.accepted, "key_id": signed.get("key_id"),
             "trust": signed.get("trust"), "keyring": signed.get("keyring"),
-            "anchor_strength": "weak: a root-created user keyring (root can clear or invalidate it; "
-                               "then no update verifies)" if signed.get("trust") == "user" else
-                               "firmware-anchored keyring (root cannot add keys at run time)",
+            "anchor_strength": anchor_strength(signed),
             "refused": {GATE_REASONS[i][0]: int(n) for i, n in enumerate(info.refused) if n and i in GATE_REASONS}}
+
+
+def anchor_strength(signed: dict[str, Any]) -> str:
+    if signed.get("trust") == "user":
+        return "weak: a root-created user keyring (root can clear or invalidate it; then no update verifies)"
+    sb = signed.get("secure_boot", "enabled")  # seals from before this field: not recorded
+    if sb != "enabled":
+        return (f"weak: a firmware keyring, but Secure Boot is {sb} (root can boot a kernel or enrol firmware "
+                "keys of its choice)")
+    return "firmware-anchored keyring under Secure Boot (root cannot add keys at run time)"
 
 
 def update(path: str, dry_run: bool = False) -> dict[str, Any]:
@@ -239,4 +321,23 @@ def update(path: str, dry_run: bool = False) -> dict[str, Any]:
     except OSError:
         data["saved"] = None
     data["active_version"] = read_info().version
+    data["persisted"], data["persist_error"] = _persist(path, raw)
     return data
+
+
+def _persist(path: str, raw: bytes) -> tuple[str | None, str | None]:
+    """Keep an accepted bundle where the seal's ``--bundle`` reads it at the next boot (the boot
+    unit's apply hands it to the gate again), so the floor after a reboot is this version."""
+    from ..fsio import atomic_write
+    from ..state.pins import load_state
+
+    dest = ((load_state() or {}).get("signed") or {}).get("bundle_file")
+    if not dest:
+        return None, None
+    if os.path.exists(dest) and os.path.samefile(dest, path):
+        return dest, None
+    try:
+        atomic_write(dest, raw, 0o600)
+    except OSError as exc:
+        return None, f"{dest}: {exc.strerror}: the next boot applies the previous bundle"
+    return dest, None

@@ -31,6 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        "weaker), or the enrolled .secondary_trusted_keys / .platform keyring")
     apply.add_argument("--version", metavar="N", type=int, default=0,
                        help="with --signed-by: the lowest bundle version is N+1 (anti-rollback floor)")
+    apply.add_argument("--bundle", metavar="BUNDLE", help="with --signed-by: after sealing, apply this signed "
+                       "bundle (verified against CERT first, then by the kernel; its version becomes the "
+                       "floor); later accepted updates are saved there. Absent: the policy alone")
     update = actions.add_parser("update", help="apply a signed policy bundle to a signed seal")
     update.add_argument("bundle", metavar="BUNDLE", help="bundle file (lockdownctl policy sign)")
     update.add_argument("--dry-run", action="store_true", help="check the bundle's form, change nothing")
@@ -57,12 +60,12 @@ def run(args: argparse.Namespace) -> Result:
 
 def _apply(args: argparse.Namespace) -> Result:
     from ..bpf.apply import apply
-    from ..errors import EXIT_FEATURE, EXIT_OK
+    from ..errors import EXIT_FEATURE, EXIT_FINDINGS, EXIT_OK
     from ..output import Result
     from ..root import Root
 
     done = apply(args.policy, audit=args.audit, seal_it=args.seal, dry_run=args.dry_run, root=Root(args.root),
-                 signed_by=args.signed_by, trust=args.trust, version=args.version)
+                 signed_by=args.signed_by, trust=args.trust, version=args.version, bundle=args.bundle)
     proof = done.data.get("proof")
     warnings = list(done.warnings)
     code = EXIT_OK
@@ -71,6 +74,8 @@ def _apply(args: argparse.Namespace) -> Result:
         warnings.append(f"enforce apply: the enforcer is attached but NOT proven to run: {proof['why']}; it stays "
                         "attached (lockdownctl enforce remove detaches it)"
                         + ("; the seal was not applied" if done.data["policy"].get("seal") else ""))
+    elif done.data.get("bundle", {}).get("state") in ("refused", "not-applied"):
+        code = EXIT_FINDINGS  # the boot unit fails loudly; the sealed base policy stays
     return Result("enforce", done.data, _render_apply, code, warnings=warnings)
 
 
@@ -115,6 +120,14 @@ def _render_apply(data: dict[str, Any], s: Style) -> str:
                      f"({sig['trust']} keyring{', weaker: root can clear it' if sig['trust'] == 'user' else ''})")
     elif data["policy"].get("seal") and data["action"] == "dry-run":
         lines.append("Sealed:     would be sealed until reboot")
+    bundle = data.get("bundle")
+    if bundle:
+        said = {"absent": "none yet (the policy above alone)",
+                "verified": f"version {bundle['version']} verified against the certificate (dry run: not applied)",
+                "applied": f"version {bundle['version']} applied (verified here and by the kernel)",
+                "refused": f"{s.bad('NOT applied')}: {bundle['why']}",
+                "not-applied": s.bad("NOT applied")}[bundle["state"]]
+        lines.append(f"Bundle:     {bundle['file']}: {said}")
     from ..protection import text
 
     return "\n".join(lines + text(data))
@@ -286,10 +299,13 @@ def _update(args: argparse.Namespace) -> Result:
     if not args.dry_run:
         require_root()
     data = update(args.bundle, dry_run=args.dry_run)
+    warnings = [f"accepted, but not saved for the next boot: {data['persist_error']}"] if data.get("persist_error") \
+        else []
     return Result("enforce", data, lambda d, _s: (
         f"{d['bundle']}: version {d['version']} would be handed to the gate (dry run; active version "
         f"{d['previous_version']})" if d["dry_run"] else
-        f"{d['bundle']}: applied, version {d['previous_version']} -> {d['active_version']}"))
+        f"{d['bundle']}: applied, version {d['previous_version']} -> {d['active_version']}"
+        + (f"; saved as {d['persisted']} for the next boot" if d.get("persisted") else "")), warnings=warnings)
 
 
 # --- remove ------------------------------------------------------------------------
