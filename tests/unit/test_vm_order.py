@@ -19,9 +19,9 @@ from tests.vm.runner import KERNELS
 REPO = Path(__file__).resolve().parents[2]
 
 
-def collected(kernel: str, tmp_path: Path) -> list[str]:
+def collected(kernel: str, tmp_path: Path, level: str = "none") -> list[str]:
     env = {**os.environ, "LOCKDOWNCTL_IN_GUEST": "1", "LOCKDOWNCTL_GUEST_KERNEL": kernel,
-           "LOCKDOWNCTL_GUEST_LEVEL": "none", "LOCKDOWNCTL_GUEST_RESULTS": str(tmp_path)}
+           "LOCKDOWNCTL_GUEST_LEVEL": level, "LOCKDOWNCTL_GUEST_RESULTS": str(tmp_path)}
     out = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--collect-only", "-q",
                           "tests/vm"], cwd=REPO, env=env, capture_output=True, text=True, check=True).stdout
     return [line for line in out.splitlines() if "::" in line]
@@ -42,6 +42,20 @@ def test_one_way_steps_run_last_in_step_order(kernel: str, tmp_path: Path) -> No
         assert max(sealing) < min(raising), "the level is raised before the seal tests ran"
     unsealed = [i for i, n in enumerate(ids) if "::test_unsealed_route[" in n]
     assert unsealed and max(unsealed) < min(sealing)
+
+
+@pytest.mark.parametrize("kernel", list(KERNELS))
+def test_signed_seal_is_made_before_the_tamper_suite_runs_against_it(kernel: str, tmp_path: Path) -> None:
+    """At integrity test_signed.py (step 1) makes the boot's signed seal and runs against it;
+    then test_seal.py's sealed suite (step 2) runs against that same seal, last."""
+    ids = collected(kernel, tmp_path, "integrity")
+    signed = [i for i, n in enumerate(ids) if n.startswith("tests/vm/test_signed.py::")]
+    tamper = [i for i, n in enumerate(ids) if n.startswith("tests/vm/test_seal.py::")]
+    assert signed and tamper and not [n for n in ids if "::test_unsealed_route[" in n or "::test_seal_applies[" in n]
+    assert max(signed) < min(tamper) and max(tamper) == len(ids) - 1
+    assert {n.split("[")[0].rsplit("::", 1)[1] for n in (ids[i] for i in tamper)} == {
+        "test_sealed_route", "test_sealed_refusals_are_explained", "test_the_seal_protects_itself",
+        "test_the_seal_protects_its_tamper_record", "test_tamper_counters_equal_events"}
 
 
 PLAN_PLUGIN = """

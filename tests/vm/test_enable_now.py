@@ -2,8 +2,8 @@
 through securityfs; asking for the same or a lower level is refused.
 
 A securityfs write cannot be undone until reboot, and the guest's other tests
-(which share the boot) expect level none: ``one_way(step=2)`` runs it after
-them, and after the seal tests (step 1), whatever the files are called.
+(which share the boot) expect level none: ``one_way(step=3)`` runs it after
+them, and after the seal tests (steps 1 and 2), whatever the files are called.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from .runner import Target
 
 
 @pytest.mark.guest(kernel="6.12", level="none")
-@pytest.mark.one_way(step=2, why="raises the kernel's lockdown level until reboot")
+@pytest.mark.one_way(step=3, why="raises the kernel's lockdown level until reboot")
 def test_enable_now_raises_then_refuses_lowering(guest_target: Target) -> None:
     # Each command reads the full status first (slow under TCG): two runs only;
     # the refusal of the same level is covered in tests/unit/test_boot.py.

@@ -22,12 +22,31 @@ working; "guarded" opens a tracefs file from that cgroup.
   call each. ``test_tamper_counters_equal_events`` closes the books: the
   seal's per-rule counters equal the events delivered (plus drops).
 
+The sealed suite runs twice per family, against both kinds of seal (issue #19):
+
+- level ``none``: ``apply --seal`` (unsigned): the policy maps are frozen and
+  BPF_F_RDONLY_PROG, and the seal refuses writable fds to them;
+- level ``integrity``: ``apply --seal --signed-by CERT`` (user keyring), the
+  signed seal test_signed.py makes in that boot (or the same one made here if
+  that file is not selected), with the guarded policy installed by a signed
+  ``enforce update`` (a bundle carries no scope, so tracefs is denied to every
+  process, the guarded one included). The gate must write the policy maps, so
+  the policy map is neither frozen nor BPF_F_RDONLY_PROG, and the seal refuses
+  *every* new fd to the maps the gate writes instead. Same routes, same
+  expectations; SIGNED_DIFFERS names, per route, what protects the policy
+  differently there and why. At integrity the kernel itself leaves tracefs
+  open, so the guarded open still shows the enforcer's policy alone.
+  No boot is added: the integrity boots existed (test_signed.py), and they
+  already carried a signed seal.
+
 A sealed guest cannot be unsealed, so every test that needs the seal is
-marked ``one_way(step=1)``: tests/vm/conftest.py runs it after every ordinary
-test of the boot (the unsealed routes included), and before
-test_enable_now.py's ``step=2``, which raises the kernel's level (at
-confidentiality the kernel itself would deny tracefs, and the guarded open
-would prove nothing) and still works on a sealed guest.
+marked ``one_way(step=2)``: tests/vm/conftest.py runs it after every ordinary
+test of the boot (the unsealed routes included), after test_signed.py's
+``step=1`` (which makes the integrity boot's signed seal, and at level none
+finds this file's seal and skips), and before test_enable_now.py's ``step=3``,
+which raises the kernel's level (at confidentiality the kernel itself would
+deny tracefs, and the guarded open would prove nothing) and still works on a
+sealed guest.
 """
 
 from __future__ import annotations
@@ -386,12 +405,38 @@ def test_unsealed_route(route: Route, cgroup: str, tmp_path: Path) -> None:
 
 
 SEALED: dict[str, object] = {}
-SEALS = pytest.mark.one_way(step=1, why="seals the enforcer until reboot")
+SEALS = pytest.mark.one_way(step=2, why="seals the enforcer until reboot (after test_signed.py's signed seal)")
+# Where the sealed suite runs: unsigned at none, signed at integrity (module docstring).
+BOTH_SEALS = pytest.mark.guest(kernel="all", level=["none", "integrity"])
+SIGNED_LEVEL = "integrity"
+# The policy the signed variant guards, installed through the gate: unscoped (bundles carry no scope).
+SIGNED_POLICY = "version: 1\nprofile: none\nreasons:\n  tracefs: deny\n"
+# Per route, how a signed seal protects the policy differently (same route, same expected refusal and rule):
+SIGNED_DIFFERS = {
+    "bpftool-map-update-pinned": "the policy map is not frozen (the gate writes it, and libbpf's writable mmap of "
+                                 "a .bss map makes BPF_MAP_FREEZE fail with EBUSY): the seal's refusal of the fd "
+                                 "is the only barrier, no longer backed by the freeze",
+    "bpftool-map-update-id": "as bpftool-map-update-pinned: the fd by id is the barrier, no freeze behind it",
+    "bpftool-map-delete-scope": "scope_cgroup is frozen in both; under a signed seal a read-only fd is refused too",
+    "mmap-write-policy": "the policy map is not frozen: a writable mapping would be granted by the map itself, so "
+                         "the seal's refusal of the fd is what stops it",
+    "load-map-elem-iterator": "an iterator would write through any fd; the signed seal also refuses read-only fds "
+                              "to the maps the gate writes, so it could not name them either",
+    "enforce-apply-lower": "refused by lockdownctl as sealed; the one way to change a signed seal's policy is "
+                           "enforce update with a newer bundle signed by the pinned key (test_signed.py)",
+}
+
+
+def signed_variant() -> bool:
+    """In a guest of the signed variant's level (module-scoped fixtures cannot see guest_target)."""
+    return os.environ.get("LOCKDOWNCTL_GUEST_LEVEL") == SIGNED_LEVEL
 
 
 @pytest.fixture(scope="module")
 def sealed(cgroup: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
-    """Apply --seal once (one way: every later test in this guest sees it)."""
+    """Apply --seal once (one way: every later test in this guest sees it); signed at integrity."""
+    if not SEALED and signed_variant():
+        SEALED.update(signed_seal(tmp_path_factory))
     if not SEALED:
         restore()
         policy = write_policy(tmp_path_factory.mktemp("seal") / "p.yaml")
@@ -407,6 +452,35 @@ def sealed(cgroup: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, o
         ids = Ids(protected["link_ids"][0], protected["map_ids"][0], ctypes.sizeof(abi.LdPolicy), generation & 1)
         SEALED.update(env["data"], warnings=env["warnings"], ids=ids)
     return SEALED
+
+
+def signed_seal(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """The boot's signed seal (test_signed.py's), guarding SIGNED_POLICY installed by a signed update."""
+    from lockdownctl.bpf import gate
+    from tests.vm.test_signed import signed_seal as make_signed_seal
+
+    state = make_signed_seal(tmp_path_factory)
+    tmp, owner = state["tmp"], state["owner"]
+    version = gate.read_info().version + 1
+    (tmp / "tamper.yaml").write_text(SIGNED_POLICY)
+    run = lockdownctl("policy", "sign", str(tmp / "tamper.yaml"), "--key", owner[0], "--cert", owner[1],
+                      "--version", str(version), "-o", str(tmp / "tamper.bundle"))
+    assert run.code == 0, run.err
+    run = lockdownctl("enforce", "update", str(tmp / "tamper.bundle"), "--json")
+    assert run.code == 0, run.err
+    assert gate.read_info().version == version
+    applied = state["applied"]
+    status = lockdownctl("enforce", "status", "--json").json()["data"]
+    assert status["sealed"] and status["signed"]["version"] == version and status["scoped"] is False
+    assert status["verdicts"]["tracefs"] == "deny"
+    protected = applied["seal"]["protected"]
+    # This seal's earlier refusals (test_signed.py's) were consumed or are pending: drain
+    # them, and count from here (test_tamper_counters_equal_events).
+    assert lockdownctl("enforce", "events", "--json").code == 0
+    baseline = lockdownctl("enforce", "status", "--json").json()["data"]["tamper"]["by_rule"]
+    ids = Ids(protected["link_ids"][0], protected["map_ids"][0], ctypes.sizeof(abi.LdPolicy),
+              status["generation"] & 1)
+    return {**applied, "ids": ids, "signed_version": version, "tamper_baseline": baseline}
 
 
 def our_prog_ids() -> set[int]:
@@ -480,7 +554,7 @@ def self_comm() -> str:
     return Path("/proc/self/comm").read_text().strip()
 
 
-@pytest.mark.guest(kernel="all", level="none")
+@BOTH_SEALS
 @SEALS
 @pytest.mark.parametrize("route", ROUTES, ids=lambda r: r.name)
 def test_sealed_route(route: Route, sealed: dict[str, object]) -> None:
@@ -495,6 +569,8 @@ def test_sealed_route(route: Route, sealed: dict[str, object]) -> None:
     finally:
         REFUSED = None
     print(f"{route.name}: {'succeeded' if ok else 'refused: ' + LAST_ERROR[0].strip()}")
+    if "signed_version" in sealed and route.name in SIGNED_DIFFERS:
+        print(f"  signed seal: {SIGNED_DIFFERS[route.name]}")
     if route.name in ALLOWED_SEALED:
         assert ok, f"{route.name} is harmless and should still work on a sealed machine"
     else:
@@ -524,7 +600,7 @@ def test_sealed_route(route: Route, sealed: dict[str, object]) -> None:
     assert all(e["uid"] == 0 and e["cgroup"] is not None for e in events)
 
 
-@pytest.mark.guest(kernel="all", level="none")
+@BOTH_SEALS
 @SEALS
 def test_sealed_refusals_are_explained(sealed: dict[str, object], tmp_path: Path) -> None:
     run = lockdownctl("enforce", "remove")
@@ -537,7 +613,7 @@ def test_sealed_refusals_are_explained(sealed: dict[str, object], tmp_path: Path
     assert "policy is sealed until reboot" in run.json()["errors"][0]["message"]
 
 
-@pytest.mark.guest(kernel="all", level="none")
+@BOTH_SEALS
 @SEALS
 def test_the_seal_protects_itself(sealed: dict[str, object]) -> None:
     seal = sealed["seal"]
@@ -547,6 +623,15 @@ def test_the_seal_protects_itself(sealed: dict[str, object]) -> None:
     for pin in seal["pins"]:
         assert not sh("rm", "-f", pin)
         assert not ctypes_pin_detach_path(pin)
+    if "signed_version" in sealed:  # the gate's link: detached by id or by its pin, neither works
+        from lockdownctl.bpf import gate
+
+        gate_link = os.path.join(PIN_DIR, gate.LINK)
+        assert gate_link in seal["pins"] or Path(gate_link).exists()
+        for link_id in seal["protected"]["link_ids"]:
+            assert not sh(BPFTOOL, "link", "detach", "id", str(link_id))
+        assert not sh("rm", "-f", gate_link) and not ctypes_pin_detach_path(gate_link)
+        assert Path(gate_link).exists()
     assert guarded() == "denied"
     assert sh("umount", str(PIN_DIR)) is False  # nothing mounted there, and the bpffs stays
 
@@ -562,7 +647,7 @@ def ctypes_pin_detach_path(pin: str) -> bool:
     return attempt(go)
 
 
-@pytest.mark.guest(kernel="all", level="none")
+@BOTH_SEALS
 @SEALS
 def test_the_seal_protects_its_tamper_record(sealed: dict[str, object]) -> None:
     """The counters take no writable fd (refused and recorded) and no update; the ring buffer's
@@ -589,16 +674,20 @@ def test_the_seal_protects_its_tamper_record(sealed: dict[str, object]) -> None:
         os.close(fd)
 
 
-@pytest.mark.guest(kernel="all", level="none")
+@BOTH_SEALS
 @SEALS
 def test_tamper_counters_equal_events(sealed: dict[str, object]) -> None:
     """Every refusal since the seal was delivered as an event (or counted as dropped): the seal's
-    counters, read by ``enforce status``, equal the events this module consumed, rule by rule."""
+    counters, read by ``enforce status``, equal the events this module consumed, rule by rule
+    (signed variant: counters since the fixture drained the seal's earlier events). Also shows
+    that lockdownctl's own reads (status, events, metrics) ask for no fd the seal refuses."""
     tamper_events()
     status = lockdownctl("enforce", "status", "--json").json()["data"]
     tamper = status["tamper"]
     assert tamper["dropped"] == 0
-    counted = {rule: n for rule, n in tamper["by_rule"].items() if n}
+    before = sealed.get("tamper_baseline") or {}  # signed variant: the seal predates this module
+    assert isinstance(before, dict)
+    counted = {rule: n - before.get(rule, 0) for rule, n in tamper["by_rule"].items() if n - before.get(rule, 0)}
     assert counted == TALLY and sum(TALLY.values()) > 20, (counted, TALLY)
     samples = lockdownctl("metrics", "--json").json()["data"]["samples"]
     exported = {s["labels"]["rule"]: s["value"] for s in samples if s["name"] == "lockdownctl_tamper_attempts_total"}

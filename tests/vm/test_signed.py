@@ -19,6 +19,7 @@ import datetime
 import errno
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -95,6 +96,11 @@ def gate_events() -> list[abi.LdGateEvent]:
 
 @pytest.fixture(scope="module")
 def signed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return signed_seal(tmp_path_factory)
+
+
+def signed_seal(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """This boot's signed seal, made once (test_seal.py's signed variant runs against it too)."""
     if not STATE:
         tmp = tmp_path_factory.mktemp("signed")
         owner, other = make_owner(tmp, "owner"), make_owner(tmp, "other")
@@ -106,17 +112,21 @@ def signed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return STATE
 
 
-def refused(s: dict[str, Any], raw: bytes, name: str, errno_name: str, why: str) -> None:
-    """Refused with ``errno_name``, one gate event saying ``why``, the counter up, the probe unchanged."""
-    before = gate.read_info().refused[next(k for k, v in abi.GATE_REASONS.items() if v[0] == why)]
+def refused(s: dict[str, Any], raw: bytes, name: str, errno_name: str, why: str,
+            baseline: dict[str, dict[str, object]] | None = None) -> None:
+    """Refused with ``errno_name``, one gate event saying ``why``, the counter up, the
+    version and the probe (``baseline``, default the sealed policy's) unchanged."""
+    info = gate.read_info()
+    version, before = info.version, info.refused[next(k for k, v in abi.GATE_REASONS.items() if v[0] == why)]
     code, err = update(s["tmp"], raw, name)
     assert code == 1 and f"({errno_name})" in err, err
     events = gate_events()
     assert [abi.GATE_REASONS[e.why][0] for e in events] == [why]
-    assert events[0].pid > 0 and events[0].comm and events[0].err < 0
+    assert events[0].pid > 0 and events[0].comm and events[0].err < 0 and events[0].version == \
+        abi.LdGateBundle.from_buffer_copy(raw).payload.version
     info = gate.read_info()
-    assert info.refused[events[0].why] == before + 1 and info.version == 0
-    assert run_probe() == s["baseline"], "a refused update changed what is denied"
+    assert info.refused[events[0].why] == before + 1 and info.version == version
+    assert run_probe() == (s["baseline"] if baseline is None else baseline), "a refused update changed what is denied"
 
 
 @GUEST
@@ -267,6 +277,89 @@ def test_bytes_flipped_during_the_check(signed: dict[str, Any]) -> None:
     assert set(outcomes) <= {"accepted", os.strerror(116), os.strerror(129)}  # ESTALE, EKEYREJECTED
 
 
+EXEMPT_CGROUP = "/ldctl-signed-exempt"
+HOST_BOUND = """version: 1
+profile: none
+reasons:
+  tracefs: deny
+exceptions:
+  - name: copied-head
+    exe: {exe}
+    allow: [tracefs]
+  - name: exempt-cgroup
+    cgroup: {cgroup}
+    allow: [tracefs]
+"""
+
+
+@GUEST
+@SEALS
+def test_host_bound_bundle_with_exe_and_cgroup_exceptions(signed: dict[str, Any]) -> None:
+    """exe and cgroup exceptions are this host's ids, so a bundle carries them only bound
+    to a host (--host, its /etc/machine-id): bound to another host it is refused (EBADMSG,
+    event "host", nothing changes); bound to this one it is installed by the gate, and the
+    kernel's answers show the exemptions: the copied head and any process in the exempt
+    cgroup open tracefs, the original head outside that cgroup gets EPERM."""
+    from tests.vm.test_enforcer import HEAD, TRACEFS_FILE, cgroup2_root, open_in
+
+    tmp, owner = signed["tmp"], signed["owner"]
+    gate_events()  # the racing test's attempts
+    (cgroup2_root() / EXEMPT_CGROUP.lstrip("/")).mkdir(exist_ok=True)
+    mnt = tmp / "exe-mnt"  # a tmpfs of its own: the copy's (device, inode) is unique
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "ldctl-signed", str(mnt)], check=True)
+    try:
+        copy = mnt / "ldctl-head"
+        shutil.copy2(HEAD, copy)
+        policy = tmp / "host-bound.yaml"
+        policy.write_text(HOST_BOUND.format(exe=copy, cgroup=EXEMPT_CGROUP))
+        version = gate.read_info().version + 1
+        here = signing.local_machine_id()
+        elsewhere = f"{(int(here, 16) + 1) % (1 << 128):032x}"
+
+        def sign_for(host: str | None, name: str) -> bytes:
+            out = tmp / name
+            run = lockdownctl("policy", "sign", str(policy), "--key", owner[0], "--cert", owner[1], "--version",
+                              str(version), "-o", str(out), *(["--host", host] if host else []))
+            if host is None:
+                assert run.code == 2 and "sign with --host MACHINE_ID" in run.err, run.err
+                return b""
+            assert run.code == 0, run.err
+            return bytes(out.read_bytes())
+
+        sign_for(None, "unbound.bundle")  # refused by policy sign: the ids mean nothing elsewhere
+        before = run_probe()
+        exempt_before = (open_in(None, TRACEFS_FILE, exe=str(copy)), open_in(None, TRACEFS_FILE),
+                         open_in(EXEMPT_CGROUP, TRACEFS_FILE))
+        refused(signed, sign_for(elsewhere, "elsewhere.bundle"), "elsewhere.bundle", "EBADMSG", "host", before)
+        assert (open_in(None, TRACEFS_FILE, exe=str(copy)), open_in(None, TRACEFS_FILE),
+                open_in(EXEMPT_CGROUP, TRACEFS_FILE)) == exempt_before
+        lockdownctl("enforce", "events", "--json")  # drop the denials so far
+
+        bound = sign_for(here, "here.bundle")
+        assert abi.LdGateBundle.from_buffer_copy(bound).payload.host_id == signing.host_id(here)
+        code, err = update(tmp, bound, "here.bundle")
+        assert code == 0, err
+        assert [abi.GATE_REASONS[e.why][0] for e in gate_events()] == ["accepted"]
+        info = gate.read_info()
+        assert info.version == version and list(info.n_exc)[:4] == [1, 1, 0, 0]
+        assert open_in(None, TRACEFS_FILE, exe=str(copy)) == "ok", "the exempted executable was denied"
+        assert open_in(EXEMPT_CGROUP, TRACEFS_FILE) == "ok", "a process in the exempted cgroup was denied"
+        assert open_in(None, TRACEFS_FILE) == "denied", "the exceptions exempted everyone"
+        assert run_probe()["open tracefs file"] == {"ok": False}
+        # The enforcer's own record of the one denial: the original head, by its (device, inode).
+        events = lockdownctl("enforce", "events", "--json").json()["data"]["events"]
+        denied = [e for e in events if e.get("source") != "gate" and e.get("reason") == "tracefs"
+                  and e["comm"] == "head"]
+        assert len(denied) == 1 and denied[0]["exe_id"].endswith(f":{os.stat(HEAD).st_ino}"), events
+        status = lockdownctl("enforce", "status", "--json").json()["data"]
+        assert status["signed"]["version"] == version
+        assert status["exceptions"]["exe"] == 1 and status["exceptions"]["cgroup"] == 1, status["exceptions"]
+        assert status["counters"]["tracefs"]["excepted"] >= 2, status["counters"]
+    finally:
+        subprocess.run(["umount", str(mnt)], check=False)
+
+
 DEBUGFS_DENIED = """version: 1
 profile: none
 reasons:
@@ -288,7 +381,7 @@ def opens(path: str) -> str:
 
 
 @pytest.mark.guest(kernel="all", level="none")
-@pytest.mark.one_way(step=1, why="seals the enforcer (signed) until reboot")
+@pytest.mark.one_way(step=2, why="seals the enforcer (signed) until reboot (at level none after test_seal.py)")
 def test_no_path_exception_survives_a_signed_update(tmp_path: Path) -> None:
     """Sealed with a debugfs path exception, then a signed update without one: the gate
     empties the new slot's path_exceptions and paths[new] (a bundle carries none), so the
@@ -297,7 +390,7 @@ def test_no_path_exception_survives_a_signed_update(tmp_path: Path) -> None:
 
     status = lockdownctl("enforce", "status", "--json")
     if status.code == 0 and status.json()["data"].get("sealed"):
-        # The full matrix has one boot per kernel and level: test_seal.py (also step 1, file
+        # The full matrix has one boot per kernel and level: test_seal.py (also step 2, file
         # order) seals the level-none boot first, and a seal is until reboot.
         pytest.skip("this boot is sealed already (test_seal.py): select this test alone for a boot of its own")
     debugfs()

@@ -138,9 +138,19 @@ class Enforcer:
         # Sealed, the policy maps grant read-only fds only, and asking for a
         # writable one is a tamper attempt the seal records: ask for what it grants.
         sealed = bool(seal_pins())
+        # A signed seal refuses every fd to the policy maps, and records each attempt as
+        # tampering: ask for none (the gate's mirror stands in for them; gate.py).
+        if sealed:
+            from . import gate
+
+            signed = gate.pinned()
+        else:
+            signed = False
         fds = {}
         for pin in MAPS:
             path = os.path.join(PIN_DIR, pin)
+            if signed and pin in POLICY_MAPS:
+                continue
             try:
                 if sealed and pin in POLICY_MAPS:
                     fds[pin] = libbpf.obj_get_readonly(path)
