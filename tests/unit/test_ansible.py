@@ -125,6 +125,10 @@ def book(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         {**ld("policy_plan", policy=str(REPO / "examples/integrity.yaml"), seal=True, root=str(enabled)),
          "check_mode": True, "diff": True},
         {**ld("policy_root", policy=str(REPO / "examples/integrity.yaml"), root=str(enabled)), "ignore_errors": True},
+        # the running level: planned only (check mode) on this machine, never written
+        {**ld("now_plan", level="confidentiality", now=True), "check_mode": True, "diff": True, "ignore_errors": True},
+        {**ld("now_none", level="none", now=True), "check_mode": True, "ignore_errors": True},
+        {**ld("now_root", level="integrity", now=True, root=str(enabled)), "ignore_errors": True},
     ]
     names = [t["register"] for t in tasks]
     results, text = run_playbook(tmp, tasks, names)
@@ -245,6 +249,44 @@ def test_policy_is_planned_under_a_root_and_refused_for_real(book: dict[str, Any
     real = lockdownctl("enforce", "apply", policy, "--json", "--root", str(book["enabled"]))
     assert r["policy_root"]["failed"] is True and r["policy_root"]["rc"] == real.code == 2
     assert r["policy_root"]["msg"] == "lockdownctl enforce apply exited 2: " + real.json()["errors"][0]["message"]
+
+
+def test_now_in_check_mode_is_the_tools_plan_for_the_running_kernel(book: dict[str, Any]) -> None:
+    """Check mode only: this machine's level is never written. Whatever this
+    kernel runs at, the module says what the tool's own dry run says."""
+    res = book["r"]["now_plan"]
+    ref = lockdownctl("enable", "confidentiality", "--now", "--dry-run", "--json")
+    data = ref.json()["data"]
+    running = data["kernel"]["level"]
+    if running == "confidentiality":
+        assert res["changed"] is False and not res.get("failed")
+    elif ref.code == 0:  # the tool would write: changed, nothing written, the diff is the level
+        assert res["changed"] is True and res["now"]["written"] is False and res["now"]["plan"] == data["now"]["plan"]
+        assert res["diff"] == [{"before_header": "/sys/kernel/security/lockdown",
+                                "after_header": "/sys/kernel/security/lockdown",
+                                "before": {"level": running}, "after": {"level": "confidentiality"}}]
+    else:  # refused (readiness findings, no lockdown LSM, ...): the tool's message
+        why = data.get("refused") or (data.get("now") or {}).get("refused") or ref.json()["errors"][0]["message"]
+        assert res["failed"] is True and res["rc"] == ref.code
+        assert res["msg"] == f"lockdownctl enable exited {ref.code}: " + " ".join(why.split())
+    if not res.get("failed"):
+        assert res["running_level"] == running and res["reboot_required"] is False and "boot" not in res
+    none = book["r"]["now_none"]
+    level = lockdownctl("status", "--json").json()["data"]["level"]
+    if level == "none":
+        assert none["changed"] is False and not none.get("failed")
+    else:
+        assert none["failed"] is True and none["rc"] == 1
+        assert none["msg"].startswith(f"lockdownctl status: the running kernel is at {level}: lockdown levels "
+                                      "only go up until reboot, so none cannot be set now")
+
+
+def test_now_under_a_root_is_the_tools_refusal(book: dict[str, Any]) -> None:
+    res = book["r"]["now_root"]
+    ref = lockdownctl("enable", "integrity", "--now", "--dry-run", "--json", "--root", str(GRUB_ROOT))
+    assert ref.code == 2 and res["failed"] is True and res["rc"] == 2
+    assert res["msg"] == "lockdownctl enable exited 2: " + ref.json()["errors"][0]["message"]
+    assert "--root" in res["msg"]
 
 
 # --- ansible-test and ansible-galaxy on a copy of the collection ---------------------------------------------------

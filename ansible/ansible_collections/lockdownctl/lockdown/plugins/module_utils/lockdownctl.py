@@ -161,3 +161,20 @@ def enforcer_plan(live, planned_id, check_mode):
     if live.get('sealed'):
         return 'sealed'
     return 'apply'
+
+
+def now_unchanged(level, data):
+    """Whether ``enable LEVEL --now --dry-run --json`` (its ``data``) found the
+    running kernel already at ``level``: no change for the module, although
+    the tool refuses it (levels only go up until reboot; a level the kernel
+    configuration forces is refused before that as changing nothing). A
+    kernel above ``level`` is the tool's refusal, which fails the task."""
+    return ((data or {}).get('kernel') or {}).get('level') == level
+
+
+def none_now_refusal(running):
+    """The message for ``level: none`` with ``now``: the tool has no verb for it
+    (``enable`` takes integrity or confidentiality), and the kernel refuses any
+    lower level until reboot."""
+    return ('lockdownctl status: the running kernel is at %s: lockdown levels only go up until reboot, '
+            'so none cannot be set now (level none without now, then reboot)' % running)
