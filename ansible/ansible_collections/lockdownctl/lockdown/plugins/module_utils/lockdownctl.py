@@ -172,9 +172,13 @@ def now_unchanged(level, data):
     return ((data or {}).get('kernel') or {}).get('level') == level
 
 
-def none_now_refusal(running):
+def none_now_refusal(running, read_from=None):
     """The message for ``level: none`` with ``now``: the tool has no verb for it
     (``enable`` takes integrity or confidentiality), and the kernel refuses any
-    lower level until reboot."""
+    lower level until reboot. A level that could not be read is said so, never
+    taken for one."""
+    if running not in LEVELS:
+        return ('lockdownctl status: the running lockdown level could not be read%s, so whether it is none '
+                'is unknown' % (' from %s' % read_from if read_from else ''))
     return ('lockdownctl status: the running kernel is at %s: lockdown levels only go up until reboot, '
             'so none cannot be set now (level none without now, then reboot)' % running)

@@ -63,7 +63,8 @@ options:
         a lower O(level) fails the task with the tool's refusal (for V(none), which the tool does not
         write, with the same explanation).
       - In check mode only the tool's plan (C(--dry-run --json)) runs.
-      - Needs the running system (not O(root)) and root.
+      - Needs the running system and root; mutually exclusive with O(root) (the tool refuses C(--now)
+        with C(--root), even in a dry run).
     type: bool
     default: false
   force:
@@ -311,14 +312,15 @@ def now_step(runner, p, check_mode, result, diffs):
     level = p['level']
     result['level'] = level
     if level == 'none':  # the tool has no verb for it: nothing to write, only a level to compare
-        running = (runner.run(['status'], p['root'], ok=(0, 1, 5)) or {}).get('level')
+        status = runner.run(['status'], ok=(0, 1, 5)) or {}
+        running = status.get('level')
         result['running_level'] = running
         result['now'] = {'from': running, 'to': level, 'written': False, 'after': None}
         if running == 'none':
             return False
-        raise LockdownctlError(none_now_refusal(running), 1)
+        raise LockdownctlError(none_now_refusal(running, status.get('level_read_from')), 1)
     words = ['enable', level, '--now'] + (['--force'] if p['force'] else [])
-    cmd, rc, out, err = runner.call(words + ['--dry-run'], p['root'])
+    cmd, rc, out, err = runner.call(words + ['--dry-run'])
     plan = envelope(cmd, rc, out, err, (0, 1), runner.warnings)
     result['running_level'] = (plan.get('kernel') or {}).get('level')
     now = plan.get('now') or {}
@@ -327,7 +329,7 @@ def now_step(runner, p, check_mode, result, diffs):
         return False
     envelope(cmd, rc, out, err, (0,), [])  # any other refusal fails the task with the tool's own message
     if not check_mode:
-        done = runner.run(words, p['root'])
+        done = runner.run(words)
         now = done.get('now') or {}
         result['now'].update(written=bool(now.get('written')), after=now.get('after'))
     diffs.append({'before_header': NOW_PATH, 'after_header': NOW_PATH,
@@ -393,6 +395,7 @@ def main():
             executable=dict(type='path'),
         ),
         required_if=[('seal', True, ('policy',)), ('audit', True, ('policy',)), ('now', True, ('level',))],
+        mutually_exclusive=[('now', 'root')],
         supports_check_mode=True,
     )
     p = module.params

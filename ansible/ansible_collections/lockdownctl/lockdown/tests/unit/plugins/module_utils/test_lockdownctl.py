@@ -151,3 +151,10 @@ def test_now_lowering_fails_with_the_tools_refusal():
 def test_none_now_refusal_names_the_running_level():
     msg = none_now_refusal('integrity')
     assert 'at integrity' in msg and 'only go up until reboot' in msg and 'none cannot be set now' in msg
+
+
+def test_none_now_refusal_never_takes_an_unknown_level_for_one():
+    # lockdownctl status --json on a kernel without the lockdown LSM: level null, read from nowhere
+    msg = none_now_refusal(None, '')
+    assert 'could not be read' in msg and 'unknown' in msg and 'at None' not in msg
+    assert 'from /sys/kernel/security/lockdown' in none_now_refusal(None, '/sys/kernel/security/lockdown')
