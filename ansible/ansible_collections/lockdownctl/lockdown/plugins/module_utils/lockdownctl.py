@@ -54,6 +54,16 @@ def _stderr_message(stderr):
     return lines[-1] if lines else ''
 
 
+def _no_envelope(stdout):
+    """What stood on standard output instead of an envelope (empty, or its start),
+    so that a failure nobody can reproduce still says what the tool printed."""
+    if not (stdout or '').strip():
+        return 'no JSON envelope on its standard output (nothing on it, nothing on standard error)'
+    head = one_line(stdout)
+    return 'no JSON envelope on its standard output (%d characters, starting %r)' % (
+        len(stdout), head[:120])
+
+
 def envelope(cmd, rc, stdout, stderr, ok=(0,), warnings=None):
     """The ``data`` of lockdownctl's --json envelope when ``rc`` is in ``ok``;
     otherwise LockdownctlError naming the verb, the exit code and the tool's
@@ -65,7 +75,7 @@ def envelope(cmd, rc, stdout, stderr, ok=(0,), warnings=None):
     except ValueError:
         doc = None
     if not isinstance(doc, dict) or doc.get('lockdownctl') != 1:
-        why = _stderr_message(stderr) or 'no JSON envelope on its standard output'
+        why = _stderr_message(stderr) or _no_envelope(stdout)
         raise LockdownctlError('lockdownctl %s exited %d: %s' % (verb, rc, one_line(why)), rc)
     data = doc.get('data')
     if warnings is not None:

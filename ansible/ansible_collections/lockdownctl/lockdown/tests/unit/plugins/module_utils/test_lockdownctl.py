@@ -158,3 +158,14 @@ def test_none_now_refusal_never_takes_an_unknown_level_for_one():
     msg = none_now_refusal(None, '')
     assert 'could not be read' in msg and 'unknown' in msg and 'at None' not in msg
     assert 'from /sys/kernel/security/lockdown' in none_now_refusal(None, '/sys/kernel/security/lockdown')
+
+
+def test_no_envelope_says_what_was_printed_instead():
+    cmd = ['lockdownctl', 'enforce', 'apply', 'p.yaml', '--json']
+    with pytest.raises(LockdownctlError) as exc:
+        envelope(cmd, 2, '', '')
+    assert exc.value.msg == ('lockdownctl enforce apply exited 2: no JSON envelope on its standard output '
+                             '(nothing on it, nothing on standard error)')
+    with pytest.raises(LockdownctlError) as exc:
+        envelope(cmd, 2, 'usage: lockdownctl [-h]\n  VERB ...\n', '')
+    assert exc.value.msg.endswith("(35 characters, starting 'usage: lockdownctl [-h] VERB ...')")
