@@ -80,3 +80,32 @@ def test_opt_in_guest_tests_are_skipped_on_the_host_and_never_sent(tmp_path: Pat
                           "--collect-only", "-q", *files], cwd=REPO, env=env, capture_output=True, text=True,
                          check=True).stdout
     assert [line for line in out.splitlines() if line.startswith("SENT tests/vm/test_apply_crash.py::")], out
+
+
+ALLOWANCE_PLUGIN = """
+def pytest_collection_finish(session):
+    from tests.vm.conftest import allowance, guest_node_ids
+    from tests.vm.runner import KERNELS, Target
+    for kernel in KERNELS:
+        target = Target(kernel, "none")
+        print("ALLOW", target.name, len(guest_node_ids(session.items, target)), allowance(session.items, target))
+"""
+
+
+def test_slow_guest_tests_bring_their_own_share_of_the_boot_timeout(tmp_path: Path) -> None:
+    """A boot's hang guard is 20 s per guest test, unless a test says it takes longer
+    (guest(seconds=N)): the Ansible tests run ansible-playbook, minutes under TCG, and
+    20 s each would leave a full level-none boot short (an earlier attempt hit its 1800 s)."""
+    (tmp_path / "ldctl_allow.py").write_text(ALLOWANCE_PLUGIN)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOCKDOWNCTL_")}
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), str(REPO)])
+    out = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "ldctl_allow",
+                          "--collect-only", "-q", "tests/vm"], cwd=REPO, env=env, capture_output=True, text=True,
+                         check=True).stdout
+    allow = {f[1]: (int(f[2]), float(f[3])) for f in (line.split() for line in out.splitlines())
+             if f and f[0] == "ALLOW"}
+    assert set(allow) == {f"{k}-none" for k in KERNELS}, out
+    for name, (count, seconds) in allow.items():
+        slow = 1500 + (900 if name == "6.12-none" else 0)  # test_ansible_guest.py's own figures
+        ansible = 2 if name == "6.12-none" else 1
+        assert seconds == 20 * (count - ansible) + slow, name

@@ -78,7 +78,7 @@ def level() -> str:
     return found
 
 
-@pytest.mark.guest(kernel="all", level="none")
+@pytest.mark.guest(kernel="all", level="none", seconds=1500)  # 396-853 s measured under TCG, busy host
 @pytest.mark.one_way(step=3, why="raises the kernel's lockdown level until reboot")
 def test_module_raises_the_running_level(book: Any) -> None:
     start = level()
@@ -125,7 +125,7 @@ def enforce_status() -> dict[str, Any]:
     return data
 
 
-@pytest.mark.guest(kernel="6.12", level="none")
+@pytest.mark.guest(kernel="6.12", level="none", seconds=900)  # 245 s measured
 def test_policy_apply_remove(book: Any, cgroup: str, tmp_path: Path) -> None:  # noqa: F811
     assert not enforce_status()["loaded"], "an enforcer is loaded: an earlier test of this boot left it"
     pol = tmp_path / "policy.yaml"
