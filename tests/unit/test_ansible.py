@@ -1,8 +1,8 @@
 """The Ansible collection (ansible/ansible_collections/lockdownctl/lockdown) with real ansible-core.
 
 One ``ansible-playbook`` run (connection local, the real lockdownctl from
-this environment, fixture roots) registers every task's result and writes
-them to a JSON file; the tests read it. ansible-core starts slowly (about two
+this environment, fixture roots) registers every task's result and prints
+them as one base64 JSON line; the tests read it. ansible-core starts slowly (about two
 seconds a playbook), so the tasks are batched. Nothing here needs root: the
 boot configuration is a scratch copy of a fixture root, and the enforcer is
 only planned (``--root`` takes no real apply). ``ansible-test sanity`` and
@@ -12,6 +12,7 @@ build`` makes the tarball it ships as.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -49,24 +50,34 @@ def ansible_env(home: Path) -> dict[str, str]:
     return {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(REPO / "ansible"), "ANSIBLE_HOME": str(home),
             "ANSIBLE_LOCAL_TEMP": str(home / "tmp"), "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0",
             "ANSIBLE_DEPRECATION_WARNINGS": "0", "ANSIBLE_RETRY_FILES_ENABLED": "0",
+            "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.default",
             "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
 
 
-def run_playbook(tmp: Path, tasks: list[dict[str, Any]], names: list[str], *args: str) -> tuple[dict[str, Any], str]:
-    """Run ``tasks`` on localhost; return every registered result by name and the output."""
-    out = tmp / "results.json"
+RESULTS = "LOCKDOWNCTL-RESULTS:"
+
+
+def run_playbook(tmp: Path, tasks: list[dict[str, Any]], names: list[str], *args: str,
+                 timeout: float = 600) -> tuple[dict[str, Any], str]:
+    """Run ``tasks`` on localhost; return every registered result by name and the output.
+
+    The results come back in a ``debug`` line (an action that runs on the
+    controller): a ``copy`` to a file would run two more modules, over a
+    minute each under TCG in the VM tier."""
     everything = "{" + ", ".join(f"'{n}': {n}" for n in names) + "}"
-    tasks = [*tasks, {"name": "results", "ansible.builtin.copy": {
-        "content": "{{ " + everything + " | to_json }}", "dest": str(out)}, "check_mode": False,
-        "diff": False}]
+    tasks = [*tasks, {"name": "results", "ansible.builtin.debug": {
+        "msg": RESULTS + "{{ " + everything + " | to_json | b64encode }}"}}]
     book = tmp / "playbook.yml"
     book.write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "tasks": tasks}], sort_keys=False))
     proc = subprocess.run([str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local",
                            "-e", f"ansible_python_interpreter={sys.executable}", *args, str(book)],
-                          capture_output=True, text=True, env=ansible_env(tmp / "home"), timeout=600, check=False)
+                          capture_output=True, text=True, env=ansible_env(tmp / "home"), timeout=timeout,
+                          check=False)
     text = proc.stdout + proc.stderr
     assert proc.returncode == 0, text
-    return json.loads(out.read_text()), text
+    found = re.findall(re.escape(RESULTS) + r"([A-Za-z0-9+/=]+)", proc.stdout)
+    assert len(found) == 1, text
+    return json.loads(base64.b64decode(found[0])), text
 
 
 def tree(root: Path) -> dict[str, str]:
@@ -125,6 +136,11 @@ def book(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         {**ld("policy_plan", policy=str(REPO / "examples/integrity.yaml"), seal=True, root=str(enabled)),
          "check_mode": True, "diff": True},
         {**ld("policy_root", policy=str(REPO / "examples/integrity.yaml"), root=str(enabled)), "ignore_errors": True},
+        # the running level: planned only (check mode) on this machine, never written
+        {**ld("now_plan", level="confidentiality", now=True), "check_mode": True, "diff": True, "ignore_errors": True},
+        {**ld("now_none", level="none", now=True), "check_mode": True, "ignore_errors": True},
+        {**ld("now_root", level="integrity", now=True, root=str(enabled)), "ignore_errors": True},
+        {**ld("now_none_root", level="none", now=True, root=str(enabled)), "check_mode": True, "ignore_errors": True},
     ]
     names = [t["register"] for t in tasks]
     results, text = run_playbook(tmp, tasks, names)
@@ -245,6 +261,48 @@ def test_policy_is_planned_under_a_root_and_refused_for_real(book: dict[str, Any
     real = lockdownctl("enforce", "apply", policy, "--json", "--root", str(book["enabled"]))
     assert r["policy_root"]["failed"] is True and r["policy_root"]["rc"] == real.code == 2
     assert r["policy_root"]["msg"] == "lockdownctl enforce apply exited 2: " + real.json()["errors"][0]["message"]
+
+
+def test_now_in_check_mode_is_the_tools_plan_for_the_running_kernel(book: dict[str, Any]) -> None:
+    """Check mode only: this machine's level is never written. Whatever this
+    kernel runs at, the module says what the tool's own dry run says."""
+    res = book["r"]["now_plan"]
+    ref = lockdownctl("enable", "confidentiality", "--now", "--dry-run", "--json")
+    data = ref.json()["data"]
+    running = data["kernel"]["level"]
+    if running == "confidentiality":
+        assert res["changed"] is False and not res.get("failed")
+    elif ref.code == 0:  # the tool would write: changed, nothing written, the diff is the level
+        assert res["changed"] is True and res["now"]["written"] is False and res["now"]["plan"] == data["now"]["plan"]
+        assert res["diff"] == [{"before_header": "/sys/kernel/security/lockdown",
+                                "after_header": "/sys/kernel/security/lockdown",
+                                "before": {"level": running}, "after": {"level": "confidentiality"}}]
+    else:  # refused (readiness findings, no lockdown LSM, ...): the tool's message
+        why = data.get("refused") or (data.get("now") or {}).get("refused") or ref.json()["errors"][0]["message"]
+        assert res["failed"] is True and res["rc"] == ref.code
+        assert res["msg"] == f"lockdownctl enable exited {ref.code}: " + " ".join(why.split())
+    if not res.get("failed"):
+        assert res["running_level"] == running and res["reboot_required"] is False and "boot" not in res
+    none = book["r"]["now_none"]
+    level = lockdownctl("status", "--json").json()["data"]["level"]
+    if level == "none":
+        assert none["changed"] is False and not none.get("failed")
+    else:
+        assert none["failed"] is True and none["rc"] == 1
+        assert none["msg"].startswith(f"lockdownctl status: the running kernel is at {level}: lockdown levels "
+                                      "only go up until reboot, so none cannot be set now")
+
+
+def test_now_with_a_root_is_refused_before_anything_runs(book: dict[str, Any]) -> None:
+    """The tool refuses --now with --root even in a dry run; the module refuses the pair
+    itself, for level none too (which the tool is never asked about: a root's level would
+    have passed for the running kernel's)."""
+    ref = lockdownctl("enable", "integrity", "--now", "--dry-run", "--json", "--root", str(GRUB_ROOT))
+    assert ref.code == 2 and "--now acts on the running kernel" in ref.json()["errors"][0]["message"]
+    for name in ("now_root", "now_none_root"):
+        res = book["r"][name]
+        assert res["failed"] is True and res["msg"] == "parameters are mutually exclusive: now|root", res
+        assert "now" not in res and "running_level" not in res
 
 
 # --- ansible-test and ansible-galaxy on a copy of the collection ---------------------------------------------------

@@ -35,11 +35,17 @@ def test_one_way_steps_run_last_in_step_order(kernel: str, tmp_path: Path) -> No
                or "::test_tamper_counters_equal_events" in n
                or "::test_no_path_exception_survives_a_signed_update" in n]
     raising = [i for i, n in enumerate(ids) if "test_enable_now.py::" in n]
-    ordinary = [i for i in range(len(ids)) if i not in sealing and i not in raising]
-    assert sealing and ordinary
+    # the Ansible module's run-time level (step 4) on 6.1; its policy test (6.12) is ordinary
+    module_raise = [i for i, n in enumerate(ids) if "test_ansible_guest.py::test_module_raises_the_running_level[" in n]
+    one_way = sealing + raising + module_raise
+    ordinary = [i for i in range(len(ids)) if i not in one_way]
+    assert sealing and ordinary and bool(module_raise) == (kernel == "6.1")
     assert max(ordinary) < min(sealing), "an ordinary test runs after the seal"
     if raising:  # enable --now runs on one family only
         assert max(sealing) < min(raising), "the level is raised before the seal tests ran"
+    if module_raise:
+        assert max(sealing + raising) < min(module_raise), "the module raises the level before a lower step ran"
+    assert any("test_ansible_guest.py::test_policy_apply_remove[" in ids[i] for i in ordinary) == (kernel == "6.12")
     unsealed = [i for i, n in enumerate(ids) if "::test_unsealed_route[" in n]
     assert unsealed and max(unsealed) < min(sealing)
 
@@ -89,3 +95,32 @@ def test_opt_in_guest_tests_are_skipped_on_the_host_and_never_sent(tmp_path: Pat
                           "--collect-only", "-q", *files], cwd=REPO, env=env, capture_output=True, text=True,
                          check=True).stdout
     assert [line for line in out.splitlines() if line.startswith("SENT tests/vm/test_apply_crash.py::")], out
+
+
+ALLOWANCE_PLUGIN = """
+def pytest_collection_finish(session):
+    from tests.vm.conftest import allowance, guest_node_ids
+    from tests.vm.runner import KERNELS, Target
+    for kernel in KERNELS:
+        target = Target(kernel, "none")
+        print("ALLOW", target.name, len(guest_node_ids(session.items, target)), allowance(session.items, target))
+"""
+
+
+def test_slow_guest_tests_bring_their_own_share_of_the_boot_timeout(tmp_path: Path) -> None:
+    """A boot's hang guard is 20 s per guest test, unless a test says it takes longer
+    (guest(seconds=N)): the Ansible tests run ansible-playbook, minutes under TCG, and
+    20 s each would leave a full level-none boot short (an earlier attempt hit its 1800 s)."""
+    (tmp_path / "ldctl_allow.py").write_text(ALLOWANCE_PLUGIN)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOCKDOWNCTL_")}
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), str(REPO)])
+    out = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "ldctl_allow",
+                          "--collect-only", "-q", "tests/vm"], cwd=REPO, env=env, capture_output=True, text=True,
+                         check=True).stdout
+    allow = {f[1]: (int(f[2]), float(f[3])) for f in (line.split() for line in out.splitlines())
+             if f and f[0] == "ALLOW"}
+    assert set(allow) == {f"{k}-none" for k in KERNELS}, out
+    for name, (count, seconds) in allow.items():
+        slow = {"6.1-none": 1500, "6.12-none": 900}.get(name, 0)  # test_ansible_guest.py's own figures
+        ansible = 1 if name in ("6.1-none", "6.12-none") else 0
+        assert seconds == 20 * (count - ansible) + slow, name

@@ -23,7 +23,8 @@ Environment:
   LOCKDOWNCTL_REQUIRE_VM=1   missing QEMU / vng / kernel / guest pytest fails instead of skipping
   LOCKDOWNCTL_CAPTURE=1      copy each guest's dmesg and capture/ files to tests/data/guests/
   LOCKDOWNCTL_VM_RESULTS=DIR keep each boot's results in DIR/<kernel>-<level> (default: a temp dir)
-  LOCKDOWNCTL_VM_TIMEOUT=S   seconds per boot (default 240 + 20 per guest test in it)
+  LOCKDOWNCTL_VM_TIMEOUT=S   seconds per boot (default 240 + 20 per guest test in it, or the
+                             test's guest(seconds=N))
   LOCKDOWNCTL_VM_ACCEL=tcg|kvm|auto
   LOCKDOWNCTL_KERNEL_CACHE=DIR where scripts/vm-setup.sh unpacked the kernels (default /opt/lockdownctl-kernels)
 """
@@ -199,7 +200,7 @@ class GuestRuns:
         results = results_dir(target)
         # A hang guard, not a budget: the boot's allowance plus some per test, so
         # that later issues adding guest tests (or a busy host) do not hit it.
-        timeout = float(os.environ.get("LOCKDOWNCTL_VM_TIMEOUT", DEFAULT_TIMEOUT + PER_TEST_TIMEOUT * len(node_ids)))
+        timeout = float(os.environ.get("LOCKDOWNCTL_VM_TIMEOUT", DEFAULT_TIMEOUT + allowance(session.items, target)))
         result = boot(target, build_pytest_command(python, node_ids, results), results, timeout=timeout)
         report = results / GUEST_REPORT
         outcomes = json.loads(report.read_text()) if report.exists() else {}
@@ -219,6 +220,17 @@ def results_dir(target: Target) -> Path:
         path.mkdir(parents=True)
         return path
     return Path(tempfile.mkdtemp(prefix=f"lockdownctl-vm-{target.name}-"))
+
+
+def allowance(items: list[pytest.Item], target: Target) -> float:
+    """Seconds a boot's tests add to its hang guard: PER_TEST_TIMEOUT each, or a slow
+    test's own figure, ``guest(..., seconds=N)`` (ansible-playbook under TCG)."""
+    total = 0.0
+    for it in items:
+        if isinstance(it, GuestResultItem) and it.target == target:
+            mark = it.get_closest_marker("guest")
+            total += float(mark.kwargs.get("seconds", PER_TEST_TIMEOUT) if mark else PER_TEST_TIMEOUT)
+    return total
 
 
 def guest_node_ids(items: list[pytest.Item], target: Target) -> list[str]:

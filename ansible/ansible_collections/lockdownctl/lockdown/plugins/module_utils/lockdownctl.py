@@ -54,6 +54,16 @@ def _stderr_message(stderr):
     return lines[-1] if lines else ''
 
 
+def _no_envelope(stdout):
+    """What stood on standard output instead of an envelope (empty, or its start),
+    so that a failure nobody can reproduce still says what the tool printed."""
+    if not (stdout or '').strip():
+        return 'no JSON envelope on its standard output (nothing on it, nothing on standard error)'
+    head = one_line(stdout)
+    return 'no JSON envelope on its standard output (%d characters, starting %r)' % (
+        len(stdout), head[:120])
+
+
 def envelope(cmd, rc, stdout, stderr, ok=(0,), warnings=None):
     """The ``data`` of lockdownctl's --json envelope when ``rc`` is in ``ok``;
     otherwise LockdownctlError naming the verb, the exit code and the tool's
@@ -65,7 +75,7 @@ def envelope(cmd, rc, stdout, stderr, ok=(0,), warnings=None):
     except ValueError:
         doc = None
     if not isinstance(doc, dict) or doc.get('lockdownctl') != 1:
-        why = _stderr_message(stderr) or 'no JSON envelope on its standard output'
+        why = _stderr_message(stderr) or _no_envelope(stdout)
         raise LockdownctlError('lockdownctl %s exited %d: %s' % (verb, rc, one_line(why)), rc)
     data = doc.get('data')
     if warnings is not None:
@@ -161,3 +171,24 @@ def enforcer_plan(live, planned_id, check_mode):
     if live.get('sealed'):
         return 'sealed'
     return 'apply'
+
+
+def now_unchanged(level, data):
+    """Whether ``enable LEVEL --now --dry-run --json`` (its ``data``) found the
+    running kernel already at ``level``: no change for the module, although
+    the tool refuses it (levels only go up until reboot; a level the kernel
+    configuration forces is refused before that as changing nothing). A
+    kernel above ``level`` is the tool's refusal, which fails the task."""
+    return ((data or {}).get('kernel') or {}).get('level') == level
+
+
+def none_now_refusal(running, read_from=None):
+    """The message for ``level: none`` with ``now``: the tool has no verb for it
+    (``enable`` takes integrity or confidentiality), and the kernel refuses any
+    lower level until reboot. A level that could not be read is said so, never
+    taken for one."""
+    if running not in LEVELS:
+        return ('lockdownctl status: the running lockdown level could not be read%s, so whether it is none '
+                'is unknown' % (' from %s' % read_from if read_from else ''))
+    return ('lockdownctl status: the running kernel is at %s: lockdown levels only go up until reboot, '
+            'so none cannot be set now (level none without now, then reboot)' % running)

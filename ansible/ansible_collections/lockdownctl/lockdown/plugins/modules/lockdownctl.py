@@ -11,7 +11,7 @@ __metaclass__ = type
 DOCUMENTATION = r"""
 ---
 module: lockdownctl
-short_description: Set the Linux kernel lockdown level at boot and apply a BPF LSM lockdown policy
+short_description: Set the Linux kernel lockdown level (at boot or now) and apply a BPF LSM lockdown policy
 version_added: 0.1.0
 description:
   - Sets the persistent kernel lockdown level through the boot loader with C(lockdownctl enable) or
@@ -20,6 +20,10 @@ description:
   - The boot configuration is read first with the tool's own C(--dry-run --json) plan; the module writes
     only when that plan changes something, so a second run reports C(changed=false).
   - Like M(ansible.posix.selinux), the module never reboots; it returns O(level)'s RV(reboot_required).
+  - With O(now=true), O(level) is the running kernel's level instead of the boot configuration's, set with
+    C(lockdownctl enable LEVEL --now) (a write to C(/sys/kernel/security/lockdown)). M(ansible.posix.selinux)
+    keeps the persistent configuration and the running state apart the same way; here they are two tasks
+    because the running level is one way until reboot and lasts only until then.
   - Optionally applies an enforcer policy (lockdownctl-policy(5)) with C(lockdownctl enforce apply),
     sealed until reboot with O(seal), or removes the loaded one with O(policy_state=absent).
   - The tool's refusals (a level that would be lowered without O(force), readiness findings that
@@ -34,12 +38,12 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    details: The plan comes from C(lockdownctl enable|disable --dry-run --json) and
-      C(lockdownctl enforce apply --dry-run --json); nothing is written.
+    details: The plan comes from C(lockdownctl enable|disable --dry-run --json) (with O(now), C(enable LEVEL --now
+      --dry-run --json)) and C(lockdownctl enforce apply --dry-run --json); nothing is written.
   diff_mode:
     support: full
-    details: The unified diff of every boot file the plan changes, the commands it runs, and the
-      enforcer's policy before and after.
+    details: The unified diff of every boot file the plan changes, the commands it runs, the running
+      level before and after (O(now)), and the enforcer's policy before and after.
   platform:
     platforms: posix
 options:
@@ -50,10 +54,24 @@ options:
       - Omit it to leave the boot configuration alone (for example to apply only O(policy)).
     type: str
     choices: [none, integrity, confidentiality]
+  now:
+    description:
+      - Set O(level) on the running kernel instead of the boot configuration, with
+        C(lockdownctl enable LEVEL --now), which writes it to C(/sys/kernel/security/lockdown).
+        The boot configuration is not touched, and the level lasts until reboot.
+      - Levels only go up until reboot. A kernel already at O(level) is left alone (C(changed=false));
+        a lower O(level) fails the task with the tool's refusal (for V(none), which the tool does not
+        write, with the same explanation).
+      - In check mode only the tool's plan (C(--dry-run --json)) runs.
+      - Needs the running system and root; mutually exclusive with O(root) (the tool refuses C(--now)
+        with C(--root), even in a dry run).
+    type: bool
+    default: false
   force:
     description:
       - Pass C(--force) to C(lockdownctl enable) (go ahead although the readiness check finds
-        something that breaks at O(level), or lower a higher C(lockdown=) already present).
+        something that breaks at O(level), or lower a higher C(lockdown=) already present). It never
+        lowers the running level (O(now)); the kernel refuses that until reboot.
     type: bool
     default: false
   policy:
@@ -124,6 +142,11 @@ EXAMPLES = r"""
   check_mode: true
   diff: true
 
+- name: Raise the running kernel to integrity now, until reboot (no reboot needed)
+  lockdownctl.lockdown.lockdownctl:
+    level: integrity
+    now: true
+
 - name: Remove lockdown= from the boot configuration
   lockdownctl.lockdown.lockdownctl:
     level: none
@@ -131,13 +154,13 @@ EXAMPLES = r"""
 
 RETURN = r"""
 changed:
-  description: Whether the boot configuration or the enforcer changed (or would, in check mode).
+  description: Whether the boot configuration, the running level or the enforcer changed (or would, in check mode).
   returned: always
   type: bool
 reboot_required:
   description:
     - Whether a reboot is needed for the running kernel to reach O(level), as in M(ansible.posix.selinux).
-      The module never reboots.
+      The module never reboots. Always V(false) with O(now=true).
   returned: always
   type: bool
   sample: true
@@ -147,13 +170,36 @@ level:
   type: str
   sample: integrity
 running_level:
-  description: The running kernel's level as the tool read it; V(null) when it could not be read.
+  description: The running kernel's level as the tool read it (before the change); V(null) when it could not be read.
   returned: when O(level) is set
   type: str
   sample: none
+now:
+  description: The running level's step (C(enable LEVEL --now --json), its C(data.now)).
+  returned: when O(now=true)
+  type: dict
+  contains:
+    from:
+      description: The running level before.
+      type: str
+      sample: none
+    to:
+      description: The requested level.
+      type: str
+      sample: integrity
+    written:
+      description: Whether the level was written to C(/sys/kernel/security/lockdown) (V(false) in check mode).
+      type: bool
+    after:
+      description: C(/sys/kernel/security/lockdown) read back after the write.
+      type: str
+      sample: none [integrity] confidentiality
+    plan:
+      description: The tool's plan, when it would write.
+      type: str
 boot:
   description: The boot configuration plan (or what was applied).
-  returned: when O(level) is set
+  returned: when O(level) is set and O(now=false)
   type: dict
   contains:
     setups:
@@ -214,9 +260,14 @@ from ansible_collections.lockdownctl.lockdown.plugins.module_utils.lockdownctl i
     boot_summary,
     enforcer_plan,
     envelope,
+    none_now_refusal,
+    now_unchanged,
     plan_diff,
     reboot_required,
 )
+
+
+NOW_PATH = '/sys/kernel/security/lockdown'
 
 
 class Runner(object):
@@ -225,9 +276,13 @@ class Runner(object):
         self.executable = module.params['executable'] or module.get_bin_path('lockdownctl', required=True)
         self.warnings = []
 
-    def run(self, words, root=None, ok=(0,)):
+    def call(self, words, root=None):
         cmd = argv(self.executable, words, root)
         rc, out, err = self.module.run_command(cmd, environ_update={'LC_ALL': 'C'})
+        return cmd, rc, out, err
+
+    def run(self, words, root=None, ok=(0,)):
+        cmd, rc, out, err = self.call(words, root)
         return envelope(cmd, rc, out, err, ok, self.warnings)
 
 
@@ -250,6 +305,36 @@ def boot_step(runner, p, check_mode, result, diffs):
     if changed:
         diffs.extend(plan_diff(plan))
     return changed
+
+
+def now_step(runner, p, check_mode, result, diffs):
+    """The running kernel's level (enable LEVEL --now): one way until reboot."""
+    level = p['level']
+    result['level'] = level
+    if level == 'none':  # the tool has no verb for it: nothing to write, only a level to compare
+        status = runner.run(['status'], ok=(0, 1, 5)) or {}
+        running = status.get('level')
+        result['running_level'] = running
+        result['now'] = {'from': running, 'to': level, 'written': False, 'after': None}
+        if running == 'none':
+            return False
+        raise LockdownctlError(none_now_refusal(running, status.get('level_read_from')), 1)
+    words = ['enable', level, '--now'] + (['--force'] if p['force'] else [])
+    cmd, rc, out, err = runner.call(words + ['--dry-run'])
+    plan = envelope(cmd, rc, out, err, (0, 1), runner.warnings)
+    result['running_level'] = (plan.get('kernel') or {}).get('level')
+    now = plan.get('now') or {}
+    result['now'] = {'from': now.get('from'), 'to': level, 'written': False, 'after': None, 'plan': now.get('plan')}
+    if now_unchanged(level, plan):
+        return False
+    envelope(cmd, rc, out, err, (0,), [])  # any other refusal fails the task with the tool's own message
+    if not check_mode:
+        done = runner.run(words)
+        now = done.get('now') or {}
+        result['now'].update(written=bool(now.get('written')), after=now.get('after'))
+    diffs.append({'before_header': NOW_PATH, 'after_header': NOW_PATH,
+                  'before': {'level': result['running_level']}, 'after': {'level': level}})
+    return True
 
 
 def policy_step(runner, p, check_mode, result, diffs):
@@ -301,6 +386,7 @@ def main():
         argument_spec=dict(
             level=dict(type='str', choices=['none', 'integrity', 'confidentiality']),
             force=dict(type='bool', default=False),
+            now=dict(type='bool', default=False),
             policy=dict(type='path'),
             policy_state=dict(type='str', choices=['present', 'absent'], default='present'),
             seal=dict(type='bool', default=False),
@@ -308,7 +394,8 @@ def main():
             root=dict(type='path'),
             executable=dict(type='path'),
         ),
-        required_if=[('seal', True, ('policy',)), ('audit', True, ('policy',))],
+        required_if=[('seal', True, ('policy',)), ('audit', True, ('policy',)), ('now', True, ('level',))],
+        mutually_exclusive=[('now', 'root')],
         supports_check_mode=True,
     )
     p = module.params
@@ -320,7 +407,9 @@ def main():
     diffs = []
     runner = Runner(module)
     try:
-        if p['level']:
+        if p['level'] and p['now']:
+            result['changed'] = now_step(runner, p, module.check_mode, result, diffs) or result['changed']
+        elif p['level']:
             result['changed'] = boot_step(runner, p, module.check_mode, result, diffs) or result['changed']
         if p['policy'] or p['policy_state'] == 'absent':
             result['changed'] = policy_step(runner, p, module.check_mode, result, diffs) or result['changed']

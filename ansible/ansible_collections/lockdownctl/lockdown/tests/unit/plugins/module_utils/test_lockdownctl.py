@@ -18,6 +18,8 @@ from ansible_collections.lockdownctl.lockdown.plugins.module_utils.lockdownctl i
     argv,
     enforcer_plan,
     envelope,
+    none_now_refusal,
+    now_unchanged,
     plan_diff,
     reboot_required,
 )
@@ -109,3 +111,61 @@ def test_enforcer_plan():
     assert enforcer_plan(same, planned, False) == 'apply'  # enforce apply itself says unchanged or updated
     assert enforcer_plan(dict(same, sealed=True), planned, False) == 'unchanged'
     assert enforcer_plan(dict(same, sealed=True, policy_id='0' * 16), planned, False) == 'sealed'
+
+
+# lockdownctl enable integrity --now --dry-run --json in a guest at confidentiality, and at integrity
+# (trimmed); the kernel configuration forcing integrity is refused by the safety check before --now
+NOW_LOWER = {"action": "enable", "level": "integrity", "kernel": {"level": "confidentiality"},
+             "now": {"from": "confidentiality", "to": "integrity", "written": False, "after": None,
+                     "refused": "the running kernel is already at confidentiality: lockdown levels only go up "
+                                "until reboot, so integrity cannot be set now (that would lower it from "
+                                "confidentiality)"}}
+NOW_SAME = {"action": "enable", "level": "integrity", "kernel": {"level": "integrity"},
+            "now": {"from": "integrity", "to": "integrity", "written": False, "after": None,
+                    "refused": "the running kernel is already at integrity: lockdown levels only go up "
+                               "until reboot, so integrity cannot be set now"}}
+NOW_FORCED = {"action": "enable", "level": "integrity", "kernel": {"level": "integrity"},
+              "refused": "the kernel configuration already forces integrity (CONFIG_LOCK_DOWN_KERNEL_FORCE_"
+                         "INTEGRITY=y): lockdown=integrity would change nothing"}
+NOW_RAISE = {"action": "enable", "level": "integrity", "kernel": {"level": "none"},
+             "now": {"from": "none", "to": "integrity", "written": False, "after": None, "refused": None,
+                     "plan": "write integrity to /sys/kernel/security/lockdown (from none; cannot be undone "
+                             "until reboot)"}}
+
+
+def test_now_unchanged_only_at_the_same_level():
+    assert now_unchanged('integrity', NOW_SAME) and now_unchanged('integrity', NOW_FORCED)
+    assert not now_unchanged('integrity', NOW_LOWER) and not now_unchanged('integrity', NOW_RAISE)
+    assert not now_unchanged('integrity', None)
+
+
+def test_now_lowering_fails_with_the_tools_refusal():
+    doc = {"lockdownctl": 1, "command": "enable", "status": "findings", "exit_code": 1, "errors": [],
+           "data": NOW_LOWER}
+    with pytest.raises(LockdownctlError) as exc:
+        envelope(['lockdownctl', 'enable', 'integrity', '--now', '--dry-run', '--json'], 1, json.dumps(doc), '')
+    assert exc.value.rc == 1
+    assert exc.value.msg == 'lockdownctl enable exited 1: ' + NOW_LOWER['now']['refused']
+
+
+def test_none_now_refusal_names_the_running_level():
+    msg = none_now_refusal('integrity')
+    assert 'at integrity' in msg and 'only go up until reboot' in msg and 'none cannot be set now' in msg
+
+
+def test_none_now_refusal_never_takes_an_unknown_level_for_one():
+    # lockdownctl status --json on a kernel without the lockdown LSM: level null, read from nowhere
+    msg = none_now_refusal(None, '')
+    assert 'could not be read' in msg and 'unknown' in msg and 'at None' not in msg
+    assert 'from /sys/kernel/security/lockdown' in none_now_refusal(None, '/sys/kernel/security/lockdown')
+
+
+def test_no_envelope_says_what_was_printed_instead():
+    cmd = ['lockdownctl', 'enforce', 'apply', 'p.yaml', '--json']
+    with pytest.raises(LockdownctlError) as exc:
+        envelope(cmd, 2, '', '')
+    assert exc.value.msg == ('lockdownctl enforce apply exited 2: no JSON envelope on its standard output '
+                             '(nothing on it, nothing on standard error)')
+    with pytest.raises(LockdownctlError) as exc:
+        envelope(cmd, 2, 'usage: lockdownctl [-h]\n  VERB ...\n', '')
+    assert exc.value.msg.endswith("(35 characters, starting 'usage: lockdownctl [-h] VERB ...')")
