@@ -224,3 +224,19 @@ def test_lockdown_after_a_double_dash_on_an_earlier_line_goes_to_init(tmp_path: 
     view = View(Root(root))
     assert kernel_install.present(view) == []
     assert run.higher([kernel_install], view, "integrity") == {}  # what enable refuses on
+
+
+@pytest.mark.parametrize("text", ['X="' + '$("' * 1500 + '")' * 1500 + '"\n', 'X="' + '$("' * 1500,
+                                  "X=$(" + '"$(' * 1500])
+def test_shell_deep_nesting_is_an_answer(text: str) -> None:
+    # boot/shell.py: "…" and $(…) skipped each other by recursion, so nesting 1,500 deep
+    # (4.5 KB of the 8 KiB a fuzz input may have) raised RecursionError, a traceback. Found
+    # reading the scanner while moving it to re (#21), not by a fuzz run; now an explicit stack.
+    from lockdownctl.boot.shell import scan, source
+
+    try:
+        found = scan(text, "/etc/default/grub")
+    except InputError as exc:
+        assert "unbalanced" in exc.message and exc.message.startswith("/etc/default/grub:1:")
+    else:
+        assert [a.name for a in found] == ["X"] and source(text, "g")[1] == {"X"}

@@ -32,33 +32,44 @@ def strip_tokens(text: str) -> str:
 
     A token goes with the blanks before it, or, first on its line, with the
     blanks after it. One pass, linear in ``text`` (a file of many lockdown=
-    tokens must not cost quadratic time).
+    tokens must not cost quadratic time), whole gaps and tokens at a time: a
+    token never ends in a blank, so the blanks before a token are the end of
+    the gap before it.
     """
-    out: list[str] = []  # the result so far, one character per item
+    out: list[str] = []  # the result so far, in pieces
+    size = 0  # characters in out
+    last = ""  # out's last character ("" while out is empty)
     pos = 0
     skip_blanks = False  # the last token removed was first on its line
-    line_start_at = -1  # len(out) when a token was last found first on its line
+    line_start_at = -1  # size when a token was last found first on its line
     for match in _TOKEN.finditer(text):
         gap = text[pos : match.start()]
-        out.extend(gap.lstrip(" \t") if skip_blanks else gap)
+        if skip_blanks:
+            gap = gap.lstrip(" \t")
         skip_blanks = False
         pos = match.end()
-        if not is_lockdown(match.group()):
-            out.extend(match.group())
+        token = match.group()
+        if not is_lockdown(token):
+            out += (gap, token)
+            size += len(gap) + len(token)
+            last = token[-1]
             continue
-        if len(out) == line_start_at:  # nothing since the last one: still first on its line
+        if not gap and size == line_start_at:  # nothing since the last one: still first on its line
             skip_blanks = True
             continue
-        before = len(out)
-        while before > 0 and out[before - 1] in " \t":
-            before -= 1
-        if before > 0 and out[before - 1] != "\n":
-            del out[before:]  # drop the blanks before it
+        kept = gap.rstrip(" \t")
+        before = kept[-1:] or last
+        if before and before != "\n":  # drop the blanks before it
+            gap = kept
         else:  # first token of the line: drop the blanks after it
             skip_blanks = True
-            line_start_at = len(out)
+        out.append(gap)
+        size += len(gap)
+        last = gap[-1:] or last
+        if skip_blanks:
+            line_start_at = size
     tail = text[pos:]
-    out.extend(tail.lstrip(" \t") if skip_blanks else tail)
+    out.append(tail.lstrip(" \t") if skip_blanks else tail)
     return "".join(out)
 
 
