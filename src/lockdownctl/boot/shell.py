@@ -50,7 +50,7 @@ def _unmodelled(path: str, line: int, what: str) -> Unmodelled:
                       "this file (write plain NAME=value assignments, or edit it by hand)")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Assignment:
     name: str
     start: int  # offset of the value's first character in the file
@@ -224,6 +224,9 @@ def scan(text: str, path: str, strict: bool = True) -> list[Assignment]:
     value that runs over several lines is refused the same way
     (/etc/default/grub values are one line; a stray quote makes them many).
     """
+    known = _SCANNED.get((text, strict))
+    if known is not None:
+        return list(known)
     try:
         found = _scan(text, path, strict)
     except Unmodelled:
@@ -236,7 +239,19 @@ def scan(text: str, path: str, strict: bool = True) -> list[Assignment]:
             _first_bad_line(text, path, a.line)
             raise InputError(f"{path}:{a.line}: the value of {a.name} runs over several lines "
                              "(unbalanced quote?)")
+    if len(text) <= _SCANNED_TEXT_MAX:
+        if len(_SCANNED) >= _SCANNED_MAX:
+            _SCANNED.clear()
+        _SCANNED[(text, strict)] = tuple(found)
     return found
+
+
+# One plan reads each file several times (evaluate, plan, verify, present): the
+# assignments of the last few texts are kept (they do not depend on the path, which
+# only errors name; errors are not kept). Assignments are frozen, so sharing is safe.
+_SCANNED: dict[tuple[str, bool], tuple[Assignment, ...]] = {}
+_SCANNED_MAX = 32
+_SCANNED_TEXT_MAX = 1 << 16
 
 
 def _first_bad_line(text: str, path: str, start: int = 1) -> None:
@@ -317,6 +332,21 @@ def _scan(text: str, path: str, strict: bool) -> list[Assignment]:
 
 def parse_value(raw: str) -> Value:
     """Split a value's source into literals, $NAME/${NAME} and substitutions."""
+    known = _PARSED.get(raw)
+    if known is None:
+        known = _parse_value(raw)
+        if len(raw) <= _SCANNED_TEXT_MAX:
+            if len(_PARSED) >= _PARSED_MAX:
+                _PARSED.clear()
+            _PARSED[raw] = known
+    return Value(list(known.parts), known.unmodelled)  # a copy: the caller may change it
+
+
+_PARSED: dict[str, Value] = {}  # (as _SCANNED: the same values are evaluated again and again)
+_PARSED_MAX = 256
+
+
+def _parse_value(raw: str) -> Value:
     value = Value()
     lit: list[str] = []  # literal text since the last expansion (never an empty string)
 
