@@ -225,7 +225,8 @@ def test_cmdline_fuzz_crashes_read_alike() -> None:
         cmdline_all(text)
 
 
-CMDLINE_PIECES = st.sampled_from(["lockdown=integrity", "lockdown=", '"', "=", " ", "\t", "\n", "\r", "--", "options",
+CMDLINE_PIECES = st.sampled_from(["lockdown=integrity", "xlockdown=a", "lock", "down=",
+                                  "lockdown=", '"', "=", " ", "\t", "\n", "\r", "--", "options",
                                   "options ", " options\t", "quiet", "a", '"lockdown=none"', "\x01", "\u00a0", "\x1c",
                                   "\u2028", "\x0b"])
 

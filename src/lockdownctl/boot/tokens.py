@@ -15,6 +15,7 @@ from ..host.cmdline import split_args, split_cmdline
 KEY = "lockdown"
 # A token as the kernel's next_arg() sees it: runs of non-space, double quotes group.
 _TOKEN = re.compile(r'(?:"[^"]*"|[^\s"])+')
+_PLAIN_LOCKDOWN = re.compile(r"(?<!\S)lockdown=\S*")  # a lockdown= token of a text without '"'
 
 
 def is_lockdown(token: str) -> bool:
@@ -32,28 +33,26 @@ def strip_tokens(text: str) -> str:
 
     A token goes with the blanks before it, or, first on its line, with the
     blanks after it. One pass, linear in ``text`` (a file of many lockdown=
-    tokens must not cost quadratic time), whole gaps and tokens at a time: a
-    token never ends in a blank, so the blanks before a token are the end of
-    the gap before it.
+    tokens must not cost quadratic time), a gap (the text between two
+    lockdown= tokens, other tokens and all) at a time: a token never ends in a
+    blank, so the blanks before a lockdown= token are the end of its gap.
     """
-    out: list[str] = []  # the result so far, in pieces
+    out: list[str] = []  # the result so far, in gaps
     size = 0  # characters in out
     last = ""  # out's last character ("" while out is empty)
     pos = 0
     skip_blanks = False  # the last token removed was first on its line
     line_start_at = -1  # size when a token was last found first on its line
-    for match in _TOKEN.finditer(text):
+    # Only lockdown= tokens matter: every other token is part of a gap. Without a
+    # double quote a token is a run of non-blanks, and re finds the lockdown= ones.
+    found = (_PLAIN_LOCKDOWN.finditer(text) if '"' not in text
+             else (m for m in _TOKEN.finditer(text) if is_lockdown(m.group())))
+    for match in found:
         gap = text[pos : match.start()]
         if skip_blanks:
             gap = gap.lstrip(" \t")
         skip_blanks = False
         pos = match.end()
-        token = match.group()
-        if not is_lockdown(token):
-            out += (gap, token)
-            size += len(gap) + len(token)
-            last = token[-1]
-            continue
         if not gap and size == line_start_at:  # nothing since the last one: still first on its line
             skip_blanks = True
             continue
