@@ -235,3 +235,19 @@ CMDLINE_PIECES = st.sampled_from(["lockdown=integrity", "xlockdown=a", "lock", "
 @given(st.lists(st.one_of(CMDLINE_PIECES, st.text(max_size=3)), max_size=16))
 def test_cmdline_generated_read_alike(pieces: list[str]) -> None:
     cmdline_all("".join(pieces))
+
+
+def test_shell_kept_results_are_copies() -> None:
+    # shell.py keeps the last scans and values (one plan reads a file several times):
+    # a caller that changes what it got must not change what the next caller gets.
+    text = 'GRUB_CMDLINE_LINUX="quiet $X"\n'
+    first = shell.scan(text, "a")
+    first.clear()
+    assert [a.name for a in shell.scan(text, "b")] == ["GRUB_CMDLINE_LINUX"]
+    value = shell.parse_value('"quiet $X"')
+    value.parts.clear()
+    value.unmodelled = "changed"
+    assert shell.parse_value('"quiet $X"') == ref_shell.parse_value('"quiet $X"')
+    for path in ("a", "b"):  # errors are not kept: each names its own file
+        with pytest.raises(InputError, match=f"^{path}:1: unbalanced"):
+            shell.scan('X="a', path)

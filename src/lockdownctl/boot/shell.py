@@ -335,7 +335,7 @@ def parse_value(raw: str) -> Value:
     known = _PARSED.get(raw)
     if known is None:
         known = _parse_value(raw)
-        if len(raw) <= _SCANNED_TEXT_MAX:
+        if len(raw) <= _PARSED_TEXT_MAX:
             if len(_PARSED) >= _PARSED_MAX:
                 _PARSED.clear()
             _PARSED[raw] = known
@@ -344,6 +344,7 @@ def parse_value(raw: str) -> Value:
 
 _PARSED: dict[str, Value] = {}  # (as _SCANNED: the same values are evaluated again and again)
 _PARSED_MAX = 256
+_PARSED_TEXT_MAX = 4096  # (at most 1 MiB kept)
 
 
 def _parse_value(raw: str) -> Value:
