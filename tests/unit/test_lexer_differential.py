@@ -248,6 +248,9 @@ def test_shell_kept_results_are_copies() -> None:
     value.parts.clear()
     value.unmodelled = "changed"
     assert shell.parse_value('"quiet $X"') == ref_shell.parse_value('"quiet $X"')
-    for path in ("a", "b"):  # errors are not kept: each names its own file
+    for path in ("a", "b", "a"):  # errors are kept per file: each names its own
         with pytest.raises(InputError, match=f"^{path}:1: unbalanced"):
             shell.scan('X="a', path)
+    for _ in range(2):
+        with pytest.raises(shell.Unmodelled, match=r"^a:2: the command 'echo'"):
+            shell.scan("X=1\necho", "a")

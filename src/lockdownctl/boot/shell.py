@@ -227,6 +227,25 @@ def scan(text: str, path: str, strict: bool = True) -> list[Assignment]:
     known = _SCANNED.get((text, strict))
     if known is not None:
         return list(known)
+    failed = _FAILED.get((text, path, strict))
+    if failed is not None:
+        raise failed[0](failed[1])
+    try:
+        found = _checked(text, path, strict)
+    except InputError as exc:
+        if len(text) <= _SCANNED_TEXT_MAX:
+            if len(_FAILED) >= _SCANNED_MAX:
+                _FAILED.clear()
+            _FAILED[(text, path, strict)] = (type(exc), exc.message)
+        raise
+    if len(text) <= _SCANNED_TEXT_MAX:
+        if len(_SCANNED) >= _SCANNED_MAX:
+            _SCANNED.clear()
+        _SCANNED[(text, strict)] = tuple(found)
+    return found
+
+
+def _checked(text: str, path: str, strict: bool) -> list[Assignment]:
     try:
         found = _scan(text, path, strict)
     except Unmodelled:
@@ -239,17 +258,15 @@ def scan(text: str, path: str, strict: bool = True) -> list[Assignment]:
             _first_bad_line(text, path, a.line)
             raise InputError(f"{path}:{a.line}: the value of {a.name} runs over several lines "
                              "(unbalanced quote?)")
-    if len(text) <= _SCANNED_TEXT_MAX:
-        if len(_SCANNED) >= _SCANNED_MAX:
-            _SCANNED.clear()
-        _SCANNED[(text, strict)] = tuple(found)
     return found
 
 
 # One plan reads each file several times (evaluate, plan, verify, present): the
 # assignments of the last few texts are kept (they do not depend on the path, which
-# only errors name; errors are not kept). Assignments are frozen, so sharing is safe.
+# only errors name), and the errors (class and message, raised anew each time).
+# Assignments are frozen, so sharing them is safe.
 _SCANNED: dict[tuple[str, bool], tuple[Assignment, ...]] = {}
+_FAILED: dict[tuple[str, str, bool], tuple[type[InputError], str]] = {}
 _SCANNED_MAX = 32
 _SCANNED_TEXT_MAX = 1 << 16
 
