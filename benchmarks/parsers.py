@@ -73,7 +73,7 @@ FUZZ_TARGETS = ("grub", "shell", "klog", "bls", "kernel_install", "uki", "cmdlin
 FUZZ_GOAL = 10.0
 # Targets whose inputs take microseconds run this many times --runs, so that their
 # time is well above the noise of the start-up that is subtracted.
-FUZZ_MORE = {"cmdline": 20, "efivars": 10, "uki": 5}
+FUZZ_MORE = {"cmdline": 20, "efivars": 10, "shell": 5, "uki": 5, "bls": 2, "kernel_install": 2, "klog": 2}
 
 
 def fuzz_seconds(name: str, seeds: str, max_len: int, reference: bool) -> float:

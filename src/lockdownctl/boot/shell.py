@@ -225,6 +225,8 @@ def scan(text: str, path: str, strict: bool = True) -> list[Assignment]:
     (/etc/default/grub values are one line; a stray quote makes them many).
     """
     known = _SCANNED.get((text, strict))
+    if known is None and not strict:  # what strict accepts, the lenient scan reads the same way
+        known = _SCANNED.get((text, True))  # (it only skips what strict refuses)
     if known is not None:
         return list(known)
     failed = _FAILED.get((text, path, strict))
