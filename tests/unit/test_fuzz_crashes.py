@@ -240,3 +240,26 @@ def test_shell_deep_nesting_is_an_answer(text: str) -> None:
         assert "unbalanced" in exc.message and exc.message.startswith("/etc/default/grub:1:")
     else:
         assert [a.name for a in found] == ["X"] and source(text, "g")[1] == {"X"}
+
+
+def test_shell_escaped_paren_after_dollar_is_text() -> None:
+    # fuzz_shell (2026-12-07, 418,517 inputs in): the target's property called "$(" in an
+    # exact value a substitution "from nowhere" when the input had no "$(", but `$\(` is
+    # the text "$(" in sh as in shell.py (so is $X"(" with X=$). The property was wrong,
+    # not the parser: it now asks that an exact value's assignment holds no substitution.
+    import subprocess
+    import sys
+
+    from lockdownctl.boot.shell import source
+    from tests.conftest import REPO
+
+    crash = b'_=e""\xe9$\\(='
+    text = 'X=e""\u00e9$\\(=\nZ=$\nY=$Z"("\n'
+    env, inexact = source(text, "g")
+    sh = subprocess.run(["sh", "-c", '. "$0"; printf "%s|%s" "$X" "$Y"', "/dev/stdin"], input=text.encode(),
+                        capture_output=True, check=True).stdout.decode()
+    assert (f"{env['X']}|{env['Y']}", inexact) == (sh, set()) == ("e\u00e9$(=|$(", set())
+    proc = subprocess.run([sys.executable, "-c", "import sys; sys.argv = ['t']; import fuzz_shell; "
+                           f"fuzz_shell.one({crash!r})"], cwd=REPO / "fuzz", capture_output=True, text=True,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
