@@ -263,3 +263,25 @@ def test_shell_escaped_paren_after_dollar_is_text() -> None:
                            f"fuzz_shell.one({crash!r})"], cwd=REPO / "fuzz", capture_output=True, text=True,
                           check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_bare_lockdown_token_is_removed_with_the_others() -> None:
+    # fuzz_grub (2026-12-07, 206,450 inputs in; main's parsers did the same): a bare
+    # "lockdown" (no "=": the kernel calls it a malformed early option) stayed in an
+    # earlier GRUB_CMDLINE_LINUX_DEFAULT, present() reported it as lockdown="", yet enable
+    # "verified". enable/disable now remove it with the lockdown= tokens.
+    import subprocess
+    import sys
+
+    from lockdownctl.boot.tokens import line_levels, strip_tokens
+    from tests.conftest import REPO
+
+    assert strip_tokens("quiet lockdown splash lockdownx lockdown=integrity") == "quiet splash lockdownx"
+    assert strip_tokens('quiet "lockdown" x') == "quiet x"
+    assert line_levels(strip_tokens("quiet lockdown\t=x\n"), "f") == []
+    crash = b'GRUB_CMDLINE_LINUX_DEFAULT="quiet lockdown\t=x"\nGRUB_CMDLINE_LINUX_DEFAULT="quiet"\n'
+    crash += b"#" * ((1 - len(crash)) % 3)  # the target's length % 3 == 1: enable confidentiality
+    proc = subprocess.run([sys.executable, "-c", "import sys; sys.argv = ['t']; import fuzz_grub; "
+                           f"fuzz_grub.one({crash!r})"], cwd=REPO / "fuzz", capture_output=True, text=True,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]

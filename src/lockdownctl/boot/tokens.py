@@ -15,12 +15,15 @@ from ..host.cmdline import split_args, split_cmdline
 KEY = "lockdown"
 # A token as the kernel's next_arg() sees it: runs of non-space, double quotes group.
 _TOKEN = re.compile(r'(?:"[^"]*"|[^\s"])+')
-_PLAIN_LOCKDOWN = re.compile(r"(?<!\S)lockdown=\S*")  # a lockdown= token of a text without '"'
+_PLAIN_LOCKDOWN = re.compile(r"(?<!\S)lockdown(?:=\S*)?(?!\S)")  # is_lockdown() of a text without '"'
 
 
 def is_lockdown(token: str) -> bool:
+    """``lockdown=...``, or a bare ``lockdown``: the kernel rejects that one ("Malformed
+    early option": security/lockdown/lockdown.c lockdown_param() refuses NULL), and
+    present() reports it (as an empty value), so enable and disable remove it too."""
     key = token.split("=", 1)[0].replace('"', "")
-    return key == KEY and "=" in token
+    return key == KEY
 
 
 def lockdown_values(text: str, where: str) -> list[str]:
