@@ -31,6 +31,17 @@ def instrumented() -> Any:
 with instrumented():
     from lockdownctl.errors import LockdownctlError
 
+# benchmarks/parsers.py --fuzz: the same target with the reference parsers
+# (tests/unit/reference: one Python step per character) in place of the fast ones,
+# instrumented alike, so inputs per second compare side by side.
+REFERENCE = bool(os.environ.get("LOCKDOWNCTL_FUZZ_REFERENCE"))
+if REFERENCE:
+    sys.path.insert(0, REPO)
+    with atheris.instrument_imports(include=["lockdownctl", "tests.unit.reference"]):
+        from tests.unit.reference.install import install
+
+        install()
+
 # Tiny files written per input (targets whose parser reads a path or a root):
 # in RAM when /dev/shm is there, so the disk does not limit inputs per second.
 # (fuzz/run-all names one per target and removes it after; a target run by hand leaves

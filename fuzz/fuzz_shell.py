@@ -1,8 +1,10 @@
-"""The shell subset of /etc/default/grub and grub.d (boot/shell.py).
+r"""The shell subset of /etc/default/grub and grub.d (boot/shell.py).
 
 Property: the variables after sourcing, or a one-line InputError
-(Unmodelled) for what the model does not cover; a value marked exact holds
-no command substitution (`` ` `` or ``$(``) from the input. Inputs up to 8 KiB.
+(Unmodelled) for what the model does not cover; a value marked exact was
+assigned without a command substitution (`` ` `` or ``$(``). (Not: "holds no
+``$(`` unless the input does": ``X=$\(`` is the text ``$(``, as in sh.)
+Inputs up to 8 KiB.
 """
 
 from __future__ import annotations
@@ -16,11 +18,12 @@ with instrumented():
 def one(data: bytes) -> None:
     src = text(data)
     env, inexact = source(src, "/etc/default/grub")
+    last = {a.name: a for a in scan(src, "/etc/default/grub")}  # the assignment each value is from
     for a in scan(src, "/etc/default/grub", strict=False):
         parse_value(a.raw)
-    for name, value in env.items():
-        if name not in inexact and ("$(" in value or "`" in value) and ("$(" not in src and "`" not in src):
-            raise Bad(f"{name}: a substitution appeared from nowhere: {value[:80]!r}")
+    for name in env:
+        if name not in inexact and any(kind == "cmd" for kind, _ in parse_value(last[name].raw).parts):
+            raise Bad(f"{name}: exact, yet its value runs a command: {last[name].raw[:80]!r}")
 
 
 if __name__ == "__main__":

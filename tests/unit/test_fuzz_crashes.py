@@ -224,3 +224,64 @@ def test_lockdown_after_a_double_dash_on_an_earlier_line_goes_to_init(tmp_path: 
     view = View(Root(root))
     assert kernel_install.present(view) == []
     assert run.higher([kernel_install], view, "integrity") == {}  # what enable refuses on
+
+
+@pytest.mark.parametrize("text", ['X="' + '$("' * 1500 + '")' * 1500 + '"\n', 'X="' + '$("' * 1500,
+                                  "X=$(" + '"$(' * 1500])
+def test_shell_deep_nesting_is_an_answer(text: str) -> None:
+    # boot/shell.py: "…" and $(…) skipped each other by recursion, so nesting 1,500 deep
+    # (4.5 KB of the 8 KiB a fuzz input may have) raised RecursionError, a traceback. Found
+    # reading the scanner while moving it to re (#21), not by a fuzz run; now an explicit stack.
+    from lockdownctl.boot.shell import scan, source
+
+    try:
+        found = scan(text, "/etc/default/grub")
+    except InputError as exc:
+        assert "unbalanced" in exc.message and exc.message.startswith("/etc/default/grub:1:")
+    else:
+        assert [a.name for a in found] == ["X"] and source(text, "g")[1] == {"X"}
+
+
+def test_shell_escaped_paren_after_dollar_is_text() -> None:
+    # fuzz_shell (2026-12-07, 418,517 inputs in): the target's property called "$(" in an
+    # exact value a substitution "from nowhere" when the input had no "$(", but `$\(` is
+    # the text "$(" in sh as in shell.py (so is $X"(" with X=$). The property was wrong,
+    # not the parser: it now asks that an exact value's assignment holds no substitution.
+    import subprocess
+    import sys
+
+    from lockdownctl.boot.shell import source
+    from tests.conftest import REPO
+
+    crash = b'_=e""\xe9$\\(='
+    text = 'X=e""\u00e9$\\(=\nZ=$\nY=$Z"("\n'
+    env, inexact = source(text, "g")
+    sh = subprocess.run(["sh", "-c", '. "$0"; printf "%s|%s" "$X" "$Y"', "/dev/stdin"], input=text.encode(),
+                        capture_output=True, check=True).stdout.decode()
+    assert (f"{env['X']}|{env['Y']}", inexact) == (sh, set()) == ("e\u00e9$(=|$(", set())
+    proc = subprocess.run([sys.executable, "-c", "import sys; sys.argv = ['t']; import fuzz_shell; "
+                           f"fuzz_shell.one({crash!r})"], cwd=REPO / "fuzz", capture_output=True, text=True,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_bare_lockdown_token_is_removed_with_the_others() -> None:
+    # fuzz_grub (2026-12-07, 206,450 inputs in; main's parsers did the same): a bare
+    # "lockdown" (no "=": the kernel calls it a malformed early option) stayed in an
+    # earlier GRUB_CMDLINE_LINUX_DEFAULT, present() reported it as lockdown="", yet enable
+    # "verified". enable/disable now remove it with the lockdown= tokens.
+    import subprocess
+    import sys
+
+    from lockdownctl.boot.tokens import line_levels, strip_tokens
+    from tests.conftest import REPO
+
+    assert strip_tokens("quiet lockdown splash lockdownx lockdown=integrity") == "quiet splash lockdownx"
+    assert strip_tokens('quiet "lockdown" x') == "quiet x"
+    assert line_levels(strip_tokens("quiet lockdown\t=x\n"), "f") == []
+    crash = b'GRUB_CMDLINE_LINUX_DEFAULT="quiet lockdown\t=x"\nGRUB_CMDLINE_LINUX_DEFAULT="quiet"\n'
+    crash += b"#" * ((1 - len(crash)) % 3)  # the target's length % 3 == 1: enable confidentiality
+    proc = subprocess.run([sys.executable, "-c", "import sys; sys.argv = ['t']; import fuzz_grub; "
+                           f"fuzz_grub.one({crash!r})"], cwd=REPO / "fuzz", capture_output=True, text=True,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]

@@ -7,6 +7,8 @@ is the ``options`` lines, joined with spaces.
 
 from __future__ import annotations
 
+import re
+
 from . import tokens
 from .engine import Change, Check, View
 
@@ -20,9 +22,13 @@ def entry_files(view: View, dirs: tuple[str, ...] = ENTRY_DIRS, prefix: str = ""
     return out
 
 
+# An options line: "options" as its first word, then at least one more (\s is
+# str.split()'s whitespace); the group is the rest, stripped. Greedy, so linear.
+_OPTIONS = re.compile(r"\s*options\s+(\S(?:.*\S)?)\s*", re.S)
+
+
 def options(text: str) -> str:
-    return " ".join(line.split(None, 1)[1].strip() for line in text.splitlines()
-                    if line.split(None, 1)[:1] == ["options"] and len(line.split(None, 1)) > 1)
+    return " ".join(m.group(1) for m in filter(None, map(_OPTIONS.fullmatch, text.splitlines())))
 
 
 def uses_kernelopts(text: str) -> bool:

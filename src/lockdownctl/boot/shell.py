@@ -25,12 +25,12 @@ module calls exact with what /bin/sh gives.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from ..errors import InputError
 
 _NAME_START = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_"
-_NAME = _NAME_START + "0123456789"
 _OPERATORS = ";&|\n"
 _SPECIAL = "0123456789@*#?-$!"  # positional and special parameters after $
 # Reserved words (POSIX 2.4) and the bash/ksh ones a /bin/sh may know.
@@ -50,7 +50,7 @@ def _unmodelled(path: str, line: int, what: str) -> Unmodelled:
                       "this file (write plain NAME=value assignments, or edit it by hand)")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Assignment:
     name: str
     start: int  # offset of the value's first character in the file
@@ -89,76 +89,126 @@ def _line_of(text: str, pos: int) -> int:
     return text.count("\n", 0, pos) + 1
 
 
+# The scanner does its per-character work in ``re`` (C): each pattern finds
+# the next character that matters in its context, and Python runs once per
+# hit, not once per character (the fuzzers run instrumented bytecode: #21).
+# tests/unit/test_lexer_differential.py compares every function here with the
+# one-step-per-character original (tests/unit/reference/shell.py).
+_WORD_STOP = re.compile(r"[\\'\"` \t;&|\n()<>]|\$\(")  # a word ends, or a quote/substitution opens
+_DQ_STOP = re.compile(r'[\\"`]|\$\(')  # inside "...": an escape, the close, a substitution
+_BQ_STOP = re.compile(r"[\\`]")  # inside `...`
+_PAREN_STOP = re.compile(r"[\\'\"()]")  # inside $(...)
+_BLANKS = re.compile(r"(?:[ \t]|\\\n)+")  # blanks and line continuations between words
+_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_NAME_CHARS = re.compile(r"[A-Za-z0-9_]*")
+_UNQUOTED_STOP = re.compile(r"['\"\\$`~]")  # in a value, outside quotes
+_DQ_VALUE_STOP = re.compile(r'["\\$`]')  # in a value, inside "..."
+_DQ_INNER = re.compile(r'(?:[^"\\]|\\[\s\S])*\\?')  # every " escaped (a last lone \ is itself)
+_QUOTE_OR_BLANK = re.compile(r"['\"\\ \t]")
+
+
+def _unbalanced(text: str, kind: str, pos: int, path: str) -> InputError:
+    what = {'"': "double quote (opened here and never closed)", "'": "single quote (opened here and never closed)",
+            "`": "` (command substitution opened here)", "(": "$( (command substitution opened here)"}[kind]
+    return InputError(f"{path}:{_line_of(text, pos)}: unbalanced {what}")
+
+
+def _skip_backquoted(text: str, pos: int, path: str) -> int:
+    i = pos + 1
+    while (m := _BQ_STOP.search(text, i)) is not None:
+        if m.group() == "`":
+            return m.end()
+        i = m.start() + 2  # a backslash hides the next character
+    raise _unbalanced(text, "`", pos, path)
+
+
+def _skip_single(text: str, pos: int, path: str) -> int:
+    close = text.find("'", pos + 1)
+    if close < 0:
+        raise _unbalanced(text, "'", pos, path)
+    return close + 1
+
+
+def _skip_nested(text: str, pos: int, path: str) -> int:
+    """Position after the "…" (``pos`` at the quote) or $(…) (``pos`` at its
+    "(") that opens at ``pos``. The two nest in each other ("$("…")"): an
+    explicit stack, not recursion, so no nesting depth raises RecursionError;
+    an unclosed construct is an error naming the innermost one, as the shell's
+    own parser reports it."""
+    stack = [(text[pos], pos)]  # (kind: '"' or '(', where it opened)
+    depth = [1]  # open parentheses of each $( on the stack (0 for a "")
+    i = pos + 1
+    while stack:
+        kind, opened = stack[-1]
+        if kind == '"':
+            m = _DQ_STOP.search(text, i)
+            if m is None:
+                raise _unbalanced(text, '"', opened, path)
+            hit, j = m.group(), m.start()
+            if hit == "\\":
+                i = j + 2
+            elif hit == '"':
+                stack.pop()
+                depth.pop()
+                i = j + 1
+            elif hit == "`":
+                i = _skip_backquoted(text, j, path)
+            else:  # "$("
+                stack.append(("(", j + 1))
+                depth.append(1)
+                i = j + 2
+            continue
+        m = _PAREN_STOP.search(text, i)
+        if m is None:
+            raise _unbalanced(text, "(", opened, path)
+        hit, j = m.group(), m.start()
+        i = j + 1
+        if hit == "\\":
+            i = j + 2
+        elif hit == "'":
+            i = _skip_single(text, j, path)
+        elif hit == '"':
+            stack.append(('"', j))
+            depth.append(0)
+        elif hit == "(":
+            depth[-1] += 1
+        else:
+            depth[-1] -= 1
+            if depth[-1] == 0:
+                stack.pop()
+                depth.pop()
+    return i
+
+
 def _skip_subst(text: str, pos: int, path: str) -> int:
-    """Position after a $(…) or `…` starting at ``pos``."""
+    """Position after a $(…) (``pos`` at its "(") or `…` starting at ``pos``."""
     if text[pos] == "`":
-        i = pos + 1
-        while i < len(text):
-            if text[i] == "\\":
-                i += 2
-                continue
-            if text[i] == "`":
-                return i + 1
-            i += 1
-        raise InputError(f"{path}:{_line_of(text, pos)}: unbalanced ` (command substitution opened here)")
-    depth, i = 1, pos + 1  # pos is the "(" of "$("
-    while i < len(text):
-        ch = text[i]
-        if ch == "\\":
-            i += 2
-            continue
-        if ch in "'\"":
-            i = _skip_quoted(text, i, path)
-            continue
-        if ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-            if depth == 0:
-                return i + 1
-        i += 1
-    raise InputError(f"{path}:{_line_of(text, pos)}: unbalanced $( (command substitution opened here)")
+        return _skip_backquoted(text, pos, path)
+    return _skip_nested(text, pos, path)
 
 
 def _skip_quoted(text: str, pos: int, path: str) -> int:
     """Position after the quoted string that opens at ``pos``."""
-    quote = text[pos]
-    i = pos + 1
-    while i < len(text):
-        ch = text[i]
-        if quote == '"' and ch == "\\":
-            i += 2
-            continue
-        if quote == '"' and (ch == "`" or text.startswith("$(", i)):
-            i = _skip_subst(text, i if ch == "`" else i + 1, path)
-            continue
-        if ch == quote:
-            return i + 1
-        i += 1
-    what = "double" if quote == '"' else "single"
-    raise InputError(f"{path}:{_line_of(text, pos)}: unbalanced {what} quote (opened here and never closed)")
+    if text[pos] == "'":
+        return _skip_single(text, pos, path)
+    return _skip_nested(text, pos, path)
 
 
 def _word_end(text: str, pos: int, path: str) -> int:
     i = pos
-    while i < len(text):
-        ch = text[i]
-        if ch == "\\":
-            i += 2
-            continue
-        if ch in "'\"":
-            i = _skip_quoted(text, i, path)
-            continue
-        if ch == "`":
-            i = _skip_subst(text, i, path)
-            continue
-        if text.startswith("$(", i):
-            i = _skip_subst(text, i + 1, path)
-            continue
-        if ch in " \t" or ch in _OPERATORS or ch in "()<>":
-            return i
-        i += 1
-    return min(i, len(text))
+    while (m := _WORD_STOP.search(text, i)) is not None:
+        hit, j = m.group(), m.start()
+        if hit == "\\":
+            i = j + 2
+        elif hit in "'\"":
+            i = _skip_quoted(text, j, path)
+        elif hit == "`":
+            i = _skip_backquoted(text, j, path)
+        elif hit == "$(":
+            i = _skip_nested(text, j + 1, path)
+        else:
+            return j
+    return len(text)
 
 
 def scan(text: str, path: str, strict: bool = True) -> list[Assignment]:
@@ -174,6 +224,30 @@ def scan(text: str, path: str, strict: bool = True) -> list[Assignment]:
     value that runs over several lines is refused the same way
     (/etc/default/grub values are one line; a stray quote makes them many).
     """
+    known = _SCANNED.get((text, strict))
+    if known is None and not strict:  # what strict accepts, the lenient scan reads the same way
+        known = _SCANNED.get((text, True))  # (it only skips what strict refuses)
+    if known is not None:
+        return list(known)
+    failed = _FAILED.get((text, path, strict))
+    if failed is not None:
+        raise failed[0](failed[1])
+    try:
+        found = _checked(text, path, strict)
+    except InputError as exc:
+        if len(text) <= _SCANNED_TEXT_MAX:
+            if len(_FAILED) >= _SCANNED_MAX:
+                _FAILED.clear()
+            _FAILED[(text, path, strict)] = (type(exc), exc.message)
+        raise
+    if len(text) <= _SCANNED_TEXT_MAX:
+        if len(_SCANNED) >= _SCANNED_MAX:
+            _SCANNED.clear()
+        _SCANNED[(text, strict)] = tuple(found)
+    return found
+
+
+def _checked(text: str, path: str, strict: bool) -> list[Assignment]:
     try:
         found = _scan(text, path, strict)
     except Unmodelled:
@@ -187,6 +261,16 @@ def scan(text: str, path: str, strict: bool = True) -> list[Assignment]:
             raise InputError(f"{path}:{a.line}: the value of {a.name} runs over several lines "
                              "(unbalanced quote?)")
     return found
+
+
+# One plan reads each file several times (evaluate, plan, verify, present): the
+# assignments of the last few texts are kept (they do not depend on the path, which
+# only errors name), and the errors (class and message, raised anew each time).
+# Assignments are frozen, so sharing them is safe.
+_SCANNED: dict[tuple[str, bool], tuple[Assignment, ...]] = {}
+_FAILED: dict[tuple[str, str, bool], tuple[type[InputError], str]] = {}
+_SCANNED_MAX = 32
+_SCANNED_TEXT_MAX = 1 << 16
 
 
 def _first_bad_line(text: str, path: str, start: int = 1) -> None:
@@ -203,7 +287,7 @@ def _first_bad_line(text: str, path: str, start: int = 1) -> None:
 
 
 def _is_name(word: str) -> bool:
-    return bool(word) and word[0] in _NAME_START and all(c in _NAME for c in word)
+    return _NAME_RE.fullmatch(word) is not None
 
 
 def _scan(text: str, path: str, strict: bool) -> list[Assignment]:
@@ -214,11 +298,8 @@ def _scan(text: str, path: str, strict: bool) -> list[Assignment]:
     seen, line = 0, 1  # newlines counted up to ``seen``: each counted once, not from 0 per assignment
     while i < len(text):
         ch = text[i]
-        if ch in " \t":
-            i += 1
-            continue
-        if ch == "\\" and text.startswith("\\\n", i):
-            i += 2
+        if ch in " \t" or (ch == "\\" and text.startswith("\\\n", i)):
+            i = _BLANKS.match(text, i).end()  # type: ignore[union-attr]  # matches: ch is one
             continue
         if ch == "#":  # at the start of a word: a comment
             nl = text.find("\n", i)
@@ -270,8 +351,24 @@ def _scan(text: str, path: str, strict: bool) -> list[Assignment]:
 
 def parse_value(raw: str) -> Value:
     """Split a value's source into literals, $NAME/${NAME} and substitutions."""
+    known = _PARSED.get(raw)
+    if known is None:
+        known = _parse_value(raw)
+        if len(raw) <= _PARSED_TEXT_MAX:
+            if len(_PARSED) >= _PARSED_MAX:
+                _PARSED.clear()
+            _PARSED[raw] = known
+    return Value(list(known.parts), known.unmodelled)  # a copy: the caller may change it
+
+
+_PARSED: dict[str, Value] = {}  # (as _SCANNED: the same values are evaluated again and again)
+_PARSED_MAX = 256
+_PARSED_TEXT_MAX = 4096  # (at most 1 MiB kept)
+
+
+def _parse_value(raw: str) -> Value:
     value = Value()
-    lit: list[str] = []
+    lit: list[str] = []  # literal text since the last expansion (never an empty string)
 
     def flush() -> None:
         if lit:
@@ -293,9 +390,7 @@ def parse_value(raw: str) -> Value:
             flag(f"{text[:40]} (only $NAME and ${{NAME}} are evaluated)")
             lit.append(text)
             return i + len(text)
-        j = i + 1
-        while j < len(raw) and raw[j] in _NAME:
-            j += 1
+        j = _NAME_CHARS.match(raw, i + 1).end()  # type: ignore[union-attr]  # matches "" at least
         if j > i + 1 and raw[i + 1] in _NAME_START:
             flush()
             value.parts.append(("var", raw[i + 1 : j]))
@@ -314,47 +409,48 @@ def parse_value(raw: str) -> Value:
         value.parts.append(("cmd", raw[i:end]))
         return end
 
-    i, quote = 0, ""
-    while i < len(raw):
-        ch = raw[i]
+    i, quote, n = 0, "", len(raw)
+    while i < n:
         if quote == "'":
-            if ch == "'":
-                quote = ""
-            else:
+            close = raw.find("'", i)
+            stop = n if close < 0 else close
+            if stop > i:
+                lit.append(raw[i:stop])
+            if close < 0:
+                break
+            quote, i = "", close + 1
+            continue
+        m = (_DQ_VALUE_STOP if quote else _UNQUOTED_STOP).search(raw, i)
+        j = n if m is None else m.start()
+        if j > i:
+            lit.append(raw[i:j])
+        if m is None:
+            break
+        ch, i = m.group(), j
+        if ch == "\\":
+            nxt = raw[i + 1 : i + 2]
+            if nxt and (not quote or nxt in '$`"\\\n'):
+                if nxt != "\n":
+                    lit.append(nxt)
+                i += 2
+            else:  # a backslash that escapes nothing is itself
                 lit.append(ch)
+                i += 1
+        elif ch == "$" and not raw.startswith("$(", i):
+            i = dollar(i, bool(quote))
+        elif ch in "`$":
+            i = subst(i)
+        elif ch == "~":  # only found outside quotes
+            if i == 0 or raw[i - 1] == ":":
+                flag("~ (tilde expansion)")
+            lit.append(ch)
             i += 1
-        elif quote == '"':
-            if ch == '"':
-                quote = ""
-                i += 1
-            elif ch == "\\" and i + 1 < len(raw) and raw[i + 1] in '$`"\\\n':
-                if raw[i + 1] != "\n":
-                    lit.append(raw[i + 1])
-                i += 2
-            elif ch == "$" and not raw.startswith("$(", i):
-                i = dollar(i, True)
-            elif ch == "`" or raw.startswith("$(", i):
-                i = subst(i)
-            else:
-                lit.append(ch)
-                i += 1
-        else:
-            if ch in "'\"":
-                quote = ch
-                i += 1
-            elif ch == "\\" and i + 1 < len(raw):
-                if raw[i + 1] != "\n":
-                    lit.append(raw[i + 1])
-                i += 2
-            elif ch == "$" and not raw.startswith("$(", i):
-                i = dollar(i, False)
-            elif ch == "`" or raw.startswith("$(", i):
-                i = subst(i)
-            else:
-                if ch == "~" and (i == 0 or raw[i - 1] == ":"):
-                    flag("~ (tilde expansion)")
-                lit.append(ch)
-                i += 1
+        elif quote:  # the closing "
+            quote = ""
+            i += 1
+        else:  # an opening ' or "
+            quote = ch
+            i += 1
     flush()
     return value
 
@@ -366,16 +462,10 @@ def quoted_inner(raw: str) -> tuple[str, str, str] | None:
         return "'", raw[1:-1], "'"
     if len(raw) >= 2 and raw[0] == raw[-1] == '"':
         inner = raw[1:-1]
-        i = 0
-        while i < len(inner):  # every inner " must be escaped
-            if inner[i] == "\\":
-                i += 2
-                continue
-            if inner[i] == '"':
-                return None
-            i += 1
+        if _DQ_INNER.fullmatch(inner) is None:  # every inner " must be escaped
+            return None
         return '"', inner, '"'
-    if not any(c in raw for c in "'\"\\ \t"):
+    if _QUOTE_OR_BLANK.search(raw) is None:
         return "", raw, ""
     return None
 

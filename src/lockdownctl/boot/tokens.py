@@ -15,11 +15,15 @@ from ..host.cmdline import split_args, split_cmdline
 KEY = "lockdown"
 # A token as the kernel's next_arg() sees it: runs of non-space, double quotes group.
 _TOKEN = re.compile(r'(?:"[^"]*"|[^\s"])+')
+_PLAIN_LOCKDOWN = re.compile(r"(?<!\S)lockdown(?:=\S*)?(?!\S)")  # is_lockdown() of a text without '"'
 
 
 def is_lockdown(token: str) -> bool:
+    """``lockdown=...``, or a bare ``lockdown``: the kernel rejects that one ("Malformed
+    early option": security/lockdown/lockdown.c lockdown_param() refuses NULL), and
+    present() reports it (as an empty value), so enable and disable remove it too."""
     key = token.split("=", 1)[0].replace('"', "")
-    return key == KEY and "=" in token
+    return key == KEY
 
 
 def lockdown_values(text: str, where: str) -> list[str]:
@@ -32,33 +36,42 @@ def strip_tokens(text: str) -> str:
 
     A token goes with the blanks before it, or, first on its line, with the
     blanks after it. One pass, linear in ``text`` (a file of many lockdown=
-    tokens must not cost quadratic time).
+    tokens must not cost quadratic time), a gap (the text between two
+    lockdown= tokens, other tokens and all) at a time: a token never ends in a
+    blank, so the blanks before a lockdown= token are the end of its gap.
     """
-    out: list[str] = []  # the result so far, one character per item
+    out: list[str] = []  # the result so far, in gaps
+    size = 0  # characters in out
+    last = ""  # out's last character ("" while out is empty)
     pos = 0
     skip_blanks = False  # the last token removed was first on its line
-    line_start_at = -1  # len(out) when a token was last found first on its line
-    for match in _TOKEN.finditer(text):
+    line_start_at = -1  # size when a token was last found first on its line
+    # Only lockdown= tokens matter: every other token is part of a gap. Without a
+    # double quote a token is a run of non-blanks, and re finds the lockdown= ones.
+    found = (_PLAIN_LOCKDOWN.finditer(text) if '"' not in text
+             else (m for m in _TOKEN.finditer(text) if is_lockdown(m.group())))
+    for match in found:
         gap = text[pos : match.start()]
-        out.extend(gap.lstrip(" \t") if skip_blanks else gap)
+        if skip_blanks:
+            gap = gap.lstrip(" \t")
         skip_blanks = False
         pos = match.end()
-        if not is_lockdown(match.group()):
-            out.extend(match.group())
-            continue
-        if len(out) == line_start_at:  # nothing since the last one: still first on its line
+        if not gap and size == line_start_at:  # nothing since the last one: still first on its line
             skip_blanks = True
             continue
-        before = len(out)
-        while before > 0 and out[before - 1] in " \t":
-            before -= 1
-        if before > 0 and out[before - 1] != "\n":
-            del out[before:]  # drop the blanks before it
+        kept = gap.rstrip(" \t")
+        before = kept[-1:] or last
+        if before and before != "\n":  # drop the blanks before it
+            gap = kept
         else:  # first token of the line: drop the blanks after it
             skip_blanks = True
-            line_start_at = len(out)
+        out.append(gap)
+        size += len(gap)
+        last = gap[-1:] or last
+        if skip_blanks:
+            line_start_at = size
     tail = text[pos:]
-    out.extend(tail.lstrip(" \t") if skip_blanks else tail)
+    out.append(tail.lstrip(" \t") if skip_blanks else tail)
     return "".join(out)
 
 

@@ -52,7 +52,7 @@ class Cmdline:
 _BLANK = " \t\n\v\f\r"  # the kernel's isspace() (ASCII)
 
 
-_CONTROL = tuple(chr(c) for c in range(0x20) if chr(c) not in "\n\t")
+_CONTROL = frozenset(chr(c) for c in range(0x20) if chr(c) not in "\n\t")
 _TO_SPACE = str.maketrans({c: " " for c in _BLANK[1:]})
 
 
@@ -96,12 +96,19 @@ def split_args(raw: str, path: str) -> tuple[list[tuple[str, str | None]], bool]
     searched for once per position they move past (a command line is input: a
     long one of short or quote-riddled arguments must not cost quadratic time).
     """
-    if any(c in raw for c in _CONTROL):
+    if not _CONTROL.isdisjoint(raw):  # (one pass in C)
         raise InputError(f"{path}: malformed command line: control character in it")
     if raw.count('"') % 2:
         raise InputError(f"{path}: malformed command line: unbalanced double quote")
-    params: list[tuple[str, str | None]] = []
     text = raw.translate(_TO_SPACE)  # every blank as " ": one str.find finds the next
+    if '"' not in raw:  # no quote: the arguments are the runs between blanks (split in C)
+        words = list(filter(None, text.split(" ")))
+        ended = "--" in words  # a bare "--" (no "=") ends the kernel's parameters
+        if ended:
+            del words[words.index("--") :]
+        return [(w.replace("-", "_"), None) if (e := w.find("=", 1)) < 0 else (w[:e].replace("-", "_"), w[e + 1 :])
+                for w in words], ended
+    params: list[tuple[str, str | None]] = []
     n = len(text)
     blank = quote = -1  # the next " " / '"' at or after i (-1: not searched yet)
     i = len(text) - len(text.lstrip(" "))

@@ -69,6 +69,9 @@ DENIAL_MARK = "Lockdown"
 _LEVEL = {r.id: r.level for r in TABLE}
 
 _DENIAL = re.compile(r"Lockdown( early)?: (.*?) is restricted")
+_RESTRICTED = " is restricted"  # how every _DENIAL match ends
+# any(m in text for m in LOOKS_LIKE_LOCKDOWN) in one search in C
+_LOOKS = re.compile("|".join(map(re.escape, LOOKS_LIKE_LOCKDOWN)))
 _AVC = re.compile(r"avc:\s+(denied|granted)\s+\{\s*([^}]*?)\s*\}")
 _AVC_FIELD = re.compile(r'(\w+)=("[^"]*"|\S+)')
 _TRACEFS = re.compile(r"Could not create tracefs '([^']*)' entry")
@@ -210,7 +213,7 @@ def parse_line(line: str, source: str = "file", lineno: int | None = None) -> Ev
         seconds, wall, pid, text = split_prefix(raw)
         if len(line) > RAW_MAX and not candidate(text):  # the marker is further on
             text = raw = _window(line)
-        elif len(text) < len(raw) and any(m in raw[: len(raw) - len(text)] for m in LOOKS_LIKE_LOCKDOWN):
+        elif len(text) < len(raw) and _LOOKS.search(raw, 0, len(raw) - len(text)) is not None:
             # What was taken for a prefix holds lockdown text: a damaged line; never drop it.
             seconds, wall, pid, text = None, None, None, raw
     # Logs repeat the same messages (the same tool denied again and again):
@@ -308,7 +311,11 @@ def _avc(text: str, raw: str, source: str, lineno: int | None, seconds: float | 
 def classify(text: str, raw: str, source: str = "file", lineno: int | None = None, seconds: float | None = None,
              wall: str | None = None, pid: int | None = None) -> Event | None:
     """The event in one message (the text after the log line's prefixes)."""
-    if DENIAL_MARK in text and (match := _DENIAL.search(text)) is not None:
+    # Every match ends at an " is restricted": searching no further than the last one
+    # finds the same match, and a line of many "Lockdown: " without one after them
+    # costs one pass, not one pass per "Lockdown: " (quadratic in the line).
+    if DENIAL_MARK in text and (end := text.rfind(_RESTRICTED)) >= 0 and (
+            match := _DENIAL.search(text, 0, end + len(_RESTRICTED))) is not None:
         return _denial(match, raw, source, lineno, seconds, wall, pid)
     if "locked down" in text or SYSRQ_LIFT in text:
         if (found := level_set(text)) is not None:
@@ -340,7 +347,7 @@ def classify(text: str, raw: str, source: str = "file", lineno: int | None = Non
         return Event("denial", source, "side-effect", raw, time=seconds, wall_time=wall, pid=pid,
                      reason=MODULE_SIDE_EFFECT, what=match.group(1) or match.group(2),
                      level=_LEVEL[MODULE_SIDE_EFFECT], verdict="denied", lineno=lineno)
-    if any(marker in text for marker in LOOKS_LIKE_LOCKDOWN):
+    if _LOOKS.search(text) is not None:
         return Event("unparsed", source, None, raw, time=seconds, wall_time=wall, lineno=lineno)
     return None
 
