@@ -29,6 +29,9 @@ one playbook of five tasks or fewer, and the results come back in a
 - ``test_policy_apply_remove`` (6.12 only; ordinary): a scoped policy
   applied (changed, the real EPERM), again (unchanged), removed (changed),
   again (unchanged).
+- ``test_policy_sealed_through_the_module`` (6.12 at confidentiality,
+  ``one_way(step=4)``): ``seal: true`` sealed, again unchanged, another
+  policy and ``policy_state: absent`` refused by the tool, the seal kept.
 """
 
 from __future__ import annotations
@@ -156,3 +159,28 @@ def test_policy_apply_remove(book: Any, cgroup: str, tmp_path: Path) -> None:  #
         live = enforce_status()
         if live["loaded"] and not live["sealed"]:
             lockdownctl("enforce", "remove")
+
+
+@pytest.mark.guest(kernel="6.12", level="confidentiality", seconds=900)
+@pytest.mark.one_way(step=4, why="seals the enforcer until reboot")
+def test_policy_sealed_through_the_module(book: Any, tmp_path: Path) -> None:
+    """``seal: true``: sealed (changed, the diff says sealed), again (unchanged), another policy
+    (the tool's refusal), ``policy_state: absent`` (the tool's refusal): the seal outlives both.
+    At confidentiality: the kernel denies every reason itself, so apply needs no run-count proof
+    and the seal is the only thing this boot changes for good."""
+    assert not enforce_status()["loaded"], "an enforcer is loaded: an earlier test of this boot left it"
+    pol, other = tmp_path / "policy.yaml", tmp_path / "other.yaml"
+    pol.write_text("version: 1\nprofile: confidentiality\n")
+    other.write_text("version: 1\nprofile: integrity\n")
+    planned = lockdownctl("enforce", "apply", str(pol), "--seal", "--dry-run", "--json").json()["data"]["policy_id"]
+    r = book(("seal", ld(policy=str(pol), seal=True), {"diff": True}), ("again", ld(policy=str(pol), seal=True), {}),
+             ("other", ld(policy=str(other)), {}), ("absent", ld(policy_state="absent"), {}))
+    seal = r["seal"]
+    assert seal["changed"] is True and seal["enforcer"]["action"] == "loaded", seal
+    assert seal["diff"][0]["after"]["sealed"] is True and seal["diff"][0]["after"]["policy_id"] == planned
+    assert r["again"]["changed"] is False and not r["again"].get("failed"), r["again"]
+    for name in ("other", "absent"):  # the tool's own refusals, nothing changed
+        assert r[name]["failed"] is True and r[name]["changed"] is False and r[name]["rc"] == 1, r[name]
+        assert "sealed until reboot" in r[name]["msg"], r[name]["msg"]
+    live = enforce_status()
+    assert live["loaded"] and live["sealed"] is True and live["policy_id"] == planned
