@@ -234,16 +234,14 @@ def _anchor_warning(root: Root, trust: str, warnings: list[str]) -> str:
     """A firmware keyring is an anchor only while Secure Boot holds the boot chain: without it,
     root boots any kernel (one that trusts any key) and, in Setup Mode, writes db from the OS."""
     from ..host.efivars import read_secure_boot
+    from .gate import SYSTEM_RINGS
 
     state = read_secure_boot(root).state
     if state != "enabled":
-        warnings.append(f"--trust {trust}: Secure Boot is {state}: the {TRUST_RING[trust]} keyring is no "
+        warnings.append(f"--trust {trust}: Secure Boot is {state}: the {SYSTEM_RINGS[trust]} keyring is no "
                         "stronger an anchor than the user keyring (root can boot a kernel or enrol "
                         "firmware keys of its choice)")
     return state
-
-
-TRUST_RING = {"secondary": ".secondary_trusted_keys", "platform": ".platform"}
 
 
 # Self-triggers for the proof: (reason id, path, open flags). Each open makes

@@ -14,6 +14,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import struct
 from dataclasses import dataclass
 from typing import Any
 
@@ -160,7 +161,7 @@ def anchor_key(trust: str, skid: bytes) -> str:
             raw = _keyctl_bytes(KEYCTL_READ, serial)
         except OSError as exc:
             raise FeatureMissing(f"cannot read the kernel's {name} keyring (key {serial}): {exc.strerror}") from None
-        for (member,) in struct_iter(raw):
+        for (member,) in struct.iter_unpack("=i", raw[: len(raw) - len(raw) % 4]):  # key serials
             try:
                 desc = _keyctl_bytes(KEYCTL_DESCRIBE, member).rstrip(b"\0").decode("utf-8", "replace")
             except OSError:
@@ -172,12 +173,6 @@ def anchor_key(trust: str, skid: bytes) -> str:
                 return text
     raise InputError(f"the kernel's {name} keyring holds no key with the certificate's key id {skid.hex()} "
                      f"(keyctl show %:{name}): no bundle could verify; nothing was sealed")
-
-
-def struct_iter(raw: bytes) -> Any:
-    import struct
-
-    return struct.iter_unpack("=i", raw[: len(raw) - len(raw) % 4])
 
 
 @dataclass
