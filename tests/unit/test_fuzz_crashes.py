@@ -285,3 +285,39 @@ def test_bare_lockdown_token_is_removed_with_the_others() -> None:
                            f"fuzz_grub.one({crash!r})"], cwd=REPO / "fuzz", capture_output=True, text=True,
                           check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+@pytest.mark.parametrize("value", ['"quiet lockdown$confidentiality"', '"quiet lockdown${X}=none"'])
+def test_lockdown_formed_by_an_expansion_is_refused(tmp_path: Path, value: str) -> None:
+    # fuzz_grub (2026-12-07, 510,498 inputs in): an overwritten GRUB_CMDLINE_LINUX_DEFAULT
+    # held "lockdown$confidentiality"; the textual edit could not cut it, present() read
+    # it as a bare "lockdown", yet enable verified (the last assignment was clean).
+    import subprocess
+    import sys
+
+    from lockdownctl.boot import grub
+    from lockdownctl.boot.engine import View
+    from lockdownctl.root import Root
+    from tests.conftest import REPO
+
+    text = f'GRUB_CMDLINE_LINUX_DEFAULT={value}\nGRUB_CMDLINE_LINUX_DEFAULT="quiet"\n'
+    (tmp_path / "etc/default").mkdir(parents=True)
+    (tmp_path / "etc/default/grub").write_text(text)
+    view = View(Root(str(tmp_path)), [])
+    assert grub.present(view)  # what status and disable report: a lockdown parameter
+    for level in ("integrity", None):
+        with pytest.raises(InputError) as exc:
+            grub.plan(view, level)
+        assert exc.value.message.startswith(f"{tmp_path}/etc/default/grub:1: GRUB_CMDLINE_LINUX_DEFAULT=")
+        assert "variable expansion" in exc.value.message and "\n" not in exc.value.message
+    # Quoted so the shell does not expand: a literal token, no lockdown parameter.
+    (tmp_path / "etc/default/grub").write_text("GRUB_CMDLINE_LINUX_DEFAULT='quiet lockdown$X'\n")
+    assert not grub.present(view) and grub.plan(view, None).changes == []
+    crash = (b'GRUB_CMDLINE_LINUX_DEFAULT="quiet lockdown$confidentiality"\n'
+             b'GRUB_CMDLINE_LINUX_DEFAULT="quiet lockdown=confideity"\n')
+    crash += b"#" * (-len(crash) % 3)  # the target's length % 3 == 0: enable integrity
+    proc = subprocess.run([sys.executable, "-c", "import sys; sys.argv = ['t']; import fuzz_grub\n"
+                           "from lockdownctl.errors import InputError\n"  # an answer, as _common.run takes it
+                           f"try: fuzz_grub.one({crash!r})\nexcept InputError: pass"], cwd=REPO / "fuzz",
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]

@@ -114,7 +114,16 @@ def _edit_value(a: Assignment, rel: str, view: View, level: str | None) -> str:
     new_inner = tokens.set_token(inner, level)
     if not open_q and " " in new_inner:
         open_q = close_q = '"'
-    return f"{open_q}{new_inner}{close_q}"
+    raw = f"{open_q}{new_inner}{close_q}"
+    # The edit is textual: a lockdown parameter that an expansion completes
+    # ("lockdown$X") is no token it can cut, yet present() reports it (as
+    # "lockdown" with X unset), after a plan that verified: refuse instead.
+    left = tokens.lockdown_values(parse_value(raw).evaluate({})[0], rel)
+    if left != ([level] if level else []):
+        raise InputError(f"{view.display(rel)}:{a.line}: {a.name}={a.raw[:40]}: a lockdown parameter "
+                         "there is formed by a variable expansion; lockdownctl will not edit it: "
+                         "write it out literally")
+    return raw
 
 
 def _too_complex(a: Assignment, rel: str, view: View) -> Exception:
