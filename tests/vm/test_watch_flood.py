@@ -350,6 +350,10 @@ def test_watch_follow_counts_what_the_kernel_overwrote(tmp_path: Path) -> None:
         kmsg_line(before)
         wait_for(watcher.out, "kmsg-flood: before")  # it has read every record up to this one
         watcher.proc.send_signal(signal.SIGSTOP)
+        # Stopped before the first filler record: the signal is delivered asynchronously, and a
+        # read(2) woken by a new record can still return it first (seen on 6.1 and 6.12).
+        while Path(f"/proc/{watcher.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "T":
+            time.sleep(0.05)
         fd = os.open("/dev/kmsg", os.O_WRONLY)
         try:
             line = f"<7>{FILLER}\n".encode()
