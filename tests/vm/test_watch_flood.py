@@ -40,14 +40,16 @@ records too, so its "kernel view" was short. Two things made watch slower
 than it needs to be: the filler said "lockdownctl", which holds the parser's
 "down" marker, so every filler line was parsed in full (6 us instead of
 0.8 us per record here); and it went to the serial console, which on 6.x
-the writers print synchronously and on 7.3 a printing thread (nbcon ttyS0)
-competes with the readers for the CPUs.
+the writers print synchronously and on 7.3 a printing thread competes with
+the readers for the CPUs (ttyS0 is an nbcon console there: its boot log
+says "console [ttyS0] enabled" where 6.12 says "legacy console").
 
 No reader can keep up with writers that outrank it: the kernel overwrites
 the oldest records and the next read(2) of /dev/kmsg fails with EPIPE, which
 watch counts from the sequence numbers (its summary's ``lost_records``;
-the second test below checks that count, exactly). Under round-robin TCG one vCPU can even run for a
-whole time slice while the other, with the reader, does not. So the flood
+the second test below checks that count, exactly). Under round-robin TCG
+one vCPU can even run for a whole time slice while the other, with the
+reader, does not. So the flood
 here is paced by its readers: the writer (WRITER) writes as fast as it can,
 but never more than two batches (~60 KiB) ahead of what watch and the
 recorder have read, at debug level (not on the console). The ring still
