@@ -1,11 +1,19 @@
 // An independent record of the kernel log during a flood: reads /dev/kmsg
-// from its newest record on, one record per read(2), and writes every record
-// whose text mentions lockdown (or a rate-limit notice) to stdout whole
-// ("pri,seq,usec,flags;text"). Overwritten records (EPIPE) are counted from
-// the sequence numbers; on SIGTERM prints "# records N lost M" and exits.
-// Used by tests/vm/test_watch_flood.py: C keeps up where Python may not.
+// from its newest record on, one record per read(2), and writes to stdout
+// whole ("pri,seq,usec,flags;text") every record the kernel itself logged
+// (facility 0, not a /dev/kmsg write) whose text mentions lockdown or a
+// rate-limit notice, and the test's own lines with "kmsg-flood". Overwritten records
+// (EPIPE) are counted from the sequence numbers, and each gap is printed
+// ("# gap FIRST COUNT"); on SIGTERM prints "# records N lost M first F last L"
+// and exits.
+//
+// It runs under SCHED_FIFO and waits in poll(2): it reads every record soon
+// after it is stored, the kernel's complete view, which
+// tests/vm/test_watch_flood.py compares watch --follow with.
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,27 +31,35 @@ static void on_term(int sig)
 int main(void)
 {
 	char buf[8192];
-	long records = 0, lost = 0;
-	long long next = -1;
+	long records = 0;
+	long long lost = 0, next = -1, first = -1;
 	struct sigaction sa;
+	struct sched_param sp = { .sched_priority = 1 };
+	struct pollfd pfd;
 	int fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK);
 
 	if (fd < 0)
 		return 1;
+	if (sched_setscheduler(0, SCHED_FIFO, &sp) != 0)
+		return 2;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_term;
-	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);	/* no SA_RESTART: poll(2) returns EINTR */
 	lseek(fd, 0, SEEK_END);
-	setvbuf(stdout, NULL, _IOFBF, 1 << 16);
+	setvbuf(stdout, NULL, _IOLBF, 0);	/* the flood's writer waits for its markers here */
 	printf("# ready\n");
 	fflush(stdout);
+	pfd.fd = fd;
+	pfd.events = POLLIN;
 	while (!stop) {
 		ssize_t n = read(fd, buf, sizeof(buf) - 1);
 		long long seq;
+		char *comma;
 
 		if (n < 0) {
 			if (errno == EAGAIN) {
-				usleep(1000);
+				if (poll(&pfd, 1, 1000) < 0 && errno != EINTR)
+					return 1;
 				continue;
 			}
 			if (errno == EPIPE)
@@ -52,13 +68,19 @@ int main(void)
 		}
 		buf[n] = 0;
 		records++;
-		seq = atoll(strchr(buf, ',') ? strchr(buf, ',') + 1 : "0");
-		if (next >= 0 && seq > next)
+		comma = strchr(buf, ',');
+		seq = atoll(comma ? comma + 1 : "0");
+		if (first < 0)
+			first = seq;
+		if (next >= 0 && seq > next) {
 			lost += seq - next;
+			printf("# gap %lld %lld\n", next, seq - next);
+		}
 		next = seq + 1;
-		if (strstr(buf, "ockdown") || strstr(buf, "callbacks suppressed"))
+		if ((atoi(buf) >> 3 == 0 && (strstr(buf, "ockdown") || strstr(buf, "callbacks suppressed")))
+		    || strstr(buf, "kmsg-flood"))
 			fputs(buf, stdout);
 	}
-	printf("# records %ld lost %lld\n", records, (long long)lost);
+	printf("# records %ld lost %lld first %lld last %lld\n", records, lost, first, next - 1);
 	return 0;
 }

@@ -9,6 +9,11 @@ ratio includes Python's start-up).
 Goals (issue #9): at least 500,000 lines/s and at most 5x grep's time.
 
     python3 benchmarks/watch.py [--lines N] [--runs N] [--keep FILE]
+
+``--kmsg-flood DIR`` instead prints the figures of ``watch --follow`` during a
+kernel-log flood that tests/vm/test_watch_flood.py left in
+``DIR/<kernel>-confidentiality/watch_flood.json`` (``LOCKDOWNCTL_VM_RESULTS=DIR``),
+one Markdown table row per kernel, and exits 1 unless every one is exact.
 """
 
 from __future__ import annotations
@@ -81,12 +86,49 @@ def timed(cmd: list[str], env: dict[str, str]) -> float:
     return time.perf_counter() - start
 
 
+FLOOD_HEADER = ("| kernel | flood records (/s) | EPERM | printed + suppressed (kernel) | printed + suppressed "
+                "(watch) | lost (watch, C reader) | VmHWM quiet / flood | test s |\n"
+                "|---|---:|---:|---|---|---|---|---:|")
+
+
+def flood_rows(results: Path) -> tuple[list[str], bool]:
+    """The README table rows of the kmsg flood figures under ``results``, and whether
+    every kernel's accounting was exact (kernel and watch: printed + suppressed = EPERM)."""
+    import json
+
+    rows = []
+    exact = True
+    for path in sorted(results.glob("*-confidentiality/watch_flood.json")):
+        f = json.loads(path.read_text())
+        kernel = path.parent.name.removesuffix("-confidentiality")
+        flood, seconds = f["flood_records"], f.get("flood_seconds", 10)
+        ok = (f["kernel_printed"] + f["kernel_suppressed"] == f["denials"]
+              and (f["watcher_printed"], f["watcher_suppressed"]) == (f["kernel_printed"], f["kernel_suppressed"])
+              and f["watcher_lost_records"] == f["recorder_lost_records"] == 0)
+        exact = exact and ok
+        rows.append(f"| {kernel} | {flood:,} ({flood / seconds:,.0f}) | {f['denials']:,} | "
+                    f"{f['kernel_printed']} + {f['kernel_suppressed']:,} | "
+                    f"{f['watcher_printed']} + {f['watcher_suppressed']:,} | "
+                    f"{f['watcher_lost_records']}, {f['recorder_lost_records']} | "
+                    f"{f['quiet_vmhwm_kib']:,} / {f['flood_vmhwm_kib']:,} KiB | {f['seconds']} |")
+    return rows, exact and bool(rows)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--lines", type=int, default=1_000_000)
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--keep", type=Path, help="write the generated log here and keep it")
+    ap.add_argument("--kmsg-flood", type=Path, metavar="DIR",
+                    help="print the kmsg flood figures tests/vm/test_watch_flood.py left in DIR")
     args = ap.parse_args()
+    if args.kmsg_flood is not None:
+        rows, exact = flood_rows(args.kmsg_flood)
+        if not rows:
+            print(f"{args.kmsg_flood}: no */watch_flood.json", file=sys.stderr)
+            return 2
+        print(FLOOD_HEADER, *rows, sep="\n")
+        return 0 if exact else 1
     grep = shutil.which("grep")
     if grep is None:
         print("grep not found", file=sys.stderr)
