@@ -80,3 +80,17 @@ def test_cli_exit_status(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert main([str(CASES / "clean-6.12-confidentiality" / "dmesg.txt")]) == 0
     assert main([str(CASES / "warning-call-trace" / "dmesg.txt")]) == 1
     assert "WARNING: CPU: 1 PID: 412" in capsys.readouterr().out
+
+
+def test_guest_splats_reads_the_console_where_dmesg_wrapped() -> None:
+    from tests.vm.splat import guest_splats
+
+    warning = "[   12.500000] WARNING: CPU: 1 PID: 77 at kernel/bpf/trampoline.c:42 bpf_trampoline_update+0x1/0x2"
+    dmesg = "[   30.000000] flood line\n" * 3  # the ring after a flood: the warning is gone
+    console = ("[    0.000000] Linux version 6.12\n" + warning + "\nvirtme: waiting for virtiofsd\n"
+               "tests/vm/x.py::t WARNING: a test's own output, not a kernel line\n" + dmesg)
+    assert guest_splats(console, dmesg) == [warning]
+    assert guest_splats(console, dmesg + warning + "\n") == [warning]  # in both: reported once
+    assert guest_splats(console, None) == [warning, "tests/vm/x.py::t WARNING: a test's own output, not a kernel "
+                                           "line"]  # no dmesg saved (panic, hang): the whole console
+    assert guest_splats(console.replace("WARNING", "warning"), dmesg) == []

@@ -30,9 +30,9 @@ from pathlib import Path
 
 if __package__ in (None, ""):  # run as a file: make `tests.vm` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    from tests.vm.splat import find_splats, format_report
+    from tests.vm.splat import format_report, guest_splats
 else:
-    from .splat import find_splats, format_report
+    from .splat import format_report, guest_splats
 
 REPO = Path(__file__).resolve().parents[2]
 KERNEL_PINS = Path(__file__).with_name("kernels.txt")  # what scripts/vm-setup.sh fetches
@@ -343,8 +343,9 @@ def boot(
     (results / "console.log").write_text(console)
     dmesg_file = results / "dmesg.txt"
     dmesg = dmesg_file.read_text(errors="replace") if dmesg_file.exists() else None
-    # A panic or hang never reaches dmesg.txt; the console has the kernel log.
-    splats = find_splats(dmesg if dmesg is not None else console)
+    # A panic or hang never reaches dmesg.txt, and a flood can push a splat out of
+    # the ring before it is saved: the console has the kernel log as printed.
+    splats = guest_splats(console, dmesg)
     return VmResult(target, kernel, append, chosen, status, duration, results, console, dmesg, splats)
 
 

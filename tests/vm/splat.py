@@ -86,6 +86,22 @@ def find_splats(dmesg: str) -> list[str]:
     ]
 
 
+_KERNEL_LINE = re.compile(r"^\[\s*\d+\.\d+\]")  # a printk line on the serial console
+
+
+def guest_splats(console: str, dmesg: str | None) -> list[str]:
+    """The splats of one guest run: its saved dmesg's, and the serial console's kernel
+    lines that dmesg no longer had (a flood of kernel lines wraps the ring buffer
+    before ``dmesg`` is saved; the console printed every line at or above its
+    loglevel as it came). Without a saved dmesg (a panic, a hang), the whole console."""
+    if dmesg is None:
+        return find_splats(console)
+    found = find_splats(dmesg)
+    seen = set(found)
+    kernel_lines = "\n".join(line for line in console.splitlines() if _KERNEL_LINE.match(line))
+    return found + [line for line in find_splats(kernel_lines) if line not in seen]
+
+
 def format_report(splats: list[str]) -> str:
     return "\n".join(f"  {line}" for line in splats)
 
