@@ -13,6 +13,8 @@ TYPE_CHECKING = False  # on status's start-up path (benchmarks/startup.py)
 if TYPE_CHECKING:
     from typing import Any
 
+    from ..fsio import Reservation
+
 PIN_DIR = "/sys/fs/bpf/lockdownctl"
 LINK_PIN = "link"
 STATE_DIR = "/run/lockdownctl"
@@ -36,19 +38,74 @@ def load_state() -> dict[str, Any] | None:
     return state if isinstance(state, dict) else None
 
 
-def save_state(state: dict[str, Any]) -> None:
+# Room taken for what only loading tells (the proof, the seal, the signed gate's data).
+STATE_SLACK = 8192
+
+
+def reserve_state(draft: dict[str, Any]) -> Reservation:
+    """Room for the state file, taken before ``enforce apply`` changes the kernel:
+    a full or read-only /run fails here (exit 74), with nothing loaded or changed,
+    instead of after the change, with a state file naming the previous policy."""
     import json
 
+    from ..errors import OutputError
+    from ..fsio import Reservation
+
+    try:
+        os.makedirs(STATE_DIR, mode=0o700, exist_ok=True)
+        _remove_strays()
+        return Reservation(STATE, len(json.dumps(draft, indent=1)) + STATE_SLACK)
+    except OSError as exc:
+        raise OutputError(f"{STATE}: cannot write: {exc.strerror or exc}: nothing was loaded or changed "
+                          f"(make room in {STATE_DIR}, or make it writable, and apply again)") from None
+
+
+def _remove_strays() -> None:
+    """Temp files of applies that were killed, or could not give their room back."""
+    import contextlib
+
+    prefix = "." + os.path.basename(STATE) + "."
+    for name in os.listdir(STATE_DIR):
+        if name.startswith(prefix) and name.endswith(".lockdownctl"):
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(STATE_DIR, name))
+
+
+def save_state(state: dict[str, Any], room: Reservation | None = None) -> None:
+    """Replace the state file (the old state or the new one, whole: never a half-written
+    file), in the room :func:`reserve_state` took if given."""
+    import json
+
+    text = json.dumps(state, indent=1)
+    if room is not None:
+        room.commit(text)
+        return
     from ..fsio import atomic_write
 
     os.makedirs(STATE_DIR, mode=0o700, exist_ok=True)
-    # the old state or the new one, whole: never a half-written file, no temporary left
-    atomic_write(STATE, json.dumps(state, indent=1))
+    atomic_write(STATE, text)
 
 
 def remove_state() -> None:
-    if os.path.exists(STATE):
+    """Forget the state (best effort: one left behind on a read-only /run describes
+    nothing: nothing pinned, or :func:`state_of` finds it names another policy)."""
+    import contextlib
+
+    with contextlib.suppress(OSError):
         os.unlink(STATE)
+
+
+def state_of(policy_id: str) -> tuple[dict[str, Any], str | None]:
+    """The state file if it describes the policy the kernel runs (``policy_id``, as
+    ``enforce apply`` writes it); else ({}, why): a state that could not be saved must
+    not pass for the running policy's (fail closed)."""
+    state = load_state()
+    if state is None:
+        return {}, f"{STATE} missing or unreadable: the running policy's file and profile are unknown"
+    if state.get("policy_id") != policy_id:
+        return {}, (f"{STATE} names policy {state.get('policy_id')}, the kernel runs {policy_id} "
+                    "(its state was not saved): apply the policy again")
+    return state, None
 
 
 def enforcer_brief() -> dict[str, object]:
