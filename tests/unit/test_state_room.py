@@ -86,3 +86,15 @@ def test_state_names_the_running_policy_or_is_not_used(state_dir: Path) -> None:
     state, why = pins.state_of("00000000000000bb")  # an apply changed the kernel, could not save
     assert state == {} and why == (f"{pins.STATE} names policy 00000000000000aa, the kernel runs "
                                    "00000000000000bb (its state was not saved): apply the policy again")
+
+
+def test_policy_id_offset_is_the_structs() -> None:
+    """status reads the running policy id without importing bpf/abi.py: the same offset."""
+    from lockdownctl.bpf.abi import LdPolicy
+
+    assert LdPolicy.policy_id.offset == pins.POLICY_ID_OFFSET
+
+
+def test_no_enforcer_no_running_policy_id(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(pins, "PIN_DIR", str(tmp_path))  # no pinned policy map there
+    assert pins.running_policy_id() is None

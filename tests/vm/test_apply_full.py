@@ -174,6 +174,8 @@ def converge(cgroup: str, policies: dict[str, Any], what: str) -> None:
     assert running(cgroup) == "new", what
     s = status()
     assert s["policy_file"] == policies["new"]["file"] and s["state_note"] is None, (what, s)
+    brief = lockdownctl("status", "--json").json()["data"]["enforcer"]
+    assert brief["policy_file"] == policies["new"]["file"] and "note" not in brief, (what, brief)
 
 
 def setup_for(transaction: str, policies: dict[str, Any]) -> str:
@@ -267,6 +269,9 @@ def test_state_file_not_replaceable_after_the_change(cgroup: str, policies: dict
                 assert run.code == 74
                 s = status()
                 assert s["policy_file"] is None and s["profile"] is None and policies["old"]["id"] in s["state_note"]
+                brief = lockdownctl("status", "--json").json()["data"]["enforcer"]  # `status` reads the kernel too
+                assert brief["policy_id"] == policies["new"]["id"] and "policy_file" not in brief, brief
+                assert "its state was not saved" in brief["note"], brief
             finally:
                 subprocess.run(["chattr", "-i", pins.STATE], check=True)
             converge(cgroup, policies, "immutable state")
