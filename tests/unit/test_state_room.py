@@ -89,9 +89,12 @@ def test_state_names_the_running_policy_or_is_not_used(state_dir: Path) -> None:
 
 
 def test_policy_id_offset_is_the_structs() -> None:
-    """status reads the running policy id without importing bpf/abi.py: the same offset."""
+    """status reads the running policy id without importing bpf/abi.py or bpf/gate.py: the same
+    offset, and the same pin that says a signed seal refuses every fd to the policy map."""
+    from lockdownctl.bpf import gate
     from lockdownctl.bpf.abi import LdPolicy
 
+    assert gate.INFO == pins.GATE_INFO
     assert LdPolicy.policy_id.offset == pins.POLICY_ID_OFFSET
 
 

@@ -116,6 +116,7 @@ def _unsaved(state: dict[str, Any], policy_id: str) -> str:
 # path) keeps policy_id, at the start of the policy map's value; tests/unit/test_state_room.py.
 POLICY_ID_OFFSET = 8
 BPF_MAP_LOOKUP_ELEM, BPF_OBJ_GET, BPF_OBJ_GET_INFO_BY_FD = 1, 7, 15  # enum bpf_cmd
+GATE_INFO = "gate-info"  # bpf/gate.py INFO: pinned when the seal is signed (not imported: start-up path)
 
 
 def running_policy_id() -> str | None:
@@ -175,7 +176,8 @@ def enforcer_brief() -> dict[str, object]:
         return out
     # Fail closed: a state an apply could not save names the previous policy. (Signed
     # updates change the running policy without it, and a signed seal refuses these fds.)
-    running = None if state.get("signed") else running_policy_id()
+    signed = state.get("signed") or os.path.exists(os.path.join(PIN_DIR, GATE_INFO))
+    running = None if signed else running_policy_id()
     if running is not None and running != state.get("policy_id"):
         out["policy_id"] = running
         out["note"] = _unsaved(state, running)
