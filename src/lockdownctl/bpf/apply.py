@@ -17,19 +17,21 @@ asks for is not applied (the seal would keep a program that does not run).
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..btf import VMLINUX_BTF
-from ..errors import FeatureMissing, InputError, LockdownctlError
+from ..errors import FeatureMissing, InputError, LockdownctlError, OutputError
+from ..fsio import Reservation
 from ..host.securityfs import read_securityfs
 from ..levels import level_rank
 from ..policy import Policy, load_policy, verdicts
 from ..reasons import Catalogue, catalogue
 from ..root import Root
 from ..state.bpf_lsm import bpf_lsm_state, require_bpf_lsm, why_not
-from ..state.pins import LINK_PIN, PIN_DIR, load_state, pinned, save_state
+from ..state.pins import LINK_PIN, PIN_DIR, STATE, load_state, pinned, remove_state, reserve_state, save_state
 from . import libbpf, seal
 from .abi import LdProof
 from .enforcer import STAGING_DIR, Enforcer, iso, remove_pins, require_root, unpin_dir
@@ -140,19 +142,20 @@ def apply(path: str, *, audit: bool = False, seal_it: bool = False, dry_run: boo
             if not bpf["usable"]:
                 warnings.append(f"enforce apply would fail here (exit 3): {why_not(bpf)}")
         return Applied(data, warnings)
-    if enforcer is None or policy.seal:
-        data["action"] = "loaded" if enforcer is None else "replaced"
-        enforcer, data["mounted_bpffs"] = _load_new(resolved, policy.seal, enforcer, signed=bool(signed_by))
-    else:
-        current = load_state()
-        # The kernel's own policy id too: a kill between the switch and the state
-        # file leaves the file naming the previous policy (tests/vm/test_apply_crash.py).
-        unchanged = (current is not None and current.get("digest") == resolved.digest()
-                     and enforcer.read_policy()["policy_id"] == resolved.policy_id)
-        if not unchanged:
-            enforcer.write_policy(resolved)
-        data["action"] = "unchanged" if unchanged else "updated"
+    room = _reserve(_state(path, policy, data, table, resolved), enforcer)  # before anything changes
     try:
+        if enforcer is None or policy.seal:
+            data["action"] = "loaded" if enforcer is None else "replaced"
+            enforcer, data["mounted_bpffs"] = _load_new(resolved, policy.seal, enforcer, signed=bool(signed_by))
+        else:
+            current = load_state()
+            # The kernel's own policy id too: a kill between the switch and the state
+            # file leaves the file naming the previous policy (tests/vm/test_apply_crash.py).
+            unchanged = (current is not None and current.get("digest") == resolved.digest()
+                         and enforcer.read_policy()["policy_id"] == resolved.policy_id)
+            if not unchanged:
+                enforcer.write_policy(resolved)
+            data["action"] = "unchanged" if unchanged else "updated"
         data["active"] = enforcer.read_policy()["gen"]
         data["proof"] = prove(enforcer, table, kernel_level, cat)
         loaded_gate = None
@@ -174,19 +177,50 @@ def apply(path: str, *, audit: bool = False, seal_it: bool = False, dry_run: boo
                 data["signed"]["bundle_file"] = checked["file"]
         if policy.seal and data["proof"]["verified"]:  # never seal a program that does not run
             data["seal"] = seal.seal(enforcer, loaded_gate)
+    except OSError as exc:
+        room.abort()
+        if exc.errno not in (errno.EROFS, errno.ENOSPC, errno.EDQUOT):
+            raise
+        # Pins on a read-only (or full) bpffs: _load_new undid its part, the previous policy runs.
+        raise OutputError(f"{exc.filename or PIN_DIR}: cannot write: {exc.strerror or exc}: the new enforcer "
+                          "was not loaded, the running policy is unchanged") from None
+    except BaseException:
+        room.abort()
+        raise
     finally:
         if enforcer is not None:
-            enforcer.close()
-    save_state({"policy_file": os.path.abspath(path), "policy": policy.to_dict(),
-                "policy_id": data["policy_id"], "verdicts": table, "digest": resolved.digest(),
-                "exceptions": {k: [label for _i, _m, label in v] for k, v in resolved.exceptions.items()},
-                "paths": resolved.paths,
-                "scope": resolved.scope, "mode": policy.mode, "profile": policy.profile,
-                "sealed": "seal" in data, "proof": data["proof"], "signed": data.get("signed"),
-                "sealed_at": iso(data["seal"]["sealed_at"]) if "seal" in data else None})
+            enforcer.close()  # (closing one _load_new closed already is harmless)
+    try:
+        save_state(_state(path, policy, data, table, resolved), room)
+    except OSError as exc:  # the room was taken, yet the file could not be replaced (remounted read-only)
+        remove_state()  # a state naming the previous policy must not pass for this one's (if it can go)
+        raise OutputError(f"{STATE}: cannot write: {exc.strerror or exc}: the kernel runs policy "
+                          f"{data['policy_id']} ({data['action']}) but its state was not saved (enforce status "
+                          "reports what the kernel has): apply again once it is writable") from None
     if checked is not None:
         data["bundle"] = _apply_bundle(checked, "seal" in data, warnings)
     return Applied(data, warnings)
+
+
+def _reserve(draft: dict[str, Any], enforcer: Enforcer | None) -> Reservation:
+    try:
+        return reserve_state(draft)
+    except BaseException:
+        if enforcer is not None:
+            enforcer.close()
+        raise
+
+
+def _state(path: str, policy: Policy, data: dict[str, Any], table: dict[str, str],
+           resolved: Resolved) -> dict[str, Any]:
+    """What the state file records (state/pins.py): before loading, a draft of its size."""
+    return {"policy_file": os.path.abspath(path), "policy": policy.to_dict(),
+            "policy_id": data["policy_id"], "verdicts": table, "digest": resolved.digest(),
+            "exceptions": {k: [label for _i, _m, label in v] for k, v in resolved.exceptions.items()},
+            "paths": resolved.paths,
+            "scope": resolved.scope, "mode": policy.mode, "profile": policy.profile,
+            "sealed": "seal" in data, "proof": data.get("proof"), "signed": data.get("signed"),
+            "sealed_at": iso(data["seal"]["sealed_at"]) if "seal" in data else None}
 
 
 def check_bundle(path: str, signer: Any) -> dict[str, Any]:

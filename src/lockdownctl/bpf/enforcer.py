@@ -438,11 +438,13 @@ def describe(bpf_lsm: BpfLsm | None = None) -> dict[str, Any]:
     table = {by_value[v]: names.get(code, str(code)) for v, code in enumerate(live["table"]) if v in by_value}
     counters = {by_value.get(v, str(v)): {"denied": c[0], "audited": c[1], "excepted": c[2]}
                 for v, c in enumerate(per_reason) if any(c)}
-    state = pins.load_state() or {}
-    paths = [{**entry, "stale": stale_path(entry)} for entry in state.get("paths", []) if isinstance(entry, dict)]
     from . import gate
 
     signed = gate.describe() if gate.pinned() else None
+    # Only a state file that names the running policy describes it (fail closed); signed
+    # updates change the running policy without it (gate.describe() reports them).
+    state, state_note = ((pins.load_state() or {}), None) if signed else pins.state_of(f"{live['policy_id']:016x}")
+    paths = [{**entry, "stale": stale_path(entry)} for entry in state.get("paths", []) if isinstance(entry, dict)]
     return {"signed": signed,
         "loaded": True, "pin_dir": pins.PIN_DIR, "generation": live["gen"],
         "policy_id": f"{live['policy_id']:016x}",
@@ -451,6 +453,7 @@ def describe(bpf_lsm: BpfLsm | None = None) -> dict[str, Any]:
         "profile": state.get("profile"), "policy_file": state.get("policy_file"), "verdicts": table,
         "exceptions": exceptions, "counters": counters, "ring_buffer_drops": drops, "paths": paths,
         "tamper": _tamper(seal),  # refusals per rule since the seal; None when not sealed
+        "state_note": state_note,  # why profile, policy_file and paths are unknown (None: from the state file)
     }
 
 

@@ -154,6 +154,8 @@ def _render_status(data: dict[str, Any], s: Style) -> str:
     lines = [f"Enforcer:   {s.good('loaded')} (pinned in {data['pin_dir']}, generation {data['generation']})",
              f"Policy:     {data['policy_file'] or '?'} (profile {data['profile'] or '?'}, mode {data['mode']}, "
              f"id {data['policy_id']}{', scoped to a cgroup' if data['scoped'] else ''})"]
+    if data.get("state_note"):
+        lines.append(f"State:      {s.warn(data['state_note'])}")
     if data.get("sealed"):
         lines.append(f"Sealed:     {s.bold('until reboot')}, since {data['sealed_at']}")
     if data.get("signed"):

@@ -154,6 +154,8 @@ def render(data: dict[str, Any], s: Style) -> str:
         mode = f"profile {enf.get('profile', '?')}, mode {enf.get('mode', '?')}"
         sealed = f", sealed until reboot, since {enf.get('sealed_at') or '?'}" if enf.get("sealed") else ""
         lines.append(f"Enforcer:      {s.good('loaded')} ({mode}{sealed}; {enf.get('policy_file', '?')})")
+        if enf.get("note"):  # its state file unreadable, or naming another policy than the kernel runs
+            lines.append(f"               {s.warn(enf['note'])}")
     elif enf.get("loaded") is False:
         lines.append("Enforcer:      not loaded")
     if "expect" in data:
