@@ -24,7 +24,10 @@ if TYPE_CHECKING:
     from ..root import Root
 
 # include/uapi/linux/bpf.h (stable ABI): the one home of these numbers.
-BPF_PROG_LOAD = 5  # enum bpf_cmd
+BPF_MAP_LOOKUP_ELEM = 1  # enum bpf_cmd
+BPF_PROG_LOAD = 5
+BPF_OBJ_GET = 7
+BPF_OBJ_GET_INFO_BY_FD = 15
 BPF_PROG_TYPE_LSM = 29  # enum bpf_prog_type
 BPF_LSM_MAC = 27  # enum bpf_attach_type
 BPF_TRACE_ITER = 28  # enum bpf_attach_type
@@ -176,3 +179,47 @@ def trial_load(machine: str | None = None) -> dict[str, str | None]:
         return {"result": "refused", "errno": name, "detail": f"the kernel refuses LSM programs: {name} at load"}
     os.close(fd)
     return {"result": "ok", "errno": None, "detail": "a minimal lsm/locked_down program loaded"}
+
+
+def lookup_pinned(path: str, key: int) -> bytes | None:
+    """The value at u32 ``key`` of the map pinned at ``path``, through a read-only fd
+    (which a seal still grants); None when it cannot be read or the key is not a u32.
+    Raw bpf(2), like the trial load: ``status`` reports the running policy with it."""
+    import ctypes
+
+    from .. import libc
+
+    nr = SYS_BPF.get(os.uname().machine)
+    if nr is None:
+        return None
+    u32, u64 = ctypes.c_uint32, ctypes.c_uint64
+
+    class ObjGet(ctypes.Structure):
+        _fields_ = [("pathname", u64), ("bpf_fd", u32), ("file_flags", u32)]
+
+    class InfoByFd(ctypes.Structure):
+        _fields_ = [("bpf_fd", u32), ("info_len", u32), ("info", u64)]
+
+    class Lookup(ctypes.Structure):
+        _fields_ = [("map_fd", u32), ("pad", u32), ("key", u64), ("value", u64), ("flags", u64)]
+
+    def bpf(cmd: int, attr: ctypes.Structure) -> int:
+        return libc.syscall(nr, ctypes.c_long(cmd), ctypes.byref(attr), ctypes.c_uint(ctypes.sizeof(attr)))
+
+    name = ctypes.create_string_buffer(path.encode())
+    try:
+        fd = bpf(BPF_OBJ_GET, ObjGet(pathname=ctypes.addressof(name), file_flags=BPF_F_RDONLY))
+    except OSError:
+        return None
+    try:
+        info = (u32 * 20)()  # the head of struct bpf_map_info: type, id, key_size, value_size, ...
+        bpf(BPF_OBJ_GET_INFO_BY_FD, InfoByFd(bpf_fd=fd, info_len=ctypes.sizeof(info), info=ctypes.addressof(info)))
+        if info[2] != 4:
+            return None
+        want, value = u32(key), ctypes.create_string_buffer(info[3])  # the kernel writes value_size bytes
+        bpf(BPF_MAP_LOOKUP_ELEM, Lookup(map_fd=fd, key=ctypes.addressof(want), value=ctypes.addressof(value)))
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return value.raw

@@ -115,54 +115,20 @@ def _unsaved(state: dict[str, Any], policy_id: str) -> str:
 # Where struct ld_policy (lockdown.h; bpf/abi.py LdPolicy, not imported: status's start-up
 # path) keeps policy_id, at the start of the policy map's value; tests/unit/test_state_room.py.
 POLICY_ID_OFFSET = 8
-BPF_MAP_LOOKUP_ELEM, BPF_OBJ_GET, BPF_OBJ_GET_INFO_BY_FD = 1, 7, 15  # enum bpf_cmd
 GATE_INFO = "gate-info"  # bpf/gate.py INFO: pinned when the seal is signed (not imported: start-up path)
 
 
 def running_policy_id() -> str | None:
     """The policy id the loaded enforcer runs, from its policy map (a read-only fd, which
     a seal grants), as ``enforce apply`` writes it; None when it cannot be read."""
-    import ctypes
-
-    from .. import libc
-    from ..host.bpf_syscall import BPF_F_RDONLY, SYS_BPF
-
-    nr = SYS_BPF.get(os.uname().machine)
-    if nr is None:
-        return None
-    u32, u64 = ctypes.c_uint32, ctypes.c_uint64
-
-    class ObjGet(ctypes.Structure):
-        _fields_ = [("pathname", u64), ("bpf_fd", u32), ("file_flags", u32)]
-
-    class InfoByFd(ctypes.Structure):
-        _fields_ = [("bpf_fd", u32), ("info_len", u32), ("info", u64)]
-
-    class Lookup(ctypes.Structure):
-        _fields_ = [("map_fd", u32), ("pad", u32), ("key", u64), ("value", u64), ("flags", u64)]
-
-    def bpf(cmd: int, attr: ctypes.Structure) -> int:
-        return libc.syscall(nr, ctypes.c_long(cmd), ctypes.byref(attr), ctypes.c_uint(ctypes.sizeof(attr)))
-
-    path = ctypes.create_string_buffer(os.path.join(PIN_DIR, "policy").encode())
-    try:
-        fd = bpf(BPF_OBJ_GET, ObjGet(pathname=ctypes.addressof(path), file_flags=BPF_F_RDONLY))
-    except OSError:
-        return None
-    try:
-        info = (u32 * 20)()  # the head of struct bpf_map_info: type, id, key_size, value_size, ...
-        bpf(BPF_OBJ_GET_INFO_BY_FD, InfoByFd(bpf_fd=fd, info_len=ctypes.sizeof(info), info=ctypes.addressof(info)))
-        if info[2] != 4 or info[3] < POLICY_ID_OFFSET + 8:
-            return None
-        key, value = u32(0), ctypes.create_string_buffer(info[3])  # the kernel writes value_size bytes
-        bpf(BPF_MAP_LOOKUP_ELEM, Lookup(map_fd=fd, key=ctypes.addressof(key), value=ctypes.addressof(value)))
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
     import sys
 
-    return f"{int.from_bytes(value.raw[POLICY_ID_OFFSET:POLICY_ID_OFFSET + 8], sys.byteorder):016x}"
+    from ..host.bpf_syscall import lookup_pinned
+
+    value = lookup_pinned(os.path.join(PIN_DIR, "policy"), 0)
+    if value is None or len(value) < POLICY_ID_OFFSET + 8:
+        return None
+    return f"{int.from_bytes(value[POLICY_ID_OFFSET:POLICY_ID_OFFSET + 8], sys.byteorder):016x}"
 
 
 def enforcer_brief() -> dict[str, object]:
