@@ -71,12 +71,14 @@ but not from the serial console, which the filler does not reach.) Checked:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +96,18 @@ MARK = "kmsg-flood-mark"  # written after the anchor denial
 # "down" (klog/parser.py MARKERS: watch parses no filler line) and no "kmsg-flood".
 FILLER = "flood-filler " + "x" * 105
 BATCH = 200  # filler records per batch: 2 batches (~60 KiB) fit the 128 KiB ring with room to spare
+
+
+@contextlib.contextmanager
+def devkmsg_on() -> Iterator[None]:
+    """kernel.printk_devkmsg=on (writes to /dev/kmsg not rate-limited) for the block."""
+    devkmsg = Path("/proc/sys/kernel/printk_devkmsg")
+    saved = devkmsg.read_text().strip()
+    devkmsg.write_text("on\n")
+    try:
+        yield
+    finally:
+        devkmsg.write_text(saved + "\n")
 
 
 def deny() -> None:
@@ -217,10 +231,7 @@ def test_watch_follow_during_a_kernel_log_flood(tmp_path: Path) -> None:
     started = time.monotonic()
     recorder = tmp_path / "kmsg_record"
     subprocess.run(["gcc", "-O2", "-o", str(recorder), str(RECORDER)], check=True)
-    devkmsg = Path("/proc/sys/kernel/printk_devkmsg")
-    saved = devkmsg.read_text().strip()
-    devkmsg.write_text("on\n")
-    try:
+    with devkmsg_on():
         quiet = Watcher(tmp_path / "quiet.jsonl")
         quiet.wait_ready()
         time.sleep(QUIET_SECONDS)
@@ -257,8 +268,6 @@ def test_watch_follow_during_a_kernel_log_flood(tmp_path: Path) -> None:
         record.send_signal(signal.SIGTERM)
         assert record.wait(timeout=60) == 0
         record_out.close()
-    finally:
-        devkmsg.write_text(saved + "\n")
     seconds = time.monotonic() - started
 
     kernel: dict[int, str] = {}  # seq -> text of the kernel's own lockdown records
@@ -346,10 +355,7 @@ def test_watch_follow_counts_what_the_kernel_overwrote(tmp_path: Path) -> None:
     the records it lost: from the sequence number after the last one it read to the
     oldest one the kernel still holds (the first record a new /dev/kmsg reader gets,
     kernel/printk/printk.c devkmsg_open()), one EPIPE for all of them."""
-    devkmsg = Path("/proc/sys/kernel/printk_devkmsg")
-    saved = devkmsg.read_text().strip()
-    devkmsg.write_text("on\n")
-    try:
+    with devkmsg_on():
         watcher = Watcher(tmp_path / "stopped.jsonl")
         watcher.wait_ready()
         before = "Lockdown: kmsg-flood: before is restricted; see man kernel_lockdown.7"
@@ -376,8 +382,6 @@ def test_watch_follow_counts_what_the_kernel_overwrote(tmp_path: Path) -> None:
         watcher.proc.send_signal(signal.SIGCONT)
         wait_for(watcher.out, "kmsg-flood: after")
         events, summary, _ = watcher.stop()
-    finally:
-        devkmsg.write_text(saved + "\n")
     assert oldest is not None
     seqs = {}
     for event in events:
