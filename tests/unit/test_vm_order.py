@@ -64,6 +64,17 @@ def test_signed_seal_is_made_before_the_tamper_suite_runs_against_it(kernel: str
         "test_the_seal_protects_its_tamper_record", "test_tamper_counters_equal_events"}
 
 
+@pytest.mark.parametrize("kernel", list(KERNELS))
+def test_a_confidentiality_boot_has_one_seal_made_last(kernel: str, tmp_path: Path) -> None:
+    """The one-way kill of apply --seal (test_apply_crash.py) seals the confidentiality boots
+    that nothing else seals, after every other test; 6.12's is sealed by the Ansible module."""
+    ids = collected(kernel, tmp_path, "confidentiality")
+    crash = [i for i, n in enumerate(ids) if "::test_seal_killed_after_the_old_one_went_is_finished_by_rerunning[" in n]
+    module = [i for i, n in enumerate(ids) if "::test_policy_sealed_through_the_module[" in n]
+    assert len(crash) + len(module) == 1, ids
+    assert (crash or module) == [len(ids) - 1], ids
+
+
 PLAN_PLUGIN = """
 def pytest_collection_finish(session):
     from tests.vm.conftest import guest_node_ids
