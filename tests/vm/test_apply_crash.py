@@ -39,9 +39,10 @@ unpinned link is detached when its last fd closes, so after the kill it is as
 if never made. Reads change nothing, nor does an open for writing that
 neither creates nor truncates (the proof's trigger, tracefs's trace_marker,
 is opened and closed). fsync only makes a change durable across a power
-loss, which a kill is not: the page cache already holds it. The mount of bpffs happens only in a
-boot's first apply: the sweep runs after a warm-up apply (as every later
-apply sees the boot), and a kill at that mount leaves the boot as it was.
+loss, which a kill is not: the page cache already holds it. The mount of
+bpffs happens only in a boot's first apply: the sweep runs after a warm-up
+apply (as every later apply sees the boot), and a kill at that mount leaves
+the boot as it was.
 
 The warm-up also makes the writer's run repeatable: each writer is forked
 from this process, which has by then imported everything, filled libbpf's
@@ -61,25 +62,26 @@ the boot), and the one-way end of the third:
   one at the unlink of the old link's pin: the old enforcer still runs, with
   the new one pinned and attached beside it or partly pinned (its union with
   the old: "both"); re-running without --seal drops the staged one and
-  updates the old one in place, so nothing is sealed. A kill after that
-  unlink leaves the frozen enforcer running alone, which lockdownctl counts
-  as sealed (``apply`` and ``remove`` refuse it) though the seal's own
-  programs are not attached yet: one way until reboot, and each boot already
-  has its one seal (test_signed.py's at integrity, test_seal.py's at none),
-  so the sweep stops there, and runs the kill at that unlink last.
+  updates the old one in place, so nothing is sealed. To save a load per kill
+  the sweep seals old and new in turn: each kill's convergence leaves the
+  policy it sealed running unsealed, which the next kill replaces by the
+  other one. A kill after that unlink leaves the frozen enforcer running
+  alone, which lockdownctl treats as sealed though the seal's own programs
+  are not attached yet: one way until reboot, and each integrity or none
+  boot already has its one seal (test_signed.py's, test_seal.py's), so the
+  sweep stops there, and runs the kill at that unlink last.
 
 The one-way part, once per boot where no other test seals (the
-confidentiality boots of 6.1 and 7.3, ``one_way(step=1)``): killed at the
-unlink after the old link's, the frozen enforcer runs alone from the staging
-pins, unsealed, and re-running the same ``apply --seal`` finishes the move
-and the seal ("resumed"). (Before, it was refused as sealed, and so was
-``remove``: nothing converged, and nothing protected the pins.) Every kill
-from there to the seal's first pin leaves the same enforcer, in the staging
-pins or already moved, and the same resumption; kills inside the seal itself
-(a seal half pinned) are not covered: it counts as sealed and is refused. To save a load per
-  kill the sweep seals old and new in turn: each kill's convergence leaves
-  the policy it sealed running unsealed, which the next kill replaces by the
-  other one.
+confidentiality boots of 6.1 and 7.3, ``one_way(step=1)``; the kernel there
+denies both guarded reasons itself, so what runs is read from the kernel:
+the link's program and the policy map it reads): killed at the unlink after
+the old link's, the frozen enforcer runs alone from the staging pins,
+unsealed, and re-running the same ``apply --seal`` finishes the move and the
+seal ("resumed"). Before bpf/apply.py resumed it, the re-run was refused as
+sealed: nothing converged, and nothing protected the pins. From the code,
+every kill from there to the seal's first pin leaves that enforcer (in the
+staging pins or moved) and the same resumption; a kill inside the seal
+itself (a seal half pinned) is not covered: it counts as sealed, refused.
 """
 
 from __future__ import annotations
@@ -303,8 +305,8 @@ class Sweep:
     until: str | None = None  # kill the traced run at the first of these calls (one way after it)
 
     def run(self, cgroup: str, tmp_path: Path, last: Callable[[Point], bool] | None = None) -> list[Point]:
-        """Trace the writer once, then kill it at every point (up to the first one
-        ``last`` picks, which is the traced run's own kill with ``until``)."""
+        """Trace the writer once, then kill it at every point (with ``until``: up to
+        and including the traced run's own kill, which ``last`` must accept)."""
         trace = tmp_path / "trace"
         self.setup(0)
         kill = [f"--inject={self.until}:signal=KILL:when=1"] if self.until else []
@@ -342,7 +344,7 @@ def converge_to(cgroup: str, policy: str, state: str, what: str) -> None:
     assert now == state, f"{what}: re-running left {now}"
 
 
-@pytest.mark.guest(kernel="all", level="integrity", seconds=600)  # 118 s measured on 6.1 under TCG
+@pytest.mark.guest(kernel="all", level="integrity", seconds=600)  # 114-139 s measured under TCG
 def test_first_load_killed_at_every_step(cgroup: str, policies: dict[str, str], tmp_path: Path) -> None:
     remove()
     apply(policies["new"])  # the warm-up (module docstring): bpffs mounted, caches filled
@@ -356,7 +358,7 @@ def test_first_load_killed_at_every_step(cgroup: str, policies: dict[str, str], 
         remove()
 
 
-@pytest.mark.guest(kernel="all", level="integrity", seconds=240)  # 41 s measured
+@pytest.mark.guest(kernel="all", level="integrity", seconds=240)  # 37-45 s measured
 def test_reapply_killed_at_every_step(cgroup: str, policies: dict[str, str], tmp_path: Path) -> None:
     """From old to new in place; after each kill re-running converges to new, and
     going back to old does too, whatever the state file says (the next kill's start)."""
@@ -375,7 +377,7 @@ def test_reapply_killed_at_every_step(cgroup: str, policies: dict[str, str], tmp
         remove()
 
 
-@pytest.mark.guest(kernel="all", level="integrity", seconds=600)  # 120 s measured
+@pytest.mark.guest(kernel="all", level="integrity", seconds=600)  # 130-298 s measured (busy host)
 def test_seal_replacement_killed_until_the_seal_holds(cgroup: str, policies: dict[str, str], tmp_path: Path) -> None:
     """--seal over a loaded unsealed enforcer: every kill up to the unlink of the old
     link's pin, the traced run's own kill (module docstring); never seals the boot."""
@@ -426,7 +428,7 @@ def pinned_policy(directory: str) -> abi.LdPolicy:
 # seals, at none test_seal.py, at confidentiality on 6.12 test_ansible_guest.py). The
 # kernel at confidentiality denies both guarded reasons itself, so the kernel's own
 # view names what runs: the attached link's program and the policy map it reads.
-@pytest.mark.guest(kernel=["6.1", "7.3"], level="confidentiality", seconds=300)
+@pytest.mark.guest(kernel=["6.1", "7.3"], level="confidentiality", seconds=300)  # 26 s measured
 @pytest.mark.one_way(step=1, why="seals the enforcer until reboot")
 def test_seal_killed_after_the_old_one_went_is_finished_by_rerunning(policies: dict[str, str], tmp_path: Path) -> None:
     """--seal over an unsealed enforcer killed just after the old one's link pin went
