@@ -19,7 +19,8 @@ anything that outlives the writer, so the sweep kills once before each call
 that does, and only there:
 
 - files and directories (bpffs pins, the state file): mkdir, rmdir, unlink,
-  rename, an open that creates or truncates a file, write, fchmod, mount;
+  rename, an open that creates or truncates a file, write, pwrite64,
+  ftruncate, fallocate, fchmod, mount;
 - a BPF object that outlives the writer: pinning it (BPF_OBJ_PIN); updating,
   deleting or freezing elements of a map, or detaching a link, through an fd
   that refers to a pinned object (opened by BPF_OBJ_GET, or pinned earlier in
@@ -108,7 +109,7 @@ from tests.vm.test_enforcer import cgroup2_root, open_in, scoped_policy
 
 OLD_FILE, NEW_FILE = "/sys/kernel/tracing/trace", "/proc/kcore"
 FILE_CALLS = ("mount", "mkdir", "mkdirat", "rmdir", "unlink", "unlinkat", "rename", "renameat", "renameat2",
-              "fchmod", "write", "openat")
+              "fchmod", "write", "pwrite64", "ftruncate", "fallocate", "openat")
 MAP_WRITES = ("BPF_MAP_UPDATE_ELEM", "BPF_MAP_DELETE_ELEM", "BPF_MAP_FREEZE", "BPF_LINK_DETACH", "BPF_LINK_UPDATE")
 NEW_FDS = ("BPF_MAP_CREATE", "BPF_PROG_LOAD", "BPF_LINK_CREATE", "BPF_RAW_TRACEPOINT_OPEN", "BPF_BTF_LOAD")
 STATES = {(True, False): "old", (False, True): "new", (False, False): "nothing", (True, True): "both"}
@@ -128,7 +129,7 @@ class Point:
 
 def signature(name: str, args: str) -> str:
     cmd = args.split(",", 1)[0] if name == "bpf" else ""
-    if name == "write":  # its data differs per run (times, counts); the fd's file was named at its open
+    if name in ("write", "pwrite64"):  # data differs per run (times, counts); the file was named at its open
         return ""
     # mkstemp's random part of the state file's temporary name differs per run
     paths = [re.sub(r"\.enforcer\.json\.[^.\"]+\.lockdownctl", ".enforcer.json.*.lockdownctl", p)
@@ -399,6 +400,8 @@ def test_seal_replacement_killed_until_the_seal_holds(cgroup: str, policies: dic
     remove()
     apply(policies["new"])
     apply(policies["old"])  # the warm-up, and the traced run's start: old runs, unsealed
+    # converge's status imports modules the writers would import otherwise: before the trace
+    assert lockdownctl("enforce", "status", "--json").code == 0
     try:
         found = Sweep(args=lambda i: ["enforce", "apply", policies[target(i)], "--seal"],
                       before=lambda i: names[i % 2], after=target, setup=lambda _i: None, converge=converge,
