@@ -146,7 +146,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             config.hook.pytest_deselected(items=[it for it in items if item_target(it) not in (None, here)])
             items[:] = keep
         return
-    # A test skipped here (an opt-in one: LOCKDOWNCTL_CRASH_SWEEP, ...) stays an
+    # A test skipped here (an opt-in one: a switch read on the host) stays an
     # ordinary item, so pytest reports its skip and no guest runs it: in the
     # guest its condition reads differently, and it would run (and could seal
     # the guest under later tests).

@@ -91,13 +91,16 @@ def apply(path: str, *, audit: bool = False, seal_it: bool = False, dry_run: boo
             raise FeatureMissing(why)
         warnings.append(f"enforce apply would fail here (exit 3): {why}")
     enforcer = None
+    resume = False  # finish a seal a killed apply --seal left half made
     if not dry_run:  # kernel support (exit 3) before any name is resolved
         require_root()
         recover()
         enforcer = Enforcer.open_pinned()
         if enforcer is not None:
             try:
-                seal.refuse_if_sealed(enforcer)  # tighten-only is refused too: a frozen policy cannot change
+                resume = policy.seal and not signed_by and seal.interrupted(enforcer)
+                if not resume:
+                    seal.refuse_if_sealed(enforcer)  # tighten-only is refused too: a frozen policy cannot change
             except BaseException:
                 enforcer.close()
                 raise
@@ -114,6 +117,8 @@ def apply(path: str, *, audit: bool = False, seal_it: bool = False, dry_run: boo
                 raise
     try:
         resolved = resolve(policy, cat, root)
+        if resume and enforcer is not None and enforcer.read_policy()["policy_id"] != resolved.policy_id:
+            seal.refuse_if_sealed(enforcer)  # another policy: the frozen one cannot change
     except BaseException:
         if enforcer is not None:
             enforcer.close()
@@ -144,7 +149,9 @@ def apply(path: str, *, audit: bool = False, seal_it: bool = False, dry_run: boo
         return Applied(data, warnings)
     room = _reserve(_state(path, policy, data, table, resolved), enforcer)  # before anything changes
     try:
-        if enforcer is None or policy.seal:
+        if resume and enforcer is not None:
+            data["action"] = "resumed"  # the frozen enforcer runs this policy: prove and seal it below
+        elif enforcer is None or policy.seal:
             data["action"] = "loaded" if enforcer is None else "replaced"
             enforcer, data["mounted_bpffs"] = _load_new(resolved, policy.seal, enforcer, signed=bool(signed_by))
         else:

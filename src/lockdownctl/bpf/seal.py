@@ -168,6 +168,16 @@ def sealed_since(enforcer: engine.Enforcer) -> int:
     return since
 
 
+def interrupted(enforcer: engine.Enforcer) -> bool:
+    """A seal an ``enforce apply --seal`` did not finish (killed, or its proof failed):
+    the running enforcer's policy is frozen and marked sealed, and none of the seal's
+    own programs is pinned yet, so nothing protects its pins. Re-running the same
+    apply --seal proves and seals it (bpf/apply.py); another policy is refused."""
+    from . import gate
+
+    return bool(enforcer.read_policy()["sealed"]) and not seal_pins() and not gate.pinned()
+
+
 def refuse_if_sealed(enforcer: engine.Enforcer) -> None:
     since = sealed_since(enforcer)
     if since:

@@ -83,6 +83,7 @@ def _render_apply(data: dict[str, Any], s: Style) -> str:
     pol = data["policy"]
     action = {"dry-run": "would enforce (dry run, nothing changed)", "loaded": "loaded and attached",
               "replaced": "loaded and attached in place of the unsealed one",
+              "resumed": "already attached and frozen by an interrupted apply --seal",
               "updated": "updated in place", "unchanged": "already enforced, unchanged"}[data["action"]]
     proof = data.get("proof")
     if proof is not None and not proof["verified"]:
